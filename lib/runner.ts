@@ -1,0 +1,178 @@
+// The one place that starts processes. Always argv arrays; every command is logged.
+import { execa, type Options } from 'execa';
+import { CommandError, InterruptedError } from './errors.js';
+import type { Emit } from './events.js';
+import { shellJoin } from './quote.js';
+
+export interface RunOptions {
+  /** Text written to the child's stdin. */
+  input?: string;
+  /** 'pipe' (default) captures output; 'inherit' hands the terminal to the child. */
+  stdio?: 'pipe' | 'inherit';
+  /** Append stdout and stderr to this file instead of capturing them. */
+  logFile?: string;
+  /** Called with each output line (when output is captured or logged). */
+  onLine?: (line: string) => void;
+  /** Extra environment; the child otherwise gets this process's environment. */
+  env?: Record<string, string | undefined>;
+  /** Do not throw on a non-zero exit: return the result. */
+  allowFailure?: boolean;
+  /** Do not emit the command (for frequent probes). */
+  quiet?: boolean;
+  /** Put the child in its own process group and kill the whole group on cancel. */
+  group?: boolean;
+  /** Cancellation; defaults to the runner's own signal. Pass null to make a step uncancellable (undo). */
+  signal?: AbortSignal | null;
+  cwd?: string;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** Interleaved stdout and stderr (when captured). */
+  all: string;
+  signal?: string;
+}
+
+export type Run = (file: string, args: readonly string[], options?: RunOptions) => Promise<RunResult>;
+
+export interface RunnerOptions {
+  emit: Emit;
+  signal?: AbortSignal;
+}
+
+export function createRunner({ emit, signal: defaultSignal }: RunnerOptions): Run {
+  return async (file, args, options = {}) => {
+    const argv = [file, ...args];
+    if (!options.quiet) emit({ kind: 'cmd', argv });
+    const signal = options.signal === null ? undefined : (options.signal ?? defaultSignal);
+    if (signal?.aborted) throw new InterruptedError(abortName(signal));
+
+    const inherit = options.stdio === 'inherit';
+    const execaOptions: Options = {
+      reject: false,
+      stripFinalNewline: false,
+      env: options.env ?? {},
+      extendEnv: true,
+      cwd: options.cwd,
+      detached: options.group ?? false,
+      input: options.input,
+      stdin: options.input !== undefined ? 'pipe' : inherit ? 'inherit' : 'ignore',
+      stdout: inherit ? 'inherit' : options.logFile ? ['pipe', { file: options.logFile, append: true }] : 'pipe',
+      stderr: inherit ? 'inherit' : options.logFile ? ['pipe', { file: options.logFile, append: true }] : 'pipe',
+      all: !inherit,
+      lines: false,
+      buffer: true,
+      maxBuffer: 64 * 1024 * 1024,
+    };
+    const child = execa(file, args, execaOptions);
+
+    let cancelled = false;
+    const onAbort = () => {
+      cancelled = true;
+      killChild(child.pid, options.group ?? false);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    if (options.onLine && child.all) {
+      let partial = '';
+      child.all.on('data', (chunk: Buffer) => {
+        const text = partial + chunk.toString('utf8');
+        const lines = text.split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) options.onLine?.(line);
+      });
+    }
+
+    const result = await child;
+    signal?.removeEventListener('abort', onAbort);
+    const out: RunResult = {
+      exitCode: result.exitCode ?? (result.signal ? 128 + signalNumber(result.signal) : 1),
+      stdout: typeof result.stdout === 'string' ? result.stdout : '',
+      stderr: typeof result.stderr === 'string' ? result.stderr : '',
+      all: typeof result.all === 'string' ? result.all : '',
+      ...(result.signal ? { signal: result.signal } : {}),
+    };
+    if (cancelled && signal) throw new InterruptedError(abortName(signal));
+    if (out.exitCode !== 0 && !options.allowFailure) {
+      const notFound = (result as { code?: string }).code === 'ENOENT';
+      throw new CommandError(
+        shellJoin(argv),
+        notFound ? undefined : out.exitCode,
+        notFound ? `${file}: command not found` : out.all || out.stderr,
+        result.signal ?? undefined,
+        result.cause,
+      );
+    }
+    return out;
+  };
+}
+
+function killChild(pid: number | undefined, group: boolean): void {
+  if (!pid) return;
+  try {
+    process.kill(group ? -pid : pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+function abortName(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return typeof reason === 'string' && reason.startsWith('SIG') ? reason : 'SIGINT';
+}
+
+const signalNumbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+function signalNumber(name: string): number {
+  return signalNumbers[name] ?? 1;
+}
+
+export interface Started {
+  pid: number;
+  /** Resolves with the first stdout line that satisfies `test`, rejects if the process exits first. */
+  waitForLine(test: (line: string) => boolean): Promise<string>;
+  /** Close the child's stdin (our holders exit on EOF). */
+  closeStdin(): void;
+  /** Resolves when the process has exited. */
+  exited: Promise<RunResult>;
+}
+
+/** Start a long-lived process (a namespace holder) whose stdin stays open as a lifeline. */
+export function start(emit: Emit, file: string, args: readonly string[]): Started {
+  emit({ kind: 'cmd', argv: [file, ...args] });
+  const child = execa(file, args, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', all: true, buffer: true, cleanup: false });
+  let out = '';
+  const waiters: { test: (l: string) => boolean; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString('utf8');
+    const lines = out.split('\n');
+    for (const line of lines.slice(0, -1)) {
+      for (const w of [...waiters]) {
+        if (w.test(line)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    }
+  });
+  const exited = child.then((r) => {
+    const result: RunResult = {
+      exitCode: r.exitCode ?? 1,
+      stdout: typeof r.stdout === 'string' ? r.stdout : '',
+      stderr: typeof r.stderr === 'string' ? r.stderr : '',
+      all: typeof r.all === 'string' ? r.all : '',
+      ...(r.signal ? { signal: r.signal } : {}),
+    };
+    for (const w of waiters.splice(0)) {
+      w.reject(new CommandError(shellJoin([file, ...args]), result.exitCode, result.all));
+    }
+    return result;
+  });
+  return {
+    pid: child.pid ?? 0,
+    waitForLine: (test) => new Promise((resolve, reject) => waiters.push({ test, resolve, reject })),
+    closeStdin: () => child.stdin?.end(),
+    exited,
+  };
+}

@@ -1,0 +1,53 @@
+// The only cleanup mechanism: a LIFO stack of named undo steps. Every step runs even when an
+// earlier one fails; failures are gathered and reported by step name.
+import type { CleanupFailure } from './errors.js';
+import type { Emit } from './events.js';
+
+interface Step {
+  name: string;
+  fn: () => Promise<void> | void;
+}
+
+export class UndoStack {
+  private steps: Step[] = [];
+
+  constructor(private readonly emit?: Emit) {}
+
+  /** Register the undo of something that just succeeded. */
+  defer(name: string, fn: () => Promise<void> | void): void {
+    this.steps.push({ name, fn });
+  }
+
+  get size(): number {
+    return this.steps.length;
+  }
+
+  /** Names of the pending steps, in the order they would run. */
+  pending(): string[] {
+    return this.steps.map((s) => s.name).reverse();
+  }
+
+  /** Hand every pending step to a new owner; this stack becomes empty. */
+  move(): UndoStack {
+    const other = new UndoStack(this.emit);
+    other.steps = this.steps;
+    this.steps = [];
+    return other;
+  }
+
+  /** Run every step, newest first. Returns the failures (empty when all went well). */
+  async unwind(): Promise<CleanupFailure[]> {
+    const failures: CleanupFailure[] = [];
+    while (this.steps.length > 0) {
+      const step = this.steps.pop()!;
+      try {
+        await step.fn();
+        this.emit?.({ kind: 'undo', step: step.name, ok: true });
+      } catch (error) {
+        failures.push({ step: step.name, error });
+        this.emit?.({ kind: 'undo', step: step.name, ok: false, error });
+      }
+    }
+    return failures;
+  }
+}
