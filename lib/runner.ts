@@ -15,6 +15,8 @@ export interface RunOptions {
   onLine?: (line: string) => void;
   /** Extra environment; the child otherwise gets this process's environment. */
   env?: Record<string, string | undefined>;
+  /** false: the child gets only `env` (for the chroot). */
+  extendEnv?: boolean;
   /** Do not throw on a non-zero exit: return the result. */
   allowFailure?: boolean;
   /** Do not emit the command (for frequent probes). */
@@ -54,7 +56,7 @@ export function createRunner({ emit, signal: defaultSignal }: RunnerOptions): Ru
       reject: false,
       stripFinalNewline: false,
       env: options.env ?? {},
-      extendEnv: true,
+      extendEnv: options.extendEnv ?? true,
       cwd: options.cwd,
       detached: options.group ?? false,
       input: options.input,

@@ -35,6 +35,13 @@ export class UndoStack {
     return other;
   }
 
+  /** Run only the newest `n` steps now (undo something that turned out not to be needed). */
+  async unwindTop(n: number): Promise<CleanupFailure[]> {
+    const top = new UndoStack(this.emit);
+    top.steps = this.steps.splice(Math.max(0, this.steps.length - n));
+    return top.unwind();
+  }
+
   /** Run every step, newest first. Returns the failures (empty when all went well). */
   async unwind(): Promise<CleanupFailure[]> {
     const failures: CleanupFailure[] = [];

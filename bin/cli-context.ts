@@ -1,0 +1,61 @@
+// Shared CLI plumbing: signals become an AbortController, errors become exit codes and one
+// clear message. Only bin/ prints or exits.
+import { CleanupError, createContext, type Context, errorMessage, ExitCode, ImgbuildError, InterruptedError } from '../lib/index.js';
+import { createReporter } from './reporter.js';
+
+export interface GlobalArgs {
+  verbose?: boolean;
+  json?: boolean;
+  'state-dir'?: string;
+  'cache-dir'?: string;
+}
+
+export interface CliOptions {
+  /** Interactive child on the terminal: Ctrl-C belongs to it, not to us. */
+  interactive?: boolean;
+}
+
+export async function runCli(args: GlobalArgs, fn: (ctx: Context) => Promise<number | void>, options: CliOptions = {}): Promise<never> {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (options.interactive && sig === 'SIGINT') return;
+    signals++;
+    if (signals === 1) controller.abort(sig);
+    else process.stderr.write(`imgbuild: ${sig} again: still cleaning up, please wait (kill -9 and then \`imgbuild recover\` if it hangs)\n`);
+  };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+
+  const emit = createReporter({ verbose: !!args.verbose, quiet: !!args.json, tty: !!process.stderr.isTTY });
+  const ctx = createContext({ emit, signal: controller.signal, stateDir: args['state-dir'], cacheDir: args['cache-dir'] });
+  let code: number;
+  try {
+    if (process.getuid?.() !== 0) {
+      throw new ImgbuildErrorPrecondition('imgbuild needs root (loop devices, mounts, chroot)', 'run it with sudo');
+    }
+    code = (await fn(ctx)) ?? ExitCode.ok;
+  } catch (error) {
+    code = report(error);
+  }
+  if (controller.signal.aborted && code !== ExitCode.cleanupIncomplete) code = ExitCode.interrupted;
+  process.exit(code);
+}
+
+class ImgbuildErrorPrecondition extends ImgbuildError {
+  override readonly exitCode: number = ExitCode.precondition;
+}
+
+export function report(error: unknown): number {
+  if (error instanceof CleanupError) {
+    if (error.primary && !(error.primary instanceof InterruptedError)) process.stderr.write(`imgbuild: error: ${errorMessage(error.primary)}\n`);
+    process.stderr.write(`imgbuild: ${error.message}\n  hint: ${error.hint}\n`);
+    return error.exitCode;
+  }
+  if (error instanceof ImgbuildError) {
+    process.stderr.write(`imgbuild: ${error instanceof InterruptedError ? '' : 'error: '}${error.message}\n`);
+    if (error.hint) process.stderr.write(`  hint: ${error.hint}\n`);
+    return error.exitCode;
+  }
+  process.stderr.write(`imgbuild: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  return ExitCode.failed;
+}

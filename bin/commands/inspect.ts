@@ -1,0 +1,19 @@
+import type { Argv } from 'yargs';
+import { formatFacts, inspectImage } from '../../lib/inspect.js';
+import type { AttachStrategy } from '../../lib/index.js';
+import { type GlobalArgs, runCli } from '../cli-context.js';
+import { attachOption } from './options.js';
+
+export const command = 'inspect <image>';
+export const describe = 'Show partitions, roles, arch, OS, Python, glibc and the wheel tag (read-only)';
+
+export function builder(y: Argv) {
+  return attachOption(y.positional('image', { type: 'string', demandOption: true })).option('json', { type: 'boolean', default: false });
+}
+
+export async function handler(args: GlobalArgs & { image: string; attach: AttachStrategy | 'auto'; 'allow-block-device': boolean }) {
+  await runCli(args, async (ctx) => {
+    const facts = await inspectImage(ctx, args.image, { attach: args.attach, allowBlockDevice: args['allow-block-device'] });
+    process.stdout.write(args.json ? `${JSON.stringify(facts, null, 2)}\n` : `${formatFacts(facts)}\n`);
+  });
+}

@@ -1,0 +1,18 @@
+import type { Argv } from 'yargs';
+import { attachStrategies } from '../../lib/index.js';
+
+export function attachOption<T>(y: Argv<T>) {
+  return y
+    .option('attach', {
+      choices: ['auto', ...attachStrategies] as const,
+      default: 'auto' as const,
+      describe: 'how to attach partitions: kpartx, partscan (losetup -P), partx, offset; auto picks what this host supports',
+    })
+    .option('allow-block-device', { type: 'boolean', default: false, describe: 'accept a block device (a real SD card) instead of an image file' });
+}
+
+export function sessionOptions<T>(y: Argv<T>) {
+  return attachOption(y)
+    .option('workspace', { type: 'string', describe: 'host directory bound at /workspace in the chroot (nosuid,nodev)' })
+    .option('rw', { type: 'boolean', default: false, describe: 'write into the image (default: the image is read-only under a throwaway layer)' });
+}

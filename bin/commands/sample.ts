@@ -1,0 +1,22 @@
+import type { Argv } from 'yargs';
+import { buildSample, parseArch, UsageError } from '../../lib/index.js';
+import { type GlobalArgs, runCli } from '../cli-context.js';
+
+export const command = 'sample';
+export const describe = 'Make (or reuse from the cache) a PYNQ-like sample SD-card image; prints its path';
+
+export function builder(y: Argv) {
+  return y
+    .option('arch', { type: 'string', default: 'aarch64', describe: 'aarch64 or armhf' })
+    .option('table', { choices: ['mbr', 'gpt'] as const, default: 'mbr' as const })
+    .option('fresh', { type: 'boolean', default: false, describe: 'rebuild even if cached' });
+}
+
+export async function handler(args: GlobalArgs & { arch: string; table: 'mbr' | 'gpt'; fresh: boolean }) {
+  await runCli(args, async (ctx) => {
+    const arch = parseArch(args.arch);
+    if (!arch) throw new UsageError(`unknown arch ${args.arch}`, 'use aarch64 or armhf');
+    const image = await buildSample(ctx, { arch, table: args.table, fresh: args.fresh });
+    process.stdout.write(`${image}\n`);
+  });
+}

@@ -1,0 +1,47 @@
+import type { Argv } from 'yargs';
+import { type AttachStrategy, openSession } from '../../lib/index.js';
+import { type GlobalArgs, runCli } from '../cli-context.js';
+import { sessionOptions } from './options.js';
+
+export const command = 'shell <image>';
+export const describe = 'An interactive shell in the image chroot; everything is undone when it exits';
+
+export function builder(y: Argv) {
+  return sessionOptions(y.positional('image', { type: 'string', demandOption: true })).option('shell', { type: 'string', default: '/bin/bash', describe: 'shell inside the image (falls back to /bin/sh)' });
+}
+
+type Args = GlobalArgs & { image: string; shell: string; attach: AttachStrategy | 'auto'; workspace?: string; rw: boolean; 'allow-block-device': boolean };
+
+export async function handler(args: Args) {
+  await runCli(
+    args,
+    async (ctx) => {
+      const session = await openSession(ctx, {
+        image: args.image,
+        mode: args.rw ? 'rw' : 'overlay',
+        verb: 'shell',
+        attach: args.attach,
+        workspace: args.workspace,
+        allowBlockDevice: args['allow-block-device'],
+      });
+      let code: number;
+      try {
+        let shell = args.shell;
+        try {
+          session.file(shell);
+        } catch {
+          shell = '/bin/sh';
+        }
+        process.stderr.write(`imgbuild: shell in ${session.image.path} (${session.arch}${session.mode === 'rw' ? ', writes go to the image' : ', changes are discarded on exit'}); exit to leave\n`);
+        const r = await session.exec([shell, '-i'], { stdio: 'inherit', allowFailure: true, env: { PS1: `(imgbuild ${session.arch}) \\w# ` } });
+        code = r.exitCode;
+      } catch (error) {
+        await session.close(error);
+        throw error;
+      }
+      await session.close();
+      return code;
+    },
+    { interactive: true },
+  );
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env node
+// Thin CLI: yargs wiring only; each verb lives in bin/commands/<verb>.ts.
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import * as faults from './commands/faults.js';
+import * as inspect from './commands/inspect.js';
+import * as run from './commands/run.js';
+import * as sample from './commands/sample.js';
+import * as shell from './commands/shell.js';
+
+await yargs(hideBin(process.argv))
+  .scriptName('imgbuild')
+  .parserConfiguration({ 'populate--': true, 'unknown-options-as-args': false })
+  .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every command' })
+  .option('state-dir', { type: 'string', hidden: true })
+  .option('cache-dir', { type: 'string', describe: 'where sample images, sources and caches live (default /var/cache/imgbuild)' })
+  .command(inspect)
+  .command(run)
+  .command(shell)
+  .command(sample)
+  .command(faults)
+  .demandCommand(1)
+  .strict()
+  .help()
+  .epilog('Exit codes: 0 ok, 1 a step failed, 2 usage, 3 precondition (bad input or host), 4 cleanup incomplete (run imgbuild recover), 130 interrupted. `run` exits with the command\'s own code.')
+  .fail((msg, err, y) => {
+    if (err) throw err;
+    process.stderr.write(`${y.help()}\n`);
+    process.stderr.write(`imgbuild: usage error: ${msg}\n`);
+    process.exit(2);
+  })
+  .parseAsync();

@@ -1,0 +1,164 @@
+// Sample SD-card images for the demo and the tests, built once per machine and cached under
+// the cache directory, keyed by arch, table type and the package list.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { sampleBootFiles, sampleLayout, samplePackages } from '../images/samples.js';
+import { type Arch, archTable, needsEmulation } from './arch.js';
+import { enableEmulation, hostBinfmtDir } from './binfmt.js';
+import { makeUndoer } from './changes.js';
+import type { Context } from './context.js';
+import { CleanupError, CommandError, PreconditionError } from './errors.js';
+import { stage } from './events.js';
+import { Journal } from './journal.js';
+import { Namespace } from './namespace.js';
+import type { TableType } from './partitions.js';
+import { safeRemoveTree } from './safe-remove.js';
+import { Transaction } from './transaction.js';
+
+export interface SampleOptions {
+  arch: Arch;
+  table: TableType;
+  /** Rebuild even if cached. */
+  fresh?: boolean;
+}
+
+function hostSuite(): string {
+  const text = fs.readFileSync('/etc/os-release', 'utf8');
+  const m = /^VERSION_CODENAME=(\S+)/m.exec(text);
+  if (!m) throw new PreconditionError('cannot tell the host distribution release from /etc/os-release', 'sample images need a Debian or Ubuntu host');
+  return m[1]!.replace(/"/g, '');
+}
+
+/** The host's enabled apt source files: mmdebstrap pastes them into the tree, so no mirror is named here. */
+export function hostAptSources(): string[] {
+  const files: string[] = [];
+  if (fs.existsSync('/etc/apt/sources.list') && /^\s*deb\s/m.test(fs.readFileSync('/etc/apt/sources.list', 'utf8'))) files.push('/etc/apt/sources.list');
+  const dir = '/etc/apt/sources.list.d';
+  if (fs.existsSync(dir)) {
+    for (const n of fs.readdirSync(dir).sort()) if (/\.(list|sources)$/.test(n)) files.push(path.join(dir, n));
+  }
+  if (files.length === 0) throw new PreconditionError('the host has no apt sources configured', 'sample images are built from the host apt configuration (/etc/apt/sources.list.d)');
+  return files;
+}
+
+export function sampleKey(arch: Arch, suite: string): string {
+  const h = crypto.createHash('sha256').update(JSON.stringify({ arch, suite, samplePackages, v: 1 })).digest('hex').slice(0, 12);
+  return `${arch}-${suite}-${h}`;
+}
+
+export function samplePath(ctx: Context, arch: Arch, table: TableType): string {
+  return path.join(ctx.cacheDir, 'samples', `${sampleKey(arch, hostSuite())}-${table}.img`);
+}
+
+/** Build (or reuse) a sample image; returns its path. */
+export async function buildSample(ctx: Context, o: SampleOptions): Promise<string> {
+  const suite = hostSuite();
+  const key = sampleKey(o.arch, suite);
+  const dir = path.join(ctx.cacheDir, 'samples');
+  const image = path.join(dir, `${key}-${o.table}.img`);
+  if (!o.fresh && fs.existsSync(image)) {
+    ctx.emit({ kind: 'info', message: `sample image cached: ${image}` });
+    return image;
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  const tree = path.join(dir, `${key}.tree`);
+  if (o.fresh || !fs.existsSync(path.join(tree, 'etc', 'os-release'))) {
+    await stage(ctx.emit, `bootstrap ${o.arch} ${suite} tree (mmdebstrap, a few minutes)`, () => bootstrap(ctx, o.arch, suite, tree));
+  }
+  await stage(ctx.emit, `make ${o.table} image`, () => makeImage(ctx, tree, image, o.table));
+  return image;
+}
+
+const transient = /Mirror sync in progress|Hash Sum mismatch|Temporary failure|Connection (timed out|reset|failed)|Could not connect|Undetermined Error|File has unexpected size/i;
+
+async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string): Promise<void> {
+  const tmp = `${tree}.tmp-${process.pid}`;
+  const journal = Journal.create(ctx.stateDir, 'sample');
+  let ns: Namespace | undefined;
+  const tx = new Transaction(ctx, journal, makeUndoer({ run: ctx.run, binfmtDir: async () => (ns ? ns.binfmtDir() : hostBinfmtDir), nsPids: () => (ns ? [ns.pid] : []) }));
+  let primary: unknown;
+  try {
+    // mmdebstrap runs in a private namespace, so the mounts it makes in the tree die with it.
+    const held = await Namespace.open(ctx);
+    ns = held;
+    tx.defer('end the bootstrap namespace', () => held.close());
+    if (needsEmulation(arch)) await enableEmulation(tx, await held.binfmtDir(), arch, journal.id);
+    for (let attempt = 1; ; attempt++) {
+      safeRemoveTree(tmp, [held.pid]);
+      const args = [
+        '--mode=root',
+        `--arch=${archTable[arch].debian}`,
+        '--variant=minbase',
+        `--include=${samplePackages.join(',')}`,
+        '--aptopt=Acquire::Retries "3"',
+        suite,
+        tmp,
+        ...hostAptSources(),
+      ];
+      const r = await held.exec('mmdebstrap', args, { allowFailure: true, pidns: true });
+      if (r.exitCode === 0) break;
+      if (attempt < 3 && transient.test(r.all)) {
+        ctx.emit({ kind: 'warn', message: `mmdebstrap hit a transient mirror error, retrying (${attempt}/3)` });
+        continue;
+      }
+      throw new CommandError(`mmdebstrap ${args.join(' ')}`, r.exitCode, r.all);
+    }
+    const id = '/etc/hostname';
+    fs.writeFileSync(path.join(tmp, id), `${sampleLayout.hostname}\n`);
+    safeRemoveTree(tree, [held.pid]);
+    fs.renameSync(tmp, tree);
+  } catch (error) {
+    primary = error;
+    throw error;
+  } finally {
+    const failures = await tx.unwind();
+    safeRemoveTree(tmp);
+    if (failures.length > 0) throw new CleanupError(failures, primary);
+    journal.close();
+  }
+}
+
+async function treeSize(ctx: Context, tree: string): Promise<number> {
+  const r = await ctx.run('du', ['-sb', '--one-file-system', tree], { quiet: true });
+  return Number(r.stdout.split(/\s+/)[0]);
+}
+
+async function makeImage(ctx: Context, tree: string, image: string, table: TableType): Promise<void> {
+  const { bootStart, bootSize, rootSlack } = sampleLayout;
+  const mib = 1024 * 1024;
+  const rootStart = bootStart + bootSize;
+  const rootSize = Math.ceil(((await treeSize(ctx, tree)) * 1.15 + rootSlack) / mib) * mib;
+  const total = rootStart + rootSize + (table === 'gpt' ? mib : 0);
+  const tmp = `${image}.tmp-${process.pid}`;
+  try {
+    fs.writeFileSync(tmp, '');
+    fs.truncateSync(tmp, total);
+    const s = (b: number) => b / 512;
+    const script =
+      table === 'gpt'
+        ? `label: gpt\nstart=${s(bootStart)}, size=${s(bootSize)}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7, name=boot\nstart=${s(rootStart)}, size=${s(rootSize)}, type=0FC63DAF-8483-4772-8E3D-3D69D8477DE4, name=rootfs\n`
+        : `label: dos\nstart=${s(bootStart)}, size=${s(bootSize)}, type=c, bootable\nstart=${s(rootStart)}, size=${s(rootSize)}, type=83\n`;
+    await ctx.run('sfdisk', ['--quiet', tmp], { input: script });
+    const dump = await ctx.run('sfdisk', ['--json', tmp], { quiet: true });
+    const parsed = JSON.parse(dump.stdout) as { partitiontable: { id: string; partitions: { uuid?: string }[] } };
+    const diskId = parsed.partitiontable.id.replace(/^0x/, '');
+    const partuuid = (n: number) => (table === 'gpt' ? parsed.partitiontable.partitions[n - 1]?.uuid?.toLowerCase() : `${diskId}-${String(n).padStart(2, '0')}`) ?? '';
+    // fstab and boot files name the partitions the way Raspberry Pi OS does: by PARTUUID.
+    const fstab = `PARTUUID=${partuuid(2)}  /      ext4  defaults,noatime  0 1\nPARTUUID=${partuuid(1)}  /boot  vfat  defaults          0 2\n`;
+    fs.writeFileSync(path.join(tree, 'etc', 'fstab'), fstab);
+    fs.mkdirSync(path.join(tree, 'boot'), { recursive: true });
+    await ctx.run('mkfs.vfat', ['-F', '32', '-n', sampleLayout.bootLabel, '--offset', String(s(bootStart)), tmp, String(bootSize / 1024)]);
+    const bootDir = fs.mkdtempSync(path.join(path.dirname(image), 'boot-'));
+    try {
+      for (const [name, text] of Object.entries(sampleBootFiles)) fs.writeFileSync(path.join(bootDir, name), text.replace('@PARTUUID@', partuuid(2)));
+      await ctx.run('mcopy', ['-i', `${tmp}@@${bootStart}`, ...Object.keys(sampleBootFiles).map((n) => path.join(bootDir, n)), '::/']);
+    } finally {
+      fs.rmSync(bootDir, { recursive: true, force: true });
+    }
+    await ctx.run('mkfs.ext4', ['-q', '-F', '-L', sampleLayout.rootLabel, '-d', tree, '-E', `offset=${rootStart}`, tmp, `${rootSize / 1024}k`]);
+    fs.renameSync(tmp, image);
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}

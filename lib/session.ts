@@ -1,0 +1,442 @@
+// A session: the image attached, its root mounted in a private namespace, and (for chroot
+// sessions) /proc, /sys, /dev, /run, /tmp, the workspace, resolv.conf, policy-rc.d and binfmt
+// set up. Every step registers its undo the moment it succeeds; close() unwinds them all.
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Arch, needsEmulation } from './arch.js';
+import { Attachment, type AttachStrategy, chooseStrategy } from './attach.js';
+import { enableEmulation, hostBinfmtDir } from './binfmt.js';
+import { probeCapabilities } from './capabilities.js';
+import { makeUndoer } from './changes.js';
+import type { Context } from './context.js';
+import { elfArch, readElfHeader } from './elf.js';
+import { CleanupError, PreconditionError } from './errors.js';
+import { stage } from './events.js';
+import { checkpoint, type FaultStep } from './fault.js';
+import { fileId } from './identity.js';
+import { type ImageFile, type ImagePartition, bootCandidates, openImage, rootCandidates } from './image.js';
+import { Journal } from './journal.js';
+import { listLoops, loopsOfImage } from './loop.js';
+import { Namespace } from './namespace.js';
+import type { FsType } from './partitions.js';
+import type { RunOptions, RunResult } from './runner.js';
+import { resolveInRoot } from './safe-path.js';
+import { Transaction } from './transaction.js';
+
+/** inspect: root read-only, nothing else. overlay: image read-only under a writable layer. rw: writes reach the image. */
+export type SessionMode = 'inspect' | 'overlay' | 'rw';
+
+export interface SessionOptions {
+  image: string;
+  mode: SessionMode;
+  verb: string;
+  attach?: AttachStrategy | 'auto';
+  /** Host directory bound at /workspace (nosuid, nodev). */
+  workspace?: string;
+  /** Host directory holding the overlay's upper layer (default: a tmpfs that dies with the session). */
+  upper?: string;
+  allowBlockDevice?: boolean;
+}
+
+export interface BootMount {
+  partition: ImagePartition;
+  mountpoint: string;
+  mounted: boolean;
+  reason?: string;
+}
+
+export interface ExecOptions extends Omit<RunOptions, 'env' | 'cwd'> {
+  env?: Record<string, string>;
+  /** Working directory inside the chroot (default /workspace when bound, else /). */
+  cwd?: string;
+}
+
+export const chrootPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export class Session {
+  private closed = false;
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly tx: Transaction,
+    readonly journal: Journal,
+    readonly ns: Namespace,
+    readonly image: ImageFile,
+    readonly strategy: AttachStrategy,
+    readonly rootPartition: ImagePartition,
+    readonly arch: Arch,
+    /** The chroot root, as a path inside the namespace. */
+    readonly root: string,
+    readonly mode: SessionMode,
+    readonly boot: BootMount | undefined,
+    readonly workspace: string | undefined,
+  ) {}
+
+  get id(): string {
+    return this.journal.id;
+  }
+
+  /** Host path (through the namespace) of a file in the image, resolved inside the image root. */
+  file(inner: string): string {
+    return resolveInRoot(this.ns.hostPath(this.root), inner).host;
+  }
+
+  /** Run a command in the chroot, in a PID namespace of its own: daemons it leaves die with it. */
+  exec(argv: readonly string[], options: ExecOptions = {}): Promise<RunResult> {
+    checkpoint('chroot');
+    const cwd = options.cwd ?? (this.workspace ? '/workspace' : '/');
+    const env: Record<string, string> = {
+      PATH: chrootPath,
+      HOME: '/root',
+      LANG: 'C.UTF-8',
+      TERM: process.env.TERM ?? 'dumb',
+      ...options.env,
+    };
+    const { cwd: _c, env: _e, ...rest } = options;
+    return this.ns.exec('unshare', ['--pid', '--fork', '--kill-child', `--root=${this.root}`, `--wd=${cwd}`, '--', ...argv], {
+      ...rest,
+      pidns: true,
+      env,
+      extendEnv: false,
+    });
+  }
+
+  /** Undo everything, newest first. Throws CleanupError naming each step that failed. */
+  async close(primary?: unknown): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await closeTransaction(this.ctx, this.tx, this.journal, primary);
+  }
+}
+
+async function closeTransaction(ctx: Context, tx: Transaction, journal: Journal, primary?: unknown): Promise<void> {
+  const failures = await stage(ctx.emit, 'clean up', async () => {
+    const f = await tx.unwind();
+    if (f.length > 0) throw new CleanupError(f, primary);
+    return f;
+  }).catch((e: unknown) => {
+    if (e instanceof CleanupError) return e.failures;
+    throw e;
+  });
+  if (failures.length > 0) throw new CleanupError(failures, primary);
+  journal.close();
+}
+
+const roOptions: Partial<Record<FsType, string>> = { ext2: 'ro', ext3: 'ro,noload', ext4: 'ro,noload', xfs: 'ro,norecovery', btrfs: 'ro,nologreplay' };
+
+export async function openSession(ctx: Context, o: SessionOptions): Promise<Session> {
+  const { emit, run } = ctx;
+  const image = await stage(emit, 'read partition table', () => openImage(run, o.image, { allowBlockDevice: o.allowBlockDevice }));
+  const candidates = rootCandidates(image);
+  if (candidates.length === 0) {
+    const seen = image.partitions.map((p) => `p${p.number} ${p.fstype}`).join(', ');
+    throw new PreconditionError(`no Linux root filesystem in ${image.path} (partitions: ${seen})`, 'imgbuild needs an image with an ext4 (or other Linux) root partition');
+  }
+  if (o.upper && /[,:\\\s]/.test(o.upper)) throw new PreconditionError(`overlay directory ${o.upper} has a comma, colon, backslash or space`, 'choose a plain path');
+  if (o.workspace) {
+    if (!fs.existsSync(o.workspace) || !fs.statSync(o.workspace).isDirectory()) {
+      throw new PreconditionError(`workspace ${o.workspace} is not a directory`, 'create it first, or pass an existing directory to --workspace');
+    }
+  }
+  const caps = await probeCapabilities(ctx);
+  const strategy = chooseStrategy(o.attach ?? 'auto', caps, image);
+  const inUse = loopsOfImage(await listLoops(run), image.id);
+  if (inUse.length > 0) {
+    throw new PreconditionError(
+      `${image.path} is already attached as ${inUse.map((l) => l.name).join(', ')}`,
+      'it is in use by another tool or an `imgbuild mount` session: unmount it first (imgbuild umount DIR, or losetup -d for a loop you made), or run `imgbuild recover` after a crash',
+    );
+  }
+
+  const journal = Journal.create(ctx.stateDir, o.verb, { id: image.id, path: image.path });
+  const workdir = path.join(ctx.stateDir, 'sessions', `${journal.id}.d`);
+  let ns: Namespace | undefined;
+  let rootHost: string | undefined;
+  const tx = new Transaction(
+    ctx,
+    journal,
+    makeUndoer({
+      run,
+      binfmtDir: async () => (ns ? ns.binfmtDir() : hostBinfmtDir),
+      imageRoot: () => rootHost,
+      nsPids: () => (ns ? [ns.pid] : []),
+    }),
+  );
+  try {
+    await tx.change('remove session directory', { kind: 'workdir', path: workdir }, async () => {
+      fs.mkdirSync(workdir, { mode: 0o700 });
+      return { kind: 'workdir', path: workdir, id: fileId(workdir) };
+    });
+
+    checkpoint('lock');
+    const held = await stage(emit, 'lock image and enter private namespace', () => Namespace.open(ctx, { lock: image.path }));
+    ns = held;
+    tx.defer('end the session namespace and release the lock', async () => {
+      checkpoint('teardown:unlock');
+      await held.close();
+    });
+
+    const readOnly = o.mode !== 'rw';
+    const attachment = new Attachment(tx, image, strategy, readOnly);
+    const mnt = (name: string) => path.join(workdir, name);
+    for (const d of ['root', 'lower', 'upper']) fs.mkdirSync(mnt(d));
+
+    // Find the root: the Linux partition that holds /etc/os-release and /bin/sh.
+    let rootPart: ImagePartition | undefined;
+    let arch: Arch | undefined;
+    const imageRootDir = o.mode === 'overlay' ? mnt('lower') : mnt('root');
+    for (const cand of candidates) {
+      checkpoint('attach');
+      const dev = await stage(emit, `attach partition ${cand.number} (${strategy})`, () => attachment.device(cand.number));
+      const opts = readOnly ? (roOptions[cand.fstype] ?? 'ro') : 'rw';
+      checkpoint('mount:root');
+      await mountIn(tx, held, `partition ${cand.number}`, ['-t', cand.fstype, '-o', `${opts},nodev`, dev], imageRootDir);
+      rootHost = held.hostPath(imageRootDir);
+      const found = detectRoot(rootHost);
+      if (found.arch) {
+        rootPart = cand;
+        arch = found.arch;
+        break;
+      }
+      if (found.error) throw found.error;
+      // Not a root: unmount it again before trying the next candidate.
+      const failed = await tx.stack.unwindTop(1);
+      if (failed.length > 0) throw new CleanupError(failed);
+    }
+    if (!rootPart || !arch) {
+      throw new PreconditionError(`no Linux root in ${image.path}: no partition holds /etc/os-release and /bin/sh`, 'is this a bootable Linux SD-card image?');
+    }
+
+    let root = mnt('root');
+    if (o.mode === 'overlay') {
+      let upper: string;
+      if (o.upper) {
+        upper = path.resolve(o.upper);
+      } else {
+        await mountIn(tx, held, 'overlay upper tmpfs', ['-t', 'tmpfs', '-o', 'mode=0700,nosuid', 'imgbuild-upper'], mnt('upper'));
+        upper = mnt('upper');
+      }
+      for (const d of ['data', 'work']) fs.mkdirSync(path.join(held.hostPath(upper), d), { recursive: true });
+      await mountIn(tx, held, 'overlay root', ['-t', 'overlay', '-o', `lowerdir=${mnt('lower')},upperdir=${upper}/data,workdir=${upper}/work`, 'imgbuild-root'], root);
+      rootHost = held.hostPath(root);
+    } else {
+      root = imageRootDir;
+    }
+
+    let boot: BootMount | undefined;
+    if (o.mode !== 'inspect') {
+      const ctxm = { tx, ns: held, root, rootHost: rootHost!, journal, rw: o.mode === 'rw' };
+      boot = await mountBoot(ctxm, attachment, image, caps.filesystems);
+      await stage(emit, 'mount /proc /sys /dev /run /tmp', () => mountSystem(ctxm));
+      if (o.workspace) {
+        const ws = path.resolve(o.workspace);
+        const target = await mountpoint(ctxm, '/workspace', 'mount:workspace');
+        await mountIn(tx, held, '/workspace', ['--bind', '-o', 'nosuid,nodev', ws], target);
+      }
+      await stage(emit, 'provide resolv.conf', () => bindFileOver(ctxm, '/etc/resolv.conf', hostResolvConf(), path.join(workdir, 'resolv.conf'), 0o644, 'resolv'));
+      await bindFileOver(ctxm, '/usr/sbin/policy-rc.d', '#!/bin/sh\n# imgbuild: no services start in a build chroot\nexit 101\n', path.join(workdir, 'policy-rc.d'), 0o755, 'policy-rc.d');
+      if (needsEmulation(arch)) {
+        checkpoint('binfmt');
+        const dir = await held.binfmtDir();
+        await stage(emit, `enable ${arch} emulation`, () => enableEmulation(tx, dir, arch!, journal.id));
+      }
+    }
+    // Registered last, so it runs first: nothing may hold the mounts when they are unmounted.
+    tx.defer('stop processes in the session', async () => {
+      checkpoint('teardown:processes');
+      await held.killAll();
+    });
+    return new Session(ctx, tx, journal, held, image, strategy, rootPart, arch, root, o.mode, boot, o.workspace ? path.resolve(o.workspace) : undefined);
+  } catch (error) {
+    await closeTransaction(ctx, tx, journal, error);
+    throw error;
+  }
+}
+
+/** What makes a root: /etc/os-release (or /usr/lib/os-release) and an ELF /bin/sh we can name. */
+function detectRoot(rootHost: string): { arch?: Arch; error?: Error } {
+  const osr = resolveInRoot(rootHost, '/etc/os-release');
+  const osr2 = resolveInRoot(rootHost, '/usr/lib/os-release');
+  const sh = resolveInRoot(rootHost, '/bin/sh');
+  if ((osr.type !== 'file' && osr2.type !== 'file') || sh.type !== 'file') return {};
+  const header = readHead(sh.host, 64);
+  const elf = readElfHeader(header);
+  if (!elf) return { error: new PreconditionError(`/bin/sh in the image is not an ELF executable`, 'is the root filesystem damaged?') };
+  const arch = elfArch(elf);
+  if (!arch) return { error: new PreconditionError(`unknown userland architecture in the image (ELF machine ${elf.machine}, class ${elf.class})`, 'imgbuild supports aarch64, armhf, armel, x86_64, i386 and riscv64 images') };
+  return { arch };
+}
+
+export function readHead(file: string, n: number): Buffer {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const b = Buffer.alloc(n);
+    const got = fs.readSync(fd, b, 0, n, 0);
+    return b.subarray(0, got);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// ---- mounting inside the namespace ----
+
+interface MountCtx {
+  tx: Transaction;
+  ns: Namespace;
+  root: string;
+  rootHost: string;
+  journal: Journal;
+  rw: boolean;
+}
+
+async function mountIn(tx: Transaction, ns: Namespace, label: string, args: string[], target: string, pidns = false): Promise<void> {
+  await ns.exec('mount', [...args, target], { pidns });
+  tx.defer(`unmount ${label}`, () => umountIn(ns, target));
+  const top = ns.mountinfo().at(-1);
+  if (!ns.mountinfo().some((m) => m.target === target)) throw new Error(`mount of ${label} did not land at ${target} (last mount: ${top?.target})`);
+}
+
+export async function umountIn(ns: Namespace, target: string): Promise<void> {
+  checkpoint('teardown:umount');
+  let r = await ns.exec('umount', [target], { allowFailure: true, signal: null });
+  if (r.exitCode !== 0 && /busy/i.test(r.all)) {
+    await ns.killAll();
+    r = await ns.exec('umount', [target], { allowFailure: true, signal: null });
+  }
+  // A lazy unmount would hide a busy mount while the image stays live: never count it as done.
+  if (r.exitCode !== 0 && ns.mountinfo().some((m) => m.target === target)) throw new Error(`umount ${target}: ${r.all.trim()}`);
+}
+
+/** Resolve a mount point inside the image; it must be a real directory reached through no symlink. */
+async function mountpoint(m: MountCtx, inner: string, step: FaultStep): Promise<string> {
+  checkpoint(step);
+  const r = resolveInRoot(m.rootHost, inner);
+  if (r.inner !== inner) {
+    throw new PreconditionError(`${inner} in the image is a symlink (to ${r.inner}); refusing to mount over it`, 'the image looks tampered with; imgbuild mounts only on real directories inside the image');
+  }
+  if (r.type === 'missing') await createInImage(m, inner, 'dir');
+  else if (r.type !== 'dir') throw new PreconditionError(`${inner} in the image is not a directory`, 'the image looks damaged or tampered with');
+  return path.join(m.root, inner);
+}
+
+/** Create a placeholder in the image; in rw sessions it is journaled and removed afterwards. */
+async function createInImage(m: MountCtx, inner: string, type: 'file' | 'dir', mode?: number): Promise<void> {
+  const host = path.join(m.rootHost, inner);
+  const make = () => {
+    if (type === 'dir') fs.mkdirSync(host, { mode: mode ?? 0o755 });
+    else fs.closeSync(fs.openSync(host, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, mode ?? 0o644));
+  };
+  if (!m.rw || underTmpfs(inner)) {
+    make();
+    return;
+  }
+  const intent = { kind: 'created' as const, path: inner, type };
+  await m.tx.change(`remove ${inner} created in the image`, intent, async () => {
+    make();
+    return { ...intent, id: fileId(host) };
+  });
+}
+
+const underTmpfs = (inner: string) => /^\/(run|tmp|dev)(\/|$)/.test(inner);
+
+async function mountSystem(m: MountCtx): Promise<void> {
+  const { tx, ns } = m;
+  await mountIn(tx, ns, '/proc', ['-t', 'proc', '-o', 'nosuid,nodev,noexec', 'proc'], await mountpoint(m, '/proc', 'mount:proc'), true);
+  await mountIn(tx, ns, '/sys', ['-t', 'sysfs', '-o', 'ro,nosuid,nodev,noexec', 'sysfs'], await mountpoint(m, '/sys', 'mount:sys'));
+  // A fresh tmpfs with a few device nodes, not the host's /dev: nothing in the chroot can reach
+  // the host's disks, and no recursive delete can descend into the host's /dev.
+  const dev = await mountpoint(m, '/dev', 'mount:dev');
+  await mountIn(tx, ns, '/dev', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,noexec,size=4m', 'imgbuild-dev'], dev);
+  await ns.exec('cp', ['-a', '--no-dereference', '/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty', `${dev}/`]);
+  const devHost = ns.hostPath(dev);
+  for (const d of ['pts', 'shm']) fs.mkdirSync(path.join(devHost, d));
+  const links: [string, string][] = [['ptmx', 'pts/ptmx'], ['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
+  for (const [name, target] of links) fs.symlinkSync(target, path.join(devHost, name));
+  await mountIn(tx, ns, '/dev/pts', ['-t', 'devpts', '-o', 'newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec', 'devpts'], `${dev}/pts`);
+  await mountIn(tx, ns, '/dev/shm', ['-t', 'tmpfs', '-o', 'mode=1777,nosuid,nodev', 'shm'], `${dev}/shm`);
+  await mountIn(tx, ns, '/run', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,nodev', 'imgbuild-run'], await mountpoint(m, '/run', 'mount:run'));
+  fs.mkdirSync(path.join(ns.hostPath(path.join(m.root, 'run')), 'lock'), { mode: 0o1777 });
+  await mountIn(tx, ns, '/tmp', ['-t', 'tmpfs', '-o', 'mode=1777,nosuid,nodev', 'imgbuild-tmp'], await mountpoint(m, '/tmp', 'mount:tmp'));
+}
+
+/** Where the image's fstab mounts its boot partition (PYNQ: /boot; Raspberry Pi OS 12: /boot/firmware). */
+export function bootMountpoint(fstab: string, boot: ImagePartition, diskId: string): string {
+  for (const line of fstab.split('\n')) {
+    const f = line.replace(/#.*/, '').trim().split(/\s+/);
+    if (f.length < 3) continue;
+    const [src, mp, type] = f as [string, string, string];
+    const srcU = src.toUpperCase();
+    const matches =
+      (boot.label && srcU === `LABEL=${boot.label.toUpperCase()}`) ||
+      (boot.uuid && srcU === `UUID=${boot.uuid.toUpperCase()}`) ||
+      (boot.partuuid && srcU === `PARTUUID=${boot.partuuid.toUpperCase()}`) ||
+      srcU === `PARTUUID=${diskId.toUpperCase()}-${String(boot.number).padStart(2, '0')}` ||
+      new RegExp(`^/dev/(mmcblk\\d+p|sd[a-z]|vd[a-z])${boot.number}$`).test(src) ||
+      type === 'vfat';
+    if (matches && mp.startsWith('/')) return mp;
+  }
+  return '/boot';
+}
+
+async function mountBoot(m: MountCtx, attachment: Attachment, image: ImageFile, filesystems: string[]): Promise<BootMount | undefined> {
+  const part = bootCandidates(image)[0];
+  if (!part) return undefined;
+  const fstab = resolveInRoot(m.rootHost, '/etc/fstab');
+  const mp = bootMountpoint(fstab.type === 'file' ? fs.readFileSync(fstab.host, 'utf8') : '', part, image.table.id);
+  if (!filesystems.includes('vfat')) {
+    const reason = 'this kernel has no vfat support';
+    m.tx.emit({ kind: 'warn', message: `boot partition ${part.number} (vfat) not mounted at ${mp}: ${reason}; ${mp} shows the root filesystem's own directory` });
+    return { partition: part, mountpoint: mp, mounted: false, reason };
+  }
+  const target = await mountpoint(m, mp, 'mount:boot');
+  const dev = await attachment.device(part.number);
+  const opts = m.rw ? 'rw,nosuid,nodev' : 'ro,nosuid,nodev';
+  await mountIn(m.tx, m.ns, mp, ['-t', 'vfat', '-o', opts, dev], target);
+  return { partition: part, mountpoint: mp, mounted: true };
+}
+
+/** The host's resolver configuration, skipping a systemd-resolved stub that means nothing in a chroot. */
+export function hostResolvConf(): string {
+  const main = safeRead('/etc/resolv.conf');
+  const stubOnly = /nameserver\s+127\.0\.0\.53/.test(main) && !/nameserver\s+(?!127\.0\.0\.53)\S+/.test(main);
+  if (stubOnly) {
+    const upstream = safeRead('/run/systemd/resolve/resolv.conf');
+    if (upstream.trim()) return upstream;
+  }
+  return main;
+}
+
+function safeRead(p: string): string {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Put `content` at `inner` for the session by binding a file over it, never by writing through
+ * it: the image's own file (regular, symlink or missing) is as before afterwards, and kill -9
+ * cannot leave host content in the image. Symlinks are resolved inside the image root.
+ */
+async function bindFileOver(m: MountCtx, inner: string, content: string, source: string, mode: number, step: FaultStep): Promise<void> {
+  checkpoint(step);
+  fs.writeFileSync(source, content, { mode });
+  fs.chmodSync(source, mode);
+  let r = resolveInRoot(m.rootHost, inner);
+  if (r.type === 'missing') {
+    const parent = resolveInRoot(m.rootHost, path.posix.dirname(r.inner));
+    if (parent.type === 'missing' && underTmpfs(parent.inner)) fs.mkdirSync(parent.host, { recursive: true });
+    else if (parent.type !== 'dir') {
+      m.tx.emit({ kind: 'warn', message: `${inner} not provided: ${parent.inner} in the image is not a directory` });
+      return;
+    }
+    await createInImage(m, r.inner, 'file');
+    r = resolveInRoot(m.rootHost, inner);
+  }
+  if (r.type !== 'file') {
+    m.tx.emit({ kind: 'warn', message: `${inner} not provided: it is not a regular file in the image (${r.type})` });
+    return;
+  }
+  await mountIn(m.tx, m.ns, inner, ['--bind', '-o', 'ro', source], path.join(m.root, r.inner));
+}
