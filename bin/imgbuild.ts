@@ -2,11 +2,15 @@
 // Thin CLI: yargs wiring only; each verb lives in bin/commands/<verb>.ts.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import * as doctor from './commands/doctor.js';
 import * as faults from './commands/faults.js';
 import * as inspect from './commands/inspect.js';
+import * as mount from './commands/mount.js';
+import * as recover from './commands/recover.js';
 import * as run from './commands/run.js';
 import * as sample from './commands/sample.js';
 import * as shell from './commands/shell.js';
+import * as umount from './commands/umount.js';
 
 await yargs(hideBin(process.argv))
   .scriptName('imgbuild')
@@ -17,6 +21,10 @@ await yargs(hideBin(process.argv))
   .command(inspect)
   .command(run)
   .command(shell)
+  .command(mount)
+  .command(umount)
+  .command(recover)
+  .command(doctor)
   .command(sample)
   .command(faults)
   .demandCommand(1)

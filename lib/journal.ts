@@ -16,7 +16,7 @@ export type HostChange =
   /** A binfmt_misc entry we registered. */
   | { kind: 'binfmt'; name: string; interpreter: string; magic: string }
   /** A file or directory created inside the image (only in --rw sessions). */
-  | { kind: 'created'; path: string; type: 'file' | 'dir'; id?: FileId }
+  | { kind: 'created'; path: string; type: 'file' | 'dir'; id?: FileId; image?: FileId; imagePath?: string; offset?: number; sizelimit?: number; fstype?: string }
   /** A mount in the host's namespace (kept sessions only). */
   | { kind: 'mount'; target: string; device?: string; mountId?: number }
   /** A directory imgbuild made on the host for the session. */

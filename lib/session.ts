@@ -13,7 +13,7 @@ import { elfArch, readElfHeader } from './elf.js';
 import { CleanupError, PreconditionError } from './errors.js';
 import { stage } from './events.js';
 import { checkpoint, type FaultStep } from './fault.js';
-import { fileId } from './identity.js';
+import { type FileId, fileId } from './identity.js';
 import { type ImageFile, type ImagePartition, bootCandidates, openImage, rootCandidates } from './image.js';
 import { Journal } from './journal.js';
 import { listLoops, loopsOfImage } from './loop.js';
@@ -225,7 +225,8 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
 
     let boot: BootMount | undefined;
     if (o.mode !== 'inspect') {
-      const ctxm = { tx, ns: held, root, rootHost: rootHost!, journal, rw: o.mode === 'rw' };
+      const where = { image: image.id, imagePath: image.path, offset: rootPart.start, sizelimit: rootPart.size, fstype: rootPart.fstype };
+      const ctxm = { tx, ns: held, root, rootHost: rootHost!, journal, rw: o.mode === 'rw', where };
       boot = await mountBoot(ctxm, attachment, image, caps.filesystems);
       await stage(emit, 'mount /proc /sys /dev /run /tmp', () => mountSystem(ctxm));
       if (o.workspace) {
@@ -254,7 +255,7 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
 }
 
 /** What makes a root: /etc/os-release (or /usr/lib/os-release) and an ELF /bin/sh we can name. */
-function detectRoot(rootHost: string): { arch?: Arch; error?: Error } {
+export function detectRoot(rootHost: string): { arch?: Arch; error?: Error } {
   const osr = resolveInRoot(rootHost, '/etc/os-release');
   const osr2 = resolveInRoot(rootHost, '/usr/lib/os-release');
   const sh = resolveInRoot(rootHost, '/bin/sh');
@@ -287,6 +288,8 @@ interface MountCtx {
   rootHost: string;
   journal: Journal;
   rw: boolean;
+  /** Which partition of which image the root is: recover mounts it again to remove placeholders. */
+  where: { image: FileId; imagePath: string; offset: number; sizelimit: number; fstype: string };
 }
 
 async function mountIn(tx: Transaction, ns: Namespace, label: string, args: string[], target: string, pidns = false): Promise<void> {
@@ -330,7 +333,7 @@ async function createInImage(m: MountCtx, inner: string, type: 'file' | 'dir', m
     make();
     return;
   }
-  const intent = { kind: 'created' as const, path: inner, type };
+  const intent = { kind: 'created' as const, path: inner, type, ...m.where };
   await m.tx.change(`remove ${inner} created in the image`, intent, async () => {
     make();
     return { ...intent, id: fileId(host) };

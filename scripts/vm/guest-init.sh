@@ -69,8 +69,9 @@ udevd=
 for u in /lib/systemd/systemd-udevd /usr/lib/systemd/systemd-udevd; do [ -x "$u" ] && udevd=$u && break; done
 if [ -n "$udevd" ]; then
   "$udevd" --daemon 2> /dev/null
-  udevadm trigger --type=subsystems --action=add
-  udevadm trigger --type=devices --action=add
+  # Coldplug only what image work touches (a full trigger loads kvm, crypto, floppy... modules
+  # and costs seconds under TCG); devices created later (loop, dm) get their events anyway.
+  udevadm trigger --type=devices --action=add --subsystem-match=block --subsystem-match=misc
   udevadm settle --timeout=60 || log "warning: udevadm settle timed out"
 else
   log "warning: no systemd-udevd"
@@ -80,21 +81,25 @@ log "udev ready"
 
 # binfmt_misc: register the qemu-user emulators present, as systemd-binfmt does on a normal host
 if [ "${VMTEST_BINFMT:-1}" = 1 ] && [ -w /proc/sys/fs/binfmt_misc/register ]; then
+  # bash builtins only: every fork costs tens of milliseconds under TCG
   for conf in /usr/lib/binfmt.d/qemu-*.conf; do
     [ -f "$conf" ] || continue
-    line=$(grep -v '^[#;]' "$conf" | head -1)
-    name=$(echo "$line" | cut -d: -f2)
-    interp=$(echo "$line" | cut -d: -f7)
-    [ -e "$interp" ] && [ ! -e "/proc/sys/fs/binfmt_misc/$name" ] &&
-      { echo "$line" > /proc/sys/fs/binfmt_misc/register || log "warning: binfmt $name not registered"; }
+    while IFS= read -r line; do
+      case $line in '' | '#'* | ';'*) continue ;; esac
+      IFS=: read -r _ name _ _ _ _ interp _ <<< "$line"
+      [ -e "$interp" ] && [ ! -e "/proc/sys/fs/binfmt_misc/$name" ] &&
+        { echo "$line" > /proc/sys/fs/binfmt_misc/register || log "warning: binfmt $name not registered"; }
+      break
+    done < "$conf"
   done
 fi
-
+log "binfmt done"
 # the host's repository and sample-image cache, at the same absolute paths as on the host
 mnt9p() { # TAG DIR
   mkdir -p "$2" && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000,cache=loose "$1" "$2"
 }
 mnt9p repo "$VMTEST_REPO" || { log "cannot mount the repository at $VMTEST_REPO"; finish ""; }
+log "repo mounted"
 mnt9p imgcache "$VMTEST_CACHE" || { log "cannot mount $VMTEST_CACHE"; finish ""; }
 
 log "shares mounted"

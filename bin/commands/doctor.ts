@@ -1,0 +1,25 @@
+import type { Argv } from 'yargs';
+import { doctor } from '../../lib/doctor.js';
+import { type GlobalArgs, runCli } from '../cli-context.js';
+
+export const command = 'doctor';
+export const describe = 'What this host can do, each missing item with its fix';
+
+export function builder(y: Argv) {
+  return y.option('json', { type: 'boolean', default: false });
+}
+
+export async function handler(args: GlobalArgs) {
+  await runCli(args, async (ctx) => {
+    const checks = await doctor(ctx);
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
+    } else {
+      for (const c of checks) {
+        const mark = c.ok ? 'ok  ' : c.optional ? 'n/a ' : 'FAIL';
+        process.stdout.write(`${mark} ${c.name.padEnd(38)} ${c.detail}${!c.ok && c.fix ? `\n     fix: ${c.fix}` : ''}\n`);
+      }
+    }
+    return checks.some((c) => !c.ok && !c.optional) ? 3 : 0;
+  });
+}

@@ -1,0 +1,19 @@
+import type { Argv } from 'yargs';
+import { mountKept } from '../../lib/kept.js';
+import type { AttachStrategy } from '../../lib/index.js';
+import { type GlobalArgs, runCli } from '../cli-context.js';
+import { attachOption } from './options.js';
+
+export const command = 'mount <image> <dir>';
+export const describe = "Mount the image's root (and boot) at DIR for work by hand; undo with imgbuild umount DIR";
+
+export function builder(y: Argv) {
+  return attachOption(y.positional('image', { type: 'string', demandOption: true }).positional('dir', { type: 'string', demandOption: true })).option('ro', { type: 'boolean', default: false, describe: 'read-only' });
+}
+
+export async function handler(args: GlobalArgs & { image: string; dir: string; ro: boolean; attach: AttachStrategy | 'auto'; 'allow-block-device': boolean }) {
+  await runCli(args, async (ctx) => {
+    const m = await mountKept(ctx, { image: args.image, dir: args.dir, readOnly: args.ro, attach: args.attach, allowBlockDevice: args['allow-block-device'] });
+    process.stdout.write(`mounted partition ${m.root} of ${m.image} at ${m.dir}${m.boot?.mounted ? `, boot at ${m.dir}${m.boot.mountpoint}` : ''}\nundo with: imgbuild umount ${m.dir}\n`);
+  });
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Idempotent host set-up for imgbuild on Debian/Ubuntu: installs with apt only what is missing,
+# then the npm dependencies, then builds. Run as root (or through sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-host: run as root (sudo $0)" >&2
+  exit 3
+fi
+
+# command -> Debian package
+declare -A need=(
+  [qemu-aarch64-static]=qemu-user-static
+  [losetup]=util-linux
+  [partx]=util-linux
+  [sfdisk]=fdisk
+  [kpartx]=kpartx
+  [mkfs.ext4]=e2fsprogs
+  [mkfs.vfat]=dosfstools
+  [mcopy]=mtools
+  [mmdebstrap]=mmdebstrap
+  [arch-test]=arch-test
+  [git]=git
+  [flock]=util-linux
+  [nsenter]=util-linux
+  [python3]=python3
+  [unzip]=unzip
+  [readelf]=binutils
+)
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "setup-host: installing ${pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # --no-install-recommends: qemu-user-static would pull binfmt-support, which registers
+  # host-wide entries; imgbuild registers its own per session and removes them afterwards.
+  apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+else
+  echo "setup-host: system packages present"
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+node_minor=$(node -p 'process.versions.node.split(".")[1]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ] || { [ "$node_major" -eq 20 ] && [ "$node_minor" -lt 19 ]; }; then
+  echo "setup-host: Node >= 20.19 is required (found $(node --version 2>/dev/null || echo none))" >&2
+  exit 3
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run --silent build
+chmod +x dist/bin/imgbuild.js
+echo "setup-host: ready (node dist/bin/imgbuild.js, or npm link for an imgbuild command)"

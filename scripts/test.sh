@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Everything, from a fresh machine: set-up, unit tests, root integration tests on real sample
+# images (built once per machine and cached), then the VM tier for kernel paths this host lacks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup-host.sh
+echo "== unit tests"
+npx ava 'test/unit/**/*.ts'
+echo "== sample images (cached under /var/cache/imgbuild/samples)"
+node dist/bin/imgbuild.js sample --arch aarch64 --table mbr
+node dist/bin/imgbuild.js sample --arch armhf --table mbr
+node dist/bin/imgbuild.js sample --arch aarch64 --table gpt
+echo "== integration tests (root, real loops, mounts and qemu)"
+npx ava --serial --timeout=15m 'test/integration/**/*.ts'
+if [ -x scripts/vm-test.sh ]; then
+  echo "== VM tier (stock Debian kernel: kpartx, losetup -P, vfat)"
+  bash scripts/vm-test.sh --timeout 900 -- npx ava --serial --timeout=10m 'test/vm/**/*.ts'
+fi
