@@ -27,7 +27,7 @@ export function parseLosetupJson(text: string): LoopInfo[] {
   return (data.loopdevices ?? []).map((d) => ({
     name: String(d.name),
     backIno: Number(d['back-ino']),
-    backDev: String(d['back-maj:min'] ?? ''),
+    backDev: String(d['back-maj:min'] ?? '').trim(),
     offset: Number(d.offset ?? 0),
     sizelimit: Number(d.sizelimit ?? 0),
     autoclear: d.autoclear === true || d.autoclear === '1' || d.autoclear === 1,
