@@ -1,0 +1,87 @@
+// Running the real CLI as a subprocess, and the sample images it works on.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { execa, type ResultPromise } from 'execa';
+import { snapshot, type HostSnapshot } from './host.js';
+
+export const cliPath = path.resolve('dist/bin/imgbuild.js');
+
+export function imgbuild(args: string[], options: { input?: string; env?: Record<string, string> } = {}) {
+  return execa('node', [cliPath, ...args], { reject: false, all: true, input: options.input, env: options.env, timeout: 10 * 60_000 });
+}
+
+export function spawnImgbuild(args: string[], env: Record<string, string> = {}): ResultPromise<{ reject: false; all: true }> {
+  return execa('node', [cliPath, ...args], { reject: false, all: true, env });
+}
+
+/** The cached sample image for an arch (built by scripts/test.sh before the integration tests). */
+export async function sample(arch: 'aarch64' | 'armhf', table: 'mbr' | 'gpt' = 'mbr'): Promise<string> {
+  const r = await imgbuild(['sample', '--arch', arch, '--table', table]);
+  if (r.exitCode !== 0) throw new Error(`sample image: ${r.all}`);
+  return r.stdout.trim();
+}
+
+/** A private sparse copy of an image, for tests that write or break it. */
+export function copyImage(src: string, dir: string, name = 'copy.img'): string {
+  const dst = path.join(dir, name);
+  fs.copyFileSync(src, dst, fs.constants.COPYFILE_FICLONE);
+  return dst;
+}
+
+export async function copySparse(src: string, dst: string): Promise<string> {
+  await execa('cp', ['--sparse=always', src, dst]);
+  return dst;
+}
+
+export function sha256(file: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = crypto.createHash('sha256');
+    fs.createReadStream(file)
+      .on('data', (d) => h.update(d))
+      .on('end', () => resolve(h.digest('hex')))
+      .on('error', reject);
+  });
+}
+
+export function tmpdir(prefix = 'imgbuild-test-'): string {
+  fs.mkdirSync('/var/tmp', { recursive: true });
+  return fs.mkdtempSync(path.join('/var/tmp', prefix));
+}
+
+/** Wait until a process whose command line matches `re` runs under a chroot; returns its pid. */
+export async function waitForChrooted(re: RegExp, ms = 60_000): Promise<number> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+      try {
+        if (fs.readlinkSync(`/proc/${pid}/root`) === '/') continue;
+        const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+        if (re.test(cmd)) return Number(pid);
+      } catch {
+        // gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no chrooted process matching ${re}`);
+}
+
+export interface HostContext {
+  before: HostSnapshot;
+}
+
+/** beforeEach/afterEach pair: the host must look the same after every test. */
+export function hostUnchanged(test: {
+  beforeEach: (fn: (t: ExecutionContext<HostContext>) => Promise<void>) => void;
+  afterEach: { always: (fn: (t: ExecutionContext<HostContext>) => Promise<void>) => void };
+}): void {
+  test.beforeEach(async (t) => {
+    t.context.before = await snapshot();
+  });
+  test.afterEach.always(async (t) => {
+    const after = await snapshot();
+    t.deepEqual(after, t.context.before, 'the host changed: something was left behind');
+  });
+}
