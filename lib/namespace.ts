@@ -66,8 +66,13 @@ export class Namespace {
     return this.ctx.run(f!, a, options);
   }
 
+  /** The namespace's mount table; empty once the namespace is gone. */
   mountinfo(): MountEntry[] {
-    return readMountinfo(this.pid);
+    try {
+      return readMountinfo(this.pid);
+    } catch {
+      return [];
+    }
   }
 
   /** A binfmt_misc mount: the host's, or one mounted privately in this namespace. */
@@ -83,7 +88,8 @@ export class Namespace {
   processes(): number[] {
     const pids: number[] = [];
     for (const name of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(name) || Number(name) === this.pid) continue;
+      // The holder and its parent (unshare, which entered the namespace before forking) stay.
+      if (!/^\d+$/.test(name) || Number(name) === this.pid || Number(name) === this.holder.pid) continue;
       try {
         if (fs.readlinkSync(`/proc/${name}/ns/mnt`) === this.mntns) pids.push(Number(name));
       } catch {

@@ -148,11 +148,19 @@ async function makeImage(ctx: Context, tree: string, image: string, table: Table
     const fstab = `PARTUUID=${partuuid(2)}  /      ext4  defaults,noatime  0 1\nPARTUUID=${partuuid(1)}  /boot  vfat  defaults          0 2\n`;
     fs.writeFileSync(path.join(tree, 'etc', 'fstab'), fstab);
     fs.mkdirSync(path.join(tree, 'boot'), { recursive: true });
-    await ctx.run('mkfs.vfat', ['-F', '32', '-n', sampleLayout.bootLabel, '--offset', String(s(bootStart)), tmp, String(bootSize / 1024)]);
+    // The FAT filesystem is made in a file of its own and copied in: mtools mis-reads a FAT
+    // made in place with mkfs.vfat --offset inside a larger image.
     const bootDir = fs.mkdtempSync(path.join(path.dirname(image), 'boot-'));
     try {
-      for (const [name, text] of Object.entries(sampleBootFiles)) fs.writeFileSync(path.join(bootDir, name), text.replace('@PARTUUID@', partuuid(2)));
-      await ctx.run('mcopy', ['-i', `${tmp}@@${bootStart}`, ...Object.keys(sampleBootFiles).map((n) => path.join(bootDir, n)), '::/']);
+      const fat = path.join(bootDir, 'boot.vfat');
+      await ctx.run('mkfs.vfat', ['-F', '32', '-n', sampleLayout.bootLabel, '-C', fat, String(bootSize / 1024)]);
+      const files = Object.entries(sampleBootFiles).map(([name, text]) => {
+        const f = path.join(bootDir, name);
+        fs.writeFileSync(f, text.replace('@PARTUUID@', partuuid(2)));
+        return f;
+      });
+      await ctx.run('mcopy', ['-i', fat, ...files, '::/']);
+      await ctx.run('dd', [`if=${fat}`, `of=${tmp}`, 'bs=1M', `seek=${bootStart / mib}`, 'conv=notrunc,sparse', 'status=none']);
     } finally {
       fs.rmSync(bootDir, { recursive: true, force: true });
     }

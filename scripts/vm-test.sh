@@ -143,6 +143,7 @@ build_vm() {
   for d in "$vmcache"/.build-* "$vmcache"/.old-*; do [ -e "$d" ] && safe_rm "$d"; done
   local tmp log=$vmcache/build.log start=$SECONDS
   tmp=$(mktemp -d "$vmcache/.build-XXXXXX") || skip "cannot create a build directory in $vmcache"
+  chmod 755 "$tmp"
   # shellcheck disable=SC2064
   trap "safe_rm '$tmp'" EXIT
   say "building the VM (Debian kernel + minbase tree; about a minute; log: $log)"
