@@ -53,6 +53,27 @@ export class Attachment {
     readonly readOnly: boolean,
   ) {}
 
+  /** Loop devices this attachment made. */
+  loops(): string[] {
+    const loops = new Set<string>();
+    for (const [, dev] of this.devices) if (/^\/dev\/loop\d+$/.test(dev)) loops.add(dev);
+    if (this.whole) loops.add(this.whole);
+    return [...loops];
+  }
+
+  /**
+   * Flag our loops autoclear once their partitions are mounted: `losetup -d` on a device in use
+   * only sets the flag, so the kernel frees the loop the moment the last mount goes, even if
+   * imgbuild is killed. The journal still covers the window before this.
+   */
+  async autoclear(): Promise<void> {
+    for (const loop of this.loops()) {
+      await this.tx.ctx.run('losetup', ['--detach', loop], { allowFailure: true });
+    }
+  }
+
+  private whole: string | undefined;
+
   /** The block device of partition `n`, attaching what is needed on first use. */
   async device(n: number): Promise<string> {
     const known = this.devices.get(n);
@@ -65,7 +86,7 @@ export class Attachment {
       return device;
     }
     this.wholeDevice ??= this.attachWhole();
-    await this.wholeDevice;
+    this.whole = (await this.wholeDevice) || undefined;
     const dev = this.devices.get(n);
     if (!dev) throw new PreconditionError(`${this.strategy} made no device for partition ${n} of ${this.image.path}`, 'try --attach offset');
     return dev;

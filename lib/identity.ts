@@ -46,6 +46,13 @@ export function selfProcessId(): ProcessId {
   return { pid: process.pid, start: processStart(process.pid) ?? '' };
 }
 
+/** Same pid, same start time, and not a zombie waiting to be reaped. */
 export function processAlive(id: ProcessId): boolean {
-  return processStart(id.pid) === id.start;
+  try {
+    const stat = fs.readFileSync(`/proc/${id.pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return rest[0] !== 'Z' && rest[0] !== 'X' && rest[19] === id.start;
+  } catch {
+    return false;
+  }
 }

@@ -224,10 +224,12 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
     }
 
     let boot: BootMount | undefined;
-    if (o.mode !== 'inspect') {
+    if (o.mode === 'inspect') await attachment.autoclear();
+    else {
       const where = { image: image.id, imagePath: image.path, offset: rootPart.start, sizelimit: rootPart.size, fstype: rootPart.fstype };
       const ctxm = { tx, ns: held, root, rootHost: rootHost!, journal, rw: o.mode === 'rw', where };
       boot = await mountBoot(ctxm, attachment, image, caps.filesystems);
+      await attachment.autoclear();
       await stage(emit, 'mount /proc /sys /dev /run /tmp', () => mountSystem(ctxm));
       if (o.workspace) {
         const ws = path.resolve(o.workspace);
