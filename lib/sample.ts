@@ -70,6 +70,8 @@ export async function buildSample(ctx: Context, o: SampleOptions): Promise<strin
   return image;
 }
 
+// A mirror mid-sync stays inconsistent for a while: back off instead of retrying at once.
+const retryDelays = [10, 30, 60, 90, 120];
 const transient = /Mirror sync in progress|Hash Sum mismatch|Temporary failure|Connection (timed out|reset|failed)|Could not connect|Undetermined Error|File has unexpected size/i;
 
 async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string): Promise<void> {
@@ -84,6 +86,10 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string):
     ns = held;
     tx.defer('end the bootstrap namespace', () => held.close());
     if (needsEmulation(arch)) await enableEmulation(tx, await held.binfmtDir(), arch, journal.id);
+    let sources = hostAptSources();
+    let dropped: string | undefined;
+    let srcDir: string | undefined;
+    try {
     for (let attempt = 1; ; attempt++) {
       safeRemoveTree(tmp, [held.pid]);
       const args = [
@@ -92,17 +98,40 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string):
         '--variant=minbase',
         `--include=${samplePackages.join(',')}`,
         '--aptopt=Acquire::Retries "3"',
+        // Index files fetched by hash cannot be caught half-synced on the mirror.
+        ...(attempt > 1 ? ['--aptopt=Acquire::By-Hash "force"'] : []),
         suite,
         tmp,
-        ...hostAptSources(),
+        ...sources,
       ];
-      const r = await held.exec('mmdebstrap', args, { allowFailure: true, pidns: true });
+      const log = `${tree}.log`;
+      fs.writeFileSync(log, `# attempt ${attempt}: mmdebstrap ${args.join(' ')}\n`);
+      const r = await held.exec('mmdebstrap', args, { allowFailure: true, pidns: true, logFile: log });
       if (r.exitCode === 0) break;
-      if (attempt < 3 && transient.test(r.all)) {
-        ctx.emit({ kind: 'warn', message: `mmdebstrap hit a transient mirror error, retrying (${attempt}/3)` });
+      if (attempt <= retryDelays.length && transient.test(r.all)) {
+        const delay = retryDelays[attempt - 1]!;
+        const failedSuite = /Failed to fetch \S+\/dists\/([^/\s]+)\//.exec(r.all)?.[1];
+        // A suite that stays half-synced (seen: bookworm-security for armhf) is left out of a
+        // sample image after two tries, with a warning; the main suite never is.
+        if (attempt >= 2 && failedSuite && failedSuite !== suite && !dropped) {
+          dropped = failedSuite;
+          sources = withoutSuite(sources, failedSuite, (srcDir ??= fs.mkdtempSync(path.join(path.dirname(tmp), 'sources-'))));
+          ctx.emit({ kind: 'warn', message: `the mirror keeps failing for ${failedSuite}; building the sample image without it` });
+        } else {
+          ctx.emit({ kind: 'warn', message: `mmdebstrap hit a transient mirror error (${/Mirror sync in progress|Hash Sum mismatch/i.exec(r.all)?.[0] ?? 'network'}), retrying in ${delay}s (${attempt}/${retryDelays.length})` });
+          await new Promise((resolve) => setTimeout(resolve, delay * 1000));
+        }
         continue;
       }
-      throw new CommandError(`mmdebstrap ${args.join(' ')}`, r.exitCode, r.all);
+      if (attempt === 1) {
+        // Seen once here: dpkg failing under emulation in a first bootstrap and not in the next.
+        ctx.emit({ kind: 'warn', message: `mmdebstrap failed (exit ${r.exitCode}); trying once more (log: ${tree}.log)` });
+        continue;
+      }
+      throw new CommandError(`mmdebstrap ${args.join(' ')} (full log: ${tree}.log)`, r.exitCode, r.all);
+    }
+    } finally {
+      if (srcDir) fs.rmSync(srcDir, { recursive: true, force: true });
     }
     const id = '/etc/hostname';
     fs.writeFileSync(path.join(tmp, id), `${sampleLayout.hostname}\n`);
@@ -117,6 +146,26 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string):
     if (failures.length > 0) throw new CleanupError(failures, primary);
     journal.close();
   }
+}
+
+/** Copies of the host's source files without one suite (deb822 Suites: fields and one-line entries). */
+export function withoutSuite(files: string[], suite: string, dir: string): string[] {
+  return files.map((file, i) => {
+    const text = fs.readFileSync(file, 'utf8');
+    const out = file.endsWith('.sources')
+      ? text
+          .split(/\n\s*\n/)
+          .map((stanza) => stanza.replace(/^(Suites:)(.*)$/m, (_, k: string, v: string) => `${k} ${v.trim().split(/\s+/).filter((x) => x !== suite).join(' ')}`))
+          .filter((stanza) => !/^Suites:\s*$/m.test(stanza))
+          .join('\n\n')
+      : text
+          .split('\n')
+          .filter((l) => !new RegExp(`^\\s*deb\\S*\\s+(\\[[^\\]]*\\]\\s+)?\\S+\\s+${suite.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s`).test(l))
+          .join('\n');
+    const copy = path.join(dir, `sources-${i}${path.extname(file)}`);
+    fs.writeFileSync(copy, out);
+    return copy;
+  });
 }
 
 async function treeSize(ctx: Context, tree: string): Promise<number> {

@@ -57,7 +57,7 @@ if [ "$mode" != run ] && [ $# -gt 0 ]; then say "--check and --build-only take n
 [ -n "$timeout" ] || { [ "$mode" = check ] && timeout=600 || timeout=3600; }
 case $timeout in '' | *[!0-9]* | 0) say "--timeout needs a positive number of seconds"; exit 2 ;; esac
 memory=${VM_TEST_MEMORY:-3072}
-cpus=${VM_TEST_CPUS:-1}
+cpus=${VM_TEST_CPUS:-$(($(nproc) >= 2 ? 2 : 1))}
 
 [ "$(uname -m)" = x86_64 ] || skip "needs an x86_64 host (this is $(uname -m))"
 [ "$(id -u)" = 0 ] || skip "needs root (loop devices, mmdebstrap, 9p passthrough)"
@@ -182,19 +182,21 @@ mkdir -p "$imgcache"
 # The probe boots the kernel with an init that only prints a marker; its result is cached per
 # host kernel, qemu version and CPU model.
 qemu_common=(-nodefaults -no-user-config -M pc -display none -vga none -no-reboot)
-accel_args() {
+accel_args() { # ACCEL -> sets the array accel_opts
   case $1 in
-    kvm) echo "-accel kvm -cpu host" ;;
-    *) echo "-accel tcg -cpu max" ;;
+    kvm) accel_opts=(-accel kvm -cpu host) ;;
+    *) accel_opts=(-accel tcg -cpu max) ;;
   esac
 }
+qpath() { printf '%s' "${1//,/,,}"; } # a path inside a qemu option list: commas doubled
 probe_boot() { # ACCEL SECONDS -> 0 if the VM kernel boots to init
   local out rc
   out=$(mktemp) || return 1
-  # shellcheck disable=SC2046
-  timeout -k 5 "$2" qemu-system-x86_64 "${qemu_common[@]}" $(accel_args "$1") -m 256 \
+  accel_args "$1"
+  timeout -k 5 "$2" qemu-system-x86_64 "${qemu_common[@]}" "${accel_opts[@]}" -m 256 \
     -kernel "$cache/vmlinux" -initrd "$cache/initrd.img" \
-    -append "console=ttyS0 panic=-1 quiet vmtest.probe=1" -serial "file:$out" < /dev/null > /dev/null 2>&1
+    -append "console=ttyS0 panic=-1 quiet vmtest.probe=1" -serial "file:$(qpath "$out")" \
+    < /dev/null > /dev/null 2>&1
   grep -q VMTEST-PROBE-OK "$out"
   rc=$?
   [ $rc = 0 ] || tail -n 5 "$out" | sed 's/^/  | /' >&2
@@ -214,9 +216,12 @@ choose_accel() {
   file=$vmcache/accel-$id
   if [ -f "$file" ] && a=$(cat "$file") && [ -n "$a" ]; then echo "$a"; return 0; fi
   a=
-  if [ -w /dev/kvm ] && probe_boot kvm 20; then a=kvm
-  elif probe_boot tcg 120; then a=tcg
-  else return 1
+  if [ -w /dev/kvm ]; then
+    if probe_boot kvm "${VM_TEST_KVM_PROBE_TIMEOUT:-20}"; then a=kvm; else say "KVM does not boot the VM kernel here; using TCG"; fi
+  fi
+  if [ -z "$a" ]; then
+    probe_boot tcg 120 || return 1
+    a=tcg
   fi
   echo "$a" > "$file.$$" && mv "$file.$$" "$file"
   say "accelerator: $a (cached in $file)"
@@ -228,6 +233,7 @@ accel=$(choose_accel) || skip "qemu cannot boot the VM kernel ($cache/vmlinux) w
 # One run: a private directory shared as "vmrun" carries the command in and the exit code out.
 run=$(mktemp -d "${TMPDIR:-/tmp}/vm-test.XXXXXX") || { say "cannot create a run directory"; exit 125; }
 keep_run=${VM_TEST_KEEP:-0}
+# shellcheck disable=SC2317 # called by trap
 cleanup_run() { [ "$keep_run" = 1 ] || rm -rf -- "$run"; }
 trap cleanup_run EXIT
 
@@ -246,6 +252,7 @@ fi
 # environment passed through: CI and output settings, IMGBUILD_*, and names in VM_TEST_ENV
 {
   for name in CI TERM NO_COLOR FORCE_COLOR DEBUG $(compgen -e | grep '^IMGBUILD_') ${VM_TEST_ENV:-}; do
+    [[ $name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || { say "ignoring VM_TEST_ENV entry '$name'"; continue; }
     [ -n "${!name+set}" ] && printf 'export %s=%q\n' "$name" "${!name}"
   done
 } > "$run/env"
@@ -258,24 +265,27 @@ fi
   printf '\n'
 } > "$run/cmd.sh"
 
-share() { # TAG PATH
-  echo "-fsdev local,id=$1,path=$2,security_model=passthrough,multidevs=remap -device virtio-9p-pci,fsdev=$1,mount_tag=$1"
-}
-# shellcheck disable=SC2046
-qemu_args=("${qemu_common[@]}" $(accel_args "$accel") -m "$memory" -smp "$cpus"
+accel_args "$accel"
+qemu_args=("${qemu_common[@]}" "${accel_opts[@]}" -m "$memory" -smp "$cpus"
   -kernel "$cache/vmlinux" -initrd "$cache/initrd.img"
   -append "console=ttyS1 panic=-1 loglevel=7 mitigations=off ${VM_TEST_KERNEL_ARGS:-}"
-  -chardev stdio,id=out,signal=off -serial chardev:out
-  -chardev "file,id=klog,path=$run/console.log" -serial chardev:klog
-  -drive "file=$cache/root.img,format=raw,if=none,id=root,snapshot=on,cache=unsafe"
-  -device virtio-blk-pci,drive=root
-  $(share vmrun "$run") $(share repo "$repo") $(share imgcache "$imgcache"))
+  # ttyS0: the command's output, streamed to our stdout; ttyS1: kernel console, to a file
+  -chardev "stdio,id=out,signal=off" -serial chardev:out
+  -chardev "file,id=klog,path=$(qpath "$run/console.log")" -serial chardev:klog
+  -drive "file=$(qpath "$cache/root.img"),format=raw,if=none,id=root,snapshot=on,cache=unsafe"
+  -device "virtio-blk-pci,drive=root")
+for share in "vmrun:$run" "repo:$repo" "imgcache:$imgcache"; do # TAG:PATH, mounted by guest-init.sh
+  tag=${share%%:*}
+  qemu_args+=(-fsdev "local,id=$tag,path=$(qpath "${share#*:}"),security_model=passthrough,multidevs=remap"
+    -device "virtio-9p-pci,fsdev=$tag,mount_tag=$tag")
+done
 
 start=$SECONDS
 say "running in the VM ($accel, ${cpus} CPU, ${memory} MiB, timeout ${timeout}s): $*"
 timeout -k 10 "$timeout" qemu-system-x86_64 "${qemu_args[@]}" < /dev/null &
 qpid=$!
 interrupted=
+# shellcheck disable=SC2317 # called by trap
 on_signal() {
   interrupted=$1
   kill -TERM "$qpid" 2> /dev/null

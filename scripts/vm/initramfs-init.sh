@@ -52,5 +52,6 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 vmrun /newroot/mnt/vmr
 
 umount /proc /sys
 umount /dev
+# shellcheck disable=SC2093 # fatal below runs only if exec fails
 exec switch_root /newroot /bin/bash /mnt/vmrun/guest-init.sh
 fatal "switch_root failed"

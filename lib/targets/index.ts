@@ -1,0 +1,157 @@
+// The recipe registry: spec -> plan, plans in dependency order, pairing checks, and the data
+// `imgbuild targets` prints.
+import { UsageError } from '../errors.js';
+import type { TargetSpec } from '../spec.js';
+import { gitOptions, planGit } from './git.js';
+import { planLocal, projectOptions } from './local.js';
+import { onnx } from './onnx.js';
+import { onnxruntime } from './onnxruntime.js';
+import { torch } from './torch.js';
+import { torchvision } from './torchvision.js';
+import type { PlanOptions, Recipe, TargetPlan, VersionRule } from './types.js';
+
+export type { PlanOptions, Recipe, TargetPlan, TargetSource, VersionRule } from './types.js';
+
+export const recipes: Record<string, Recipe> = { torch, torchvision, onnx, onnxruntime };
+
+export function recipeNames(): string[] {
+  return Object.keys(recipes);
+}
+
+export function planTarget(spec: TargetSpec, o: PlanOptions): TargetPlan {
+  switch (spec.kind) {
+    case 'recipe': {
+      const recipe = recipes[spec.name];
+      if (!recipe) throw new UsageError(`unknown recipe ${spec.name}`, `known recipes: ${recipeNames().join(', ')}; or local:PATH, git:URL@REF`);
+      return recipe.plan(spec.version ?? recipe.defaultVersion, o);
+    }
+    case 'local':
+      return planLocal(spec.path, o);
+    case 'git':
+      return planGit(spec.url, spec.ref, o);
+  }
+}
+
+/** PEP 503 normalisation, so needs: ['imgbuild_hello'] matches a target named imgbuild-hello. */
+export function normalizeName(name: string): string {
+  return name.toLowerCase().replace(/[-_.]+/g, '-');
+}
+
+/**
+ * Plans in build order: every target after the targets it needs, otherwise in the order given.
+ * `provided` names needs a --with-wheel supplies. Throws UsageError on a duplicate, a cycle or a
+ * need nothing satisfies.
+ */
+export function orderPlans(plans: TargetPlan[], provided: string[] = []): TargetPlan[] {
+  const byName = new Map<string, TargetPlan>();
+  for (const plan of plans) {
+    const key = normalizeName(plan.name);
+    const other = byName.get(key);
+    if (other) throw new UsageError(`two targets build ${plan.name}: ${other.id} and ${plan.id}`, 'keep one of them');
+    byName.set(key, plan);
+  }
+  const supplied = new Set(provided.map(normalizeName));
+  for (const [key, plan] of byName) {
+    if (supplied.has(key)) throw new UsageError(`${plan.name} is both built (${plan.id}) and supplied by --with-wheel`, `drop --target ${plan.id} or the --with-wheel for ${plan.name}`);
+  }
+
+  const ordered: TargetPlan[] = [];
+  const state = new Map<TargetPlan, 'visiting' | 'done'>();
+  const visit = (plan: TargetPlan, path: TargetPlan[]): void => {
+    const s = state.get(plan);
+    if (s === 'done') return;
+    if (s === 'visiting') {
+      const cycle = [...path.slice(path.indexOf(plan)), plan].map((p) => p.id);
+      throw new UsageError(`targets need each other: ${cycle.join(' -> ')}`, 'a target cannot need itself, directly or through others; check their needs');
+    }
+    state.set(plan, 'visiting');
+    for (const need of plan.needs) {
+      const key = normalizeName(need);
+      if (supplied.has(key)) continue;
+      const dep = byName.get(key);
+      if (!dep) throw unmetNeed(plan, need);
+      visit(dep, [...path, plan]);
+    }
+    state.set(plan, 'done');
+    ordered.push(plan);
+  };
+  for (const plan of plans) visit(plan, []);
+  return ordered;
+}
+
+function unmetNeed(plan: TargetPlan, need: string): UsageError {
+  const paired = plan.pairsWith[need]?.[0];
+  const target = paired ? `${need}@${paired}` : recipes[need] ? need : `local:PATH (the ${need} project)`;
+  return new UsageError(`${plan.id} needs ${need}, which no target builds`, `add --target ${target} or --with-wheel PATH (a ${need} wheel)`);
+}
+
+/** "1.2.0a0+abc", "1.2.0+cpu", "1.2.0.post1" -> "1.2.0". */
+function release(version: string): string {
+  return /^\d+(\.\d+)*/.exec(version)?.[0] ?? version;
+}
+
+/**
+ * Messages for needs whose version is not one the target is known to pair with, e.g. torchvision
+ * 0.6.0 over torch 1.1.0. `provided` are the wheels given with --with-wheel.
+ */
+export function pairingWarnings(plans: TargetPlan[], provided: { name: string; version: string }[] = []): string[] {
+  const versions = new Map<string, { version: string; from: string }>();
+  for (const w of provided) versions.set(normalizeName(w.name), { version: w.version, from: `the --with-wheel ${w.name} ${w.version}` });
+  for (const p of plans) if (p.version) versions.set(normalizeName(p.name), { version: p.version, from: p.id });
+  const out: string[] = [];
+  for (const plan of plans) {
+    for (const [need, known] of Object.entries(plan.pairsWith)) {
+      const got = versions.get(normalizeName(need));
+      if (!got || known.length === 0) continue;
+      if (!known.some((k) => release(k) === release(got.version))) {
+        out.push(`${plan.id} is made for ${need} ${known.join(' or ')}, but ${got.from} provides ${need} ${got.version}`);
+      }
+    }
+  }
+  return out;
+}
+
+/** cmake from apt, by the VERSION_CODENAME of os-release (Debian, Raspberry Pi OS, Ubuntu). */
+export const aptCmakeByCodename: Record<string, string> = {
+  buster: '3.13.4',
+  bullseye: '3.18.4',
+  bookworm: '3.25.1',
+  trixie: '3.31.6',
+  bionic: '3.10.2',
+  focal: '3.16.3',
+  jammy: '3.22.1',
+  noble: '3.28.3',
+};
+
+export function cmakeForRelease(codename: string | undefined): string | undefined {
+  return codename ? aptCmakeByCodename[codename.toLowerCase()] : undefined;
+}
+
+export interface RecipeListing {
+  name: string;
+  /** How to write it on the command line. */
+  spec: string;
+  describe: string;
+  defaultVersion?: string;
+  versions: string[];
+  options: Record<string, string>;
+  /** The recipe's version table, for a detailed listing. */
+  table: VersionRule[];
+}
+
+export function listRecipes(): RecipeListing[] {
+  const listed: RecipeListing[] = Object.values(recipes).map((r) => ({
+    name: r.name,
+    spec: `${r.name}[@VERSION]`,
+    describe: r.describe,
+    defaultVersion: r.defaultVersion,
+    versions: r.versions.flatMap((v) => v.versions),
+    options: { ...r.options },
+    table: r.versions,
+  }));
+  listed.push(
+    { name: 'local', spec: 'local:PATH', describe: 'a Python project directory or sdist tarball on the host, built with pip wheel', versions: [], options: { ...projectOptions }, table: [] },
+    { name: 'git', spec: 'git:URL@REF', describe: 'a Python project in a git repository at a tag, branch or commit, built with pip wheel', versions: [], options: { ...projectOptions, ...gitOptions }, table: [] },
+  );
+  return listed;
+}

@@ -1,0 +1,67 @@
+// Any Python project on the host: a source tree or an sdist tarball, built with pip against the
+// image's own setuptools (no build isolation: the chroot may have no index to fetch them from).
+import path from 'node:path';
+import { UsageError } from '../errors.js';
+import { GiB, MiB, type PlanOptions, type TargetPlan, type TargetSource, checkOptions, jobsArg } from './types.js';
+
+export const projectOptions: Record<string, string> = {
+  name: 'distribution name, when the directory name is not it (used by needs= of other targets)',
+  import: 'module imported as the smoke test (default: the name, lowercased, - and . as _)',
+  needs: 'comma-separated names of targets to build and install first',
+};
+
+const sdist = /\.(tar\.gz|tgz|tar\.bz2|tar\.xz|zip)$/i;
+
+export function isSdist(file: string): boolean {
+  return sdist.test(file);
+}
+
+/** "foo-bar-1.2.tar.gz" -> { name: "foo-bar", version: "1.2" }; a directory name -> { name }. */
+export function guessProject(base: string): { name: string; version?: string } {
+  const stem = base.replace(sdist, '');
+  const m = /^(.+?)-(\d[^-]*)$/.exec(stem);
+  return m ? { name: m[1]!, version: m[2]! } : { name: stem };
+}
+
+export function guessImportName(name: string): string {
+  return name.toLowerCase().replace(/[-.]+/g, '_');
+}
+
+export const pipWheel = ['python3', '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-w', 'dist'];
+
+/** The plan shared by local: and git: targets. `what` names the recipe in errors. */
+export function projectPlan(what: string, id: string, source: TargetSource, guess: { name: string; version?: string }, o: PlanOptions, extraOptions: Record<string, string> = {}): TargetPlan {
+  const opts = checkOptions(what, { ...projectOptions, ...extraOptions }, o.recipeOptions);
+  const name = opts.name ?? guess.name;
+  if (!name) throw new UsageError(`cannot tell the project name of ${id}`, 'pass the recipe option name=NAME');
+  const needs = (opts.needs ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const tarball = source.kind === 'path' && isSdist(source.path);
+  const jobs = jobsArg(o);
+  const notes = opts.name ? [] : [`the name ${name} is a guess from ${tarball ? 'the file' : 'the directory'} name; the build reads the real one from the wheel`];
+  return {
+    id,
+    name,
+    ...(guess.version ? { version: guess.version } : {}),
+    source,
+    apt: [],
+    pip: [],
+    env: { MAX_JOBS: jobs, CMAKE_BUILD_PARALLEL_LEVEL: jobs },
+    commands: [[...pipWheel, tarball ? `./${path.basename(source.path)}` : '.']],
+    wheelDir: 'dist',
+    importName: opts.import ?? guessImportName(name),
+    needs,
+    pairsWith: {},
+    diskBytes: 1 * GiB,
+    memoryPerJobBytes: 512 * MiB,
+    notes,
+    warnings: [],
+  };
+}
+
+/** local:PATH, PATH absolute (parseTargetSpec resolves it); the file system is checked by the build. */
+export function planLocal(absPath: string, o: PlanOptions): TargetPlan {
+  if (!path.isAbsolute(absPath)) throw new UsageError(`local path ${absPath} is not absolute`);
+  const base = path.basename(absPath);
+  if (/\.whl$/i.test(base)) throw new UsageError(`local:${absPath} is a wheel, not a source`, `install a ready wheel with --with-wheel ${absPath}`);
+  return projectPlan('local', `local:${absPath}`, { kind: 'path', path: absPath }, guessProject(base), o);
+}
