@@ -138,8 +138,21 @@ export function partitionNodes(device: string): string[] {
 }
 
 export async function dropPartitions(run: Run, device: string): Promise<void> {
-  if (partitionNodes(device).length === 0) return;
-  // partx -d reports I/O errors on a released loop but still removes the nodes: check, not trust.
-  await run('partx', ['--delete', device], { allowFailure: true, signal: null });
-  if (partitionNodes(device).length > 0) throw new Error(`partition nodes of ${device} remain: ${partitionNodes(device).join(', ')}`);
+  // partx -d reports I/O errors on a released loop but still removes the nodes, and may race
+  // with an autoclear release in progress: check the result, not the exit code, and retry.
+  const gone = await waitForAsync(async () => {
+    if (partitionNodes(device).length === 0) return true;
+    await run('partx', ['--delete', device], { allowFailure: true, signal: null, quiet: true });
+    return partitionNodes(device).length === 0;
+  }, 3000);
+  if (!gone) throw new Error(`partition nodes of ${device} remain: ${partitionNodes(device).join(', ')}`);
+}
+
+async function waitForAsync(test: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    if (await test()) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, delay));
+  }
 }

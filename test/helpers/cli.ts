@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { execa, type ResultPromise } from 'execa';
+import { execa, execaSync, type ResultPromise } from 'execa';
 import { snapshot, type HostSnapshot } from './host.js';
 
 export const cliPath = path.resolve('dist/bin/imgbuild.js');
@@ -21,6 +21,29 @@ export async function sample(arch: 'aarch64' | 'armhf', table: 'mbr' | 'gpt' = '
   const r = await imgbuild(['sample', '--arch', arch, '--table', table]);
   if (r.exitCode !== 0) throw new Error(`sample image: ${r.all}`);
   return r.stdout.trim();
+}
+
+/** The same, synchronously: AVA wants tests declared synchronously. */
+export function sampleSync(arch: 'aarch64' | 'armhf', table: 'mbr' | 'gpt' = 'mbr'): string {
+  const r = execaSync('node', [cliPath, 'sample', '--arch', arch, '--table', table], { reject: false, all: true });
+  if (r.exitCode !== 0) throw new Error(`sample image: ${r.all}`);
+  return String(r.stdout).trim();
+}
+
+/** Why each attach strategy cannot run on this host (from `imgbuild doctor --json`), or undefined. */
+export function attachSupport(table: 'mbr' | 'gpt' = 'mbr'): Record<string, string | undefined> {
+  const r = execaSync('node', [cliPath, 'doctor', '--json'], { reject: false });
+  const checks = JSON.parse(String(r.stdout)) as { name: string; ok: boolean; detail: string }[];
+  const find = (prefix: string) => checks.find((c) => c.name.startsWith(prefix));
+  const dm = find('device-mapper');
+  const scan = find('loop partition scanning');
+  const partx = find('partx');
+  return {
+    kpartx: dm?.ok ? undefined : dm?.detail,
+    partscan: scan && new RegExp(`${table === 'mbr' ? 'MBR' : 'GPT'}: yes`).test(scan.detail) ? undefined : scan?.detail,
+    partx: partx?.ok ? undefined : partx?.detail,
+    offset: undefined,
+  };
 }
 
 /** A private sparse copy of an image, for tests that write or break it. */
@@ -66,6 +89,20 @@ export async function waitForChrooted(re: RegExp, ms = 60_000): Promise<number> 
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`no chrooted process matching ${re}`);
+}
+
+/** e2fsck -fn of the image's root partition (the last Linux one) through a read-only offset loop. */
+export async function fsckRoot(image: string): Promise<number> {
+  const table = JSON.parse((await execa('sfdisk', ['--json', image])).stdout).partitiontable;
+  const root = table.partitions.filter((p: { type: string }) => ['83', '0fc63daf-8483-4772-8e3d-3d69d8477de4'].includes(p.type.toLowerCase())).at(-1);
+  const loop = (await execa('losetup', ['--find', '--show', '--read-only', '--offset', String(root.start * 512), '--sizelimit', String(root.size * 512), image])).stdout.trim();
+  try {
+    const r = await execa('e2fsck', ['-fn', loop], { reject: false, all: true });
+    if (r.exitCode !== 0) console.log(r.all);
+    return r.exitCode ?? -1;
+  } finally {
+    await execa('losetup', ['--detach', loop]);
+  }
 }
 
 export interface HostContext {
