@@ -26,7 +26,7 @@ export async function runCli(args: GlobalArgs, fn: (ctx: Context) => Promise<num
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
-  const emit = createReporter({ verbose: !!args.verbose, quiet: !!args.json, tty: !!process.stderr.isTTY });
+  const emit = createReporter({ verbose: !!args.verbose, quiet: !!args.json, tty: !!process.stderr.isTTY && (process.stderr.columns ?? 0) > 0 });
   const ctx = createContext({ emit, signal: controller.signal, stateDir: args['state-dir'], cacheDir: args['cache-dir'] });
   let code: number;
   try {

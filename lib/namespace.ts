@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Context } from './context.js';
 import { CommandError, PreconditionError } from './errors.js';
-import { fileId } from './identity.js';
+import { type FileId, fileId, sameFile } from './identity.js';
+import { listJournals, sessionAlive } from './journal.js';
 import { devString, waitFor } from './loop.js';
 import { type MountEntry, readMountinfo } from './mountinfo.js';
 import { type RunOptions, type RunResult, type Started, start } from './runner.js';
@@ -36,13 +37,7 @@ export class Namespace {
       await holder.waitForLine((l) => l === 'ready');
     } catch (error) {
       const result = await holder.exited;
-      if (options.lock && result.exitCode === lockConflict) {
-        const owner = lockHolder(options.lock);
-        throw new PreconditionError(
-          `${options.lock} is in use by another imgbuild session${owner ? ` (process ${owner.pid}: ${owner.command})` : ''}`,
-          'wait for it to finish, or stop it; one session per image at a time',
-        );
-      }
+      if (options.lock && result.exitCode === lockConflict) throw inUseError(options.lock, ctx.stateDir);
       throw error;
     }
     const pid = childOf(holder.pid);
@@ -159,6 +154,21 @@ export function lockHolder(file: string): { pid: number; command: string } | und
     }
   }
   return undefined;
+}
+
+/** The error for an image another session holds, naming the imgbuild process that holds it. */
+export function inUseError(image: string, stateDir: string): PreconditionError {
+  const holder = lockHolder(image);
+  let owner = holder ? `process ${holder.pid}: ${holder.command}` : 'unknown process';
+  let id: FileId | undefined;
+  try {
+    id = fileId(image);
+  } catch {
+    // gone
+  }
+  const session = listJournals(stateDir).find((j) => sessionAlive(j) && sameFile(j.begin?.image, id));
+  if (session?.begin) owner = `process ${session.begin.owner.pid}: imgbuild ${session.begin.verb}, session ${session.begin.session}`;
+  return new PreconditionError(`${image} is in use by another imgbuild session (${owner})`, 'wait for it to finish, or stop it; one session per image at a time');
 }
 
 export async function waitGone(pids: number[], ms: number): Promise<boolean> {

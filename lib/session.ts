@@ -17,7 +17,7 @@ import { type FileId, fileId } from './identity.js';
 import { type ImageFile, type ImagePartition, bootCandidates, openImage, rootCandidates } from './image.js';
 import { Journal } from './journal.js';
 import { listLoops, loopsOfImage } from './loop.js';
-import { Namespace } from './namespace.js';
+import { inUseError, lockHolder, Namespace } from './namespace.js';
 import type { FsType } from './partitions.js';
 import type { RunOptions, RunResult } from './runner.js';
 import { resolveInRoot } from './safe-path.js';
@@ -36,6 +36,11 @@ export interface SessionOptions {
   /** Host directory holding the overlay's upper layer (default: a tmpfs that dies with the session). */
   upper?: string;
   allowBlockDevice?: boolean;
+  /**
+   * Bind the host's /dev/pts instead of a private devpts, so a terminal handed to the chroot
+   * (imgbuild shell, run on a TTY) is a tty there too.
+   */
+  hostPts?: boolean;
 }
 
 export interface BootMount {
@@ -140,6 +145,7 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
   }
   const caps = await probeCapabilities(ctx);
   const strategy = chooseStrategy(o.attach ?? 'auto', caps, image);
+  if (lockHolder(image.path)) throw inUseError(image.path, ctx.stateDir);
   const inUse = loopsOfImage(await listLoops(run), image.id);
   if (inUse.length > 0) {
     throw new PreconditionError(
@@ -230,7 +236,7 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
       const ctxm = { tx, ns: held, root, rootHost: rootHost!, journal, rw: o.mode === 'rw', where };
       boot = await mountBoot(ctxm, attachment, image, caps.filesystems);
       await attachment.autoclear();
-      await stage(emit, 'mount /proc /sys /dev /run /tmp', () => mountSystem(ctxm));
+      await stage(emit, 'mount /proc /sys /dev /run /tmp', () => mountSystem(ctxm, !!o.hostPts));
       if (o.workspace) {
         const ws = path.resolve(o.workspace);
         const target = await mountpoint(ctxm, '/workspace', 'mount:workspace');
@@ -344,7 +350,7 @@ async function createInImage(m: MountCtx, inner: string, type: 'file' | 'dir', m
 
 const underTmpfs = (inner: string) => /^\/(run|tmp|dev)(\/|$)/.test(inner);
 
-async function mountSystem(m: MountCtx): Promise<void> {
+async function mountSystem(m: MountCtx, hostPts: boolean): Promise<void> {
   const { tx, ns } = m;
   await mountIn(tx, ns, '/proc', ['-t', 'proc', '-o', 'nosuid,nodev,noexec', 'proc'], await mountpoint(m, '/proc', 'mount:proc'), true);
   await mountIn(tx, ns, '/sys', ['-t', 'sysfs', '-o', 'ro,nosuid,nodev,noexec', 'sysfs'], await mountpoint(m, '/sys', 'mount:sys'));
@@ -352,12 +358,15 @@ async function mountSystem(m: MountCtx): Promise<void> {
   // the host's disks, and no recursive delete can descend into the host's /dev.
   const dev = await mountpoint(m, '/dev', 'mount:dev');
   await mountIn(tx, ns, '/dev', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,noexec,size=4m', 'imgbuild-dev'], dev);
-  await ns.exec('cp', ['-a', '--no-dereference', '/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty', `${dev}/`]);
+  const nodes = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty', ...(hostPts ? ['/dev/ptmx'] : [])];
+  await ns.exec('cp', ['-a', '--no-dereference', ...nodes, `${dev}/`]);
   const devHost = ns.hostPath(dev);
   for (const d of ['pts', 'shm']) fs.mkdirSync(path.join(devHost, d));
-  const links: [string, string][] = [['ptmx', 'pts/ptmx'], ['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
+  const links: [string, string][] = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
+  if (!hostPts) links.push(['ptmx', 'pts/ptmx']);
   for (const [name, target] of links) fs.symlinkSync(target, path.join(devHost, name));
-  await mountIn(tx, ns, '/dev/pts', ['-t', 'devpts', '-o', 'newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec', 'devpts'], `${dev}/pts`);
+  if (hostPts) await mountIn(tx, ns, '/dev/pts', ['--bind', '-o', 'nosuid,noexec', '/dev/pts'], `${dev}/pts`);
+  else await mountIn(tx, ns, '/dev/pts', ['-t', 'devpts', '-o', 'newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec', 'devpts'], `${dev}/pts`);
   await mountIn(tx, ns, '/dev/shm', ['-t', 'tmpfs', '-o', 'mode=1777,nosuid,nodev', 'shm'], `${dev}/shm`);
   await mountIn(tx, ns, '/run', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,nodev', 'imgbuild-run'], await mountpoint(m, '/run', 'mount:run'));
   fs.mkdirSync(path.join(ns.hostPath(path.join(m.root, 'run')), 'lock'), { mode: 0o1777 });

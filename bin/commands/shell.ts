@@ -23,6 +23,7 @@ export async function handler(args: Args) {
         attach: args.attach,
         workspace: args.workspace,
         allowBlockDevice: args['allow-block-device'],
+        hostPts: true,
       });
       let code: number;
       try {
