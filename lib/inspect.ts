@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { type Arch, archTable } from './arch.js';
 import type { AttachStrategy } from './attach.js';
 import type { Context } from './context.js';
-import { bootMountpoint, openSession, type Session } from './session.js';
+import { bootMountpoint, type Session, withSession } from './session.js';
 import { resolveInRoot } from './safe-path.js';
 import type { TableType } from './partitions.js';
 
@@ -128,21 +128,13 @@ export function sessionFacts(s: Session): ImageFacts {
 }
 
 export async function inspectImage(ctx: Context, image: string, o: { attach?: AttachStrategy | 'auto'; allowBlockDevice?: boolean } = {}): Promise<ImageFacts> {
-  const session = await openSession(ctx, { image, mode: 'inspect', verb: 'inspect', ...o });
-  let facts: ImageFacts;
-  try {
-    facts = sessionFacts(session);
+  return withSession(ctx, { image, mode: 'inspect', verb: 'inspect', ...o }, async (session) => {
+    const facts = sessionFacts(session);
     const fstab = resolveInRoot(session.ns.hostPath(session.root), '/etc/fstab');
-    const boot = facts.partitions.find((p) => p.role === 'boot');
-    if (boot && fstab.type === 'file') {
-      facts.bootMountpoint = bootMountpoint(fs.readFileSync(fstab.host, 'utf8'), session.image.partitions.find((p) => p.number === boot.number)!, session.image.table.id);
-    }
-  } catch (error) {
-    await session.close(error);
-    throw error;
-  }
-  await session.close();
-  return facts;
+    const boot = session.image.partitions.find((p) => p.fstype === 'vfat');
+    if (boot && fstab.type === 'file') facts.bootMountpoint = bootMountpoint(fs.readFileSync(fstab.host, 'utf8'), boot, session.image.table.id);
+    return facts;
+  });
 }
 
 export function formatFacts(f: ImageFacts): string {

@@ -114,6 +114,20 @@ export class Session {
   }
 }
 
+/** Open a session, run `fn` in it, and always close it (reporting a cleanup failure with the primary error). */
+export async function withSession<T>(ctx: Context, o: SessionOptions, fn: (s: Session) => Promise<T>): Promise<T> {
+  const session = await openSession(ctx, o);
+  let result: T;
+  try {
+    result = await fn(session);
+  } catch (error) {
+    await session.close(error);
+    throw error;
+  }
+  await session.close();
+  return result;
+}
+
 async function closeTransaction(ctx: Context, tx: Transaction, journal: Journal, primary?: unknown): Promise<void> {
   const failures = await stage(ctx.emit, 'clean up', async () => {
     const f = await tx.unwind();

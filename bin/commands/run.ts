@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { type AttachStrategy, openSession, UsageError } from '../../lib/index.js';
+import { type AttachStrategy, UsageError, withSession } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 import { sessionOptions } from './options.js';
 
@@ -16,24 +16,15 @@ export async function handler(args: Args) {
   const cmd = [...(args.cmd ?? []), ...(args['--'] ?? [])].map(String);
   await runCli(args, async (ctx) => {
     if (cmd.length === 0) throw new UsageError('no command given', 'usage: imgbuild run IMAGE -- CMD [ARGS...]');
-    const session = await openSession(ctx, {
+    const options = {
       image: args.image,
-      mode: args.rw ? 'rw' : 'overlay',
+      mode: args.rw ? ('rw' as const) : ('overlay' as const),
       verb: 'run',
       attach: args.attach,
       workspace: args.workspace,
       allowBlockDevice: args['allow-block-device'],
       hostPts: !!process.stdin.isTTY,
-    });
-    let code: number;
-    try {
-      const r = await session.exec(cmd, { stdio: 'inherit', allowFailure: true, group: false });
-      code = r.exitCode;
-    } catch (error) {
-      await session.close(error);
-      throw error;
-    }
-    await session.close();
-    return code;
+    };
+    return withSession(ctx, options, async (session) => (await session.exec(cmd, { stdio: 'inherit', allowFailure: true })).exitCode);
   });
 }

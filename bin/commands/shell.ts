@@ -1,5 +1,6 @@
+import fs from 'node:fs';
 import type { Argv } from 'yargs';
-import { type AttachStrategy, openSession } from '../../lib/index.js';
+import { type AttachStrategy, withSession } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 import { sessionOptions } from './options.js';
 
@@ -16,32 +17,21 @@ export async function handler(args: Args) {
   await runCli(
     args,
     async (ctx) => {
-      const session = await openSession(ctx, {
+      const options = {
         image: args.image,
-        mode: args.rw ? 'rw' : 'overlay',
+        mode: args.rw ? ('rw' as const) : ('overlay' as const),
         verb: 'shell',
         attach: args.attach,
         workspace: args.workspace,
         allowBlockDevice: args['allow-block-device'],
         hostPts: true,
-      });
-      let code: number;
-      try {
-        let shell = args.shell;
-        try {
-          session.file(shell);
-        } catch {
-          shell = '/bin/sh';
-        }
+      };
+      return withSession(ctx, options, async (session) => {
+        const shell = fs.existsSync(session.file(args.shell)) ? args.shell : '/bin/sh';
         process.stderr.write(`imgbuild: shell in ${session.image.path} (${session.arch}${session.mode === 'rw' ? ', writes go to the image' : ', changes are discarded on exit'}); exit to leave\n`);
         const r = await session.exec([shell, '-i'], { stdio: 'inherit', allowFailure: true, env: { PS1: `(imgbuild ${session.arch}) \\w# ` } });
-        code = r.exitCode;
-      } catch (error) {
-        await session.close(error);
-        throw error;
-      }
-      await session.close();
-      return code;
+        return r.exitCode;
+      });
     },
     { interactive: true },
   );

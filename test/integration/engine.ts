@@ -221,3 +221,45 @@ test('snapshots see what a leak would leave', async (t) => {
   await execa('losetup', ['--detach', loop]);
   t.notDeepEqual(during.loops, before.loops);
 });
+
+test('--rw: resolv.conf works in the chroot whatever the image has, and is exactly as before afterwards', async (t) => {
+  const dir = tmpdir('imgbuild-mnt-');
+  const img = path.join(tmpdir(), 'copy.img');
+  await execa('cp', ['--sparse=always', aarch64, img]);
+  const hostResolv = fs.readFileSync('/etc/resolv.conf', 'utf8');
+  const firstServer = /^nameserver\s+\S+/m.exec(hostResolv)?.[0];
+  const state = (p: string) => {
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return 'missing';
+    return st.isSymbolicLink() ? `link ${fs.readlinkSync(p)}` : `file ${fs.readFileSync(p, 'utf8')}`;
+  };
+  const variants: [string, (etc: string) => void][] = [
+    ['regular file', (etc) => fs.writeFileSync(path.join(etc, 'resolv.conf'), 'nameserver 192.0.2.53\n')],
+    ['relative symlink', (etc) => fs.symlinkSync('../run/systemd/resolve/stub-resolv.conf', path.join(etc, 'resolv.conf'))],
+    ['absolute symlink', (etc) => fs.symlinkSync('/run/resolvconf/resolv.conf', path.join(etc, 'resolv.conf'))],
+    ['missing', () => {}],
+  ];
+  for (const [name, make] of variants) {
+    t.is((await imgbuild(['mount', img, dir])).exitCode, 0);
+    const etc = path.join(dir, 'etc');
+    fs.rmSync(path.join(etc, 'resolv.conf'), { force: true });
+    make(etc);
+    const before = state(path.join(etc, 'resolv.conf'));
+    const policyBefore = state(path.join(dir, 'usr/sbin/policy-rc.d'));
+    t.is((await imgbuild(['umount', dir])).exitCode, 0);
+
+    const r = await imgbuild(['run', '--rw', img, '--', 'sh', '-c', 'cat /etc/resolv.conf; /usr/sbin/policy-rc.d; echo "policy=$?"']);
+    t.is(r.exitCode, 0, `${name}: ${r.all}`);
+    if (firstServer) t.true(r.stdout.includes(firstServer), `${name}: ${r.stdout}`);
+    t.regex(r.stdout, /policy=101/, name);
+
+    t.is((await imgbuild(['mount', img, dir])).exitCode, 0);
+    t.is(state(path.join(etc, 'resolv.conf')), before, name);
+    t.is(state(path.join(dir, 'usr/sbin/policy-rc.d')), policyBefore, name);
+    t.false(fs.existsSync(path.join(dir, 'workspace')), name);
+    t.is((await imgbuild(['umount', dir])).exitCode, 0);
+  }
+  t.is(await fsckRoot(img), 0);
+  fs.rmSync(path.dirname(img), { recursive: true });
+  fs.rmdirSync(dir);
+});
