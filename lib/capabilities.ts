@@ -3,7 +3,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Context } from './context.js';
-import { diskseq, loopBound, partitionNodes, waitFor } from './loop.js';
+import { hostBinfmtDir } from './binfmt.js';
+import { makeUndoer } from './changes.js';
+import { fileId } from './identity.js';
+import { Journal } from './journal.js';
+import { attachLoop, partitionNodes, waitFor } from './loop.js';
+import { Transaction } from './transaction.js';
 import type { TableType } from './partitions.js';
 
 export interface Capabilities {
@@ -59,25 +64,26 @@ function bootId(): string {
   }
 }
 
-/** Does `losetup --partscan` make partition nodes for this table type? Tried on a tiny image. */
+/**
+ * Does `losetup --partscan` make partition nodes for this table type? Tried on a tiny image,
+ * through the same journaled loop change as a session, so a kill -9 here is recovered too.
+ */
 async function probePartscan(ctx: Context, dir: string, type: TableType): Promise<boolean> {
   const file = path.join(dir, `probe-${type}.img`);
   fs.writeFileSync(file, '');
   fs.truncateSync(file, 4 * 1024 * 1024);
   const script = type === 'gpt' ? 'label: gpt\nstart=2048, size=2048\n' : 'label: dos\nstart=2048, size=2048, type=83\n';
   await ctx.run('sfdisk', ['--quiet', file], { input: script, quiet: true });
-  const r = await ctx.run('losetup', ['--find', '--show', '--read-only', '--partscan', file], { allowFailure: true, quiet: true, signal: null });
-  const device = r.stdout.trim();
-  if (r.exitCode !== 0 || !device) {
-    fs.rmSync(file, { force: true });
-    return false;
-  }
-  const seq = diskseq(device);
+  const journal = Journal.create(ctx.stateDir, 'probe');
+  const tx = new Transaction(ctx, journal, makeUndoer({ run: ctx.run, binfmtDir: async () => hostBinfmtDir }));
   try {
+    const { device } = await attachLoop(tx, { image: fileId(file), imagePath: file, readOnly: true, partscan: true });
     return await waitFor(() => partitionNodes(device).length > 0, 500);
+  } catch {
+    return false;
   } finally {
-    if (diskseq(device) === seq && loopBound(device)) await ctx.run('losetup', ['--detach', device], { allowFailure: true, quiet: true, signal: null });
-    fs.rmSync(file, { force: true });
+    const failures = await tx.unwind();
+    if (failures.length === 0) journal.close();
   }
 }
 

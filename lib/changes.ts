@@ -4,7 +4,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { removeDmMaps } from './attach.js';
 import { removeEntry } from './binfmt.js';
-import { sameFile } from './identity.js';
 import type { HostChange } from './journal.js';
 import { detachLoop, dropPartitions, diskseq, loopBound } from './loop.js';
 import { readMountinfo } from './mountinfo.js';
@@ -78,4 +77,3 @@ async function unmountHost(run: Run, change: Extract<HostChange, { kind: 'mount'
   if (readMountinfo('self').some((m) => m.id === ours[ours.length - 1]!.id)) throw new Error(`${change.target} is still mounted`);
 }
 
-export { sameFile };

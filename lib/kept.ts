@@ -17,6 +17,7 @@ import { readMountinfo } from './mountinfo.js';
 import { lockHolder } from './namespace.js';
 import { resolveInRoot } from './safe-path.js';
 import { bootMountpoint, detectRoot } from './session.js';
+import { describeChange } from './recover.js';
 import { Transaction } from './transaction.js';
 
 export interface KeptMount {
@@ -115,7 +116,7 @@ export async function umountKept(ctx: Context, dirArg: string): Promise<string> 
       await undo(p.change, p.made);
       journal.undone(p.seq);
     } catch (error) {
-      failures.push({ step: `${p.change.kind}`, error });
+      failures.push({ step: describeChange(p.change), error });
     }
   }
   if (failures.length > 0) throw new CleanupError(failures);

@@ -171,6 +171,3 @@ export function inUseError(image: string, stateDir: string): PreconditionError {
   return new PreconditionError(`${image} is in use by another imgbuild session (${owner})`, 'wait for it to finish, or stop it; one session per image at a time');
 }
 
-export async function waitGone(pids: number[], ms: number): Promise<boolean> {
-  return waitFor(() => pids.every((p) => !fs.existsSync(`/proc/${p}`)), ms);
-}

@@ -90,46 +90,46 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string):
     let dropped: string | undefined;
     let srcDir: string | undefined;
     try {
-    for (let attempt = 1; ; attempt++) {
-      safeRemoveTree(tmp, [held.pid]);
-      const args = [
-        '--mode=root',
-        `--arch=${archTable[arch].debian}`,
-        '--variant=minbase',
-        `--include=${samplePackages.join(',')}`,
-        '--aptopt=Acquire::Retries "3"',
-        // Index files fetched by hash cannot be caught half-synced on the mirror.
-        ...(attempt > 1 ? ['--aptopt=Acquire::By-Hash "force"'] : []),
-        suite,
-        tmp,
-        ...sources,
-      ];
-      const log = `${tree}.log`;
-      fs.writeFileSync(log, `# attempt ${attempt}: mmdebstrap ${args.join(' ')}\n`);
-      const r = await held.exec('mmdebstrap', args, { allowFailure: true, pidns: true, logFile: log });
-      if (r.exitCode === 0) break;
-      if (attempt <= retryDelays.length && transient.test(r.all)) {
-        const delay = retryDelays[attempt - 1]!;
-        const failedSuite = /Failed to fetch \S+\/dists\/([^/\s]+)\//.exec(r.all)?.[1];
-        // A suite that stays half-synced (seen: bookworm-security for armhf) is left out of a
-        // sample image after two tries, with a warning; the main suite never is.
-        if (attempt >= 2 && failedSuite && failedSuite !== suite && !dropped) {
-          dropped = failedSuite;
-          sources = withoutSuite(sources, failedSuite, (srcDir ??= fs.mkdtempSync(path.join(path.dirname(tmp), 'sources-'))));
-          ctx.emit({ kind: 'warn', message: `the mirror keeps failing for ${failedSuite}; building the sample image without it` });
-        } else {
-          ctx.emit({ kind: 'warn', message: `mmdebstrap hit a transient mirror error (${/Mirror sync in progress|Hash Sum mismatch/i.exec(r.all)?.[0] ?? 'network'}), retrying in ${delay}s (${attempt}/${retryDelays.length})` });
-          await new Promise((resolve) => setTimeout(resolve, delay * 1000));
+      for (let attempt = 1; ; attempt++) {
+        safeRemoveTree(tmp, [held.pid]);
+        const args = [
+          '--mode=root',
+          `--arch=${archTable[arch].debian}`,
+          '--variant=minbase',
+          `--include=${samplePackages.join(',')}`,
+          '--aptopt=Acquire::Retries "3"',
+          // Index files fetched by hash cannot be caught half-synced on the mirror.
+          ...(attempt > 1 ? ['--aptopt=Acquire::By-Hash "force"'] : []),
+          suite,
+          tmp,
+          ...sources,
+        ];
+        const log = `${tree}.log`;
+        fs.writeFileSync(log, `# attempt ${attempt}: mmdebstrap ${args.join(' ')}\n`);
+        const r = await held.exec('mmdebstrap', args, { allowFailure: true, pidns: true, logFile: log });
+        if (r.exitCode === 0) break;
+        if (attempt <= retryDelays.length && transient.test(r.all)) {
+          const delay = retryDelays[attempt - 1]!;
+          const failedSuite = /Failed to fetch \S+\/dists\/([^/\s]+)\//.exec(r.all)?.[1];
+          // A suite that stays half-synced (seen: bookworm-security for armhf) is left out of a
+          // sample image after two tries, with a warning; the main suite never is.
+          if (attempt >= 2 && failedSuite && failedSuite !== suite && !dropped) {
+            dropped = failedSuite;
+            sources = withoutSuite(sources, failedSuite, (srcDir ??= fs.mkdtempSync(path.join(path.dirname(tmp), 'sources-'))));
+            ctx.emit({ kind: 'warn', message: `the mirror keeps failing for ${failedSuite}; building the sample image without it` });
+          } else {
+            ctx.emit({ kind: 'warn', message: `mmdebstrap hit a transient mirror error (${/Mirror sync in progress|Hash Sum mismatch/i.exec(r.all)?.[0] ?? 'network'}), retrying in ${delay}s (${attempt}/${retryDelays.length})` });
+            await new Promise((resolve) => setTimeout(resolve, delay * 1000));
+          }
+          continue;
         }
-        continue;
+        if (attempt === 1) {
+          // Seen once here: dpkg failing under emulation in a first bootstrap and not in the next.
+          ctx.emit({ kind: 'warn', message: `mmdebstrap failed (exit ${r.exitCode}); trying once more (log: ${tree}.log)` });
+          continue;
+        }
+        throw new CommandError(`mmdebstrap ${args.join(' ')} (full log: ${tree}.log)`, r.exitCode, r.all);
       }
-      if (attempt === 1) {
-        // Seen once here: dpkg failing under emulation in a first bootstrap and not in the next.
-        ctx.emit({ kind: 'warn', message: `mmdebstrap failed (exit ${r.exitCode}); trying once more (log: ${tree}.log)` });
-        continue;
-      }
-      throw new CommandError(`mmdebstrap ${args.join(' ')} (full log: ${tree}.log)`, r.exitCode, r.all);
-    }
     } finally {
       if (srcDir) fs.rmSync(srcDir, { recursive: true, force: true });
     }

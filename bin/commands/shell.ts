@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import type { Argv } from 'yargs';
-import { type AttachStrategy, withSession } from '../../lib/index.js';
+import { withSession } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
-import { sessionOptions } from './options.js';
+import { type SessionArgs, sessionFromArgs, sessionOptions } from './options.js';
 
 export const command = 'shell <image>';
 export const describe = 'An interactive shell in the image chroot; everything is undone when it exits';
@@ -11,21 +11,13 @@ export function builder(y: Argv) {
   return sessionOptions(y.positional('image', { type: 'string', demandOption: true })).option('shell', { type: 'string', default: '/bin/bash', describe: 'shell inside the image (falls back to /bin/sh)' });
 }
 
-type Args = GlobalArgs & { image: string; shell: string; attach: AttachStrategy | 'auto'; workspace?: string; rw: boolean; 'allow-block-device': boolean };
+type Args = GlobalArgs & SessionArgs & { shell: string };
 
 export async function handler(args: Args) {
   await runCli(
     args,
     async (ctx) => {
-      const options = {
-        image: args.image,
-        mode: args.rw ? ('rw' as const) : ('overlay' as const),
-        verb: 'shell',
-        attach: args.attach,
-        workspace: args.workspace,
-        allowBlockDevice: args['allow-block-device'],
-        hostPts: true,
-      };
+      const options = sessionFromArgs(args, 'shell', true);
       return withSession(ctx, options, async (session) => {
         const shell = fs.existsSync(session.file(args.shell)) ? args.shell : '/bin/sh';
         process.stderr.write(`imgbuild: shell in ${session.image.path} (${session.arch}${session.mode === 'rw' ? ', writes go to the image' : ', changes are discarded on exit'}); exit to leave\n`);
