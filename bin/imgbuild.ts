@@ -2,14 +2,17 @@
 // Thin CLI: yargs wiring only; each verb lives in bin/commands/<verb>.ts.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import * as buildCmd from './commands/build.js';
 import * as doctor from './commands/doctor.js';
 import * as faults from './commands/faults.js';
+import * as grow from './commands/grow.js';
 import * as inspect from './commands/inspect.js';
 import * as mount from './commands/mount.js';
 import * as recover from './commands/recover.js';
 import * as run from './commands/run.js';
 import * as sample from './commands/sample.js';
 import * as shell from './commands/shell.js';
+import * as targets from './commands/targets.js';
 import * as umount from './commands/umount.js';
 
 await yargs(hideBin(process.argv))
@@ -18,11 +21,14 @@ await yargs(hideBin(process.argv))
   .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every command' })
   .option('state-dir', { type: 'string', hidden: true })
   .option('cache-dir', { type: 'string', describe: 'where sample images, sources and caches live (default /var/cache/imgbuild)' })
+  .command(buildCmd)
+  .command(targets)
   .command(inspect)
   .command(run)
   .command(shell)
   .command(mount)
   .command(umount)
+  .command(grow)
   .command(recover)
   .command(doctor)
   .command(sample)

@@ -1,4 +1,5 @@
-// Draws library events: an ora spinner per stage on a TTY, plain lines otherwise.
+// Draws library events: an ora spinner per stage on a TTY (elapsed time and the last line of
+// the build log), plain lines otherwise (with a heartbeat for long stages, for CI logs).
 import ora, { type Ora } from 'ora';
 import { errorMessage, type ImgbuildEvent } from '../lib/index.js';
 import { shellJoin } from '../lib/quote.js';
@@ -8,26 +9,53 @@ export interface ReporterOptions {
   /** Write nothing but errors (for --json). */
   quiet: boolean;
   tty: boolean;
+  /** Plain mode: print a progress line for a running stage this often (ms). */
+  heartbeatMs?: number;
+}
+
+export function elapsed(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  return s < 60 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
 export function createReporter(o: ReporterOptions): (e: ImgbuildEvent) => void {
   let spinner: Ora | undefined;
+  let current: { name: string; t0: number; last: string; timer?: NodeJS.Timeout } | undefined;
   const stream = process.stderr;
+  const width = () => Math.max(20, (process.stderr.columns ?? 80) - 10);
   const line = (text: string) => {
     if (spinner?.isSpinning) spinner.clear();
     stream.write(`${text}\n`);
     if (spinner?.isSpinning) spinner.render();
+  };
+  const render = () => {
+    if (!current) return;
+    const head = `${current.name} (${elapsed(performance.now() - current.t0)})`;
+    if (spinner) spinner.text = `${head}${current.last ? ` | ${current.last}` : ''}`.slice(0, width());
+    else line(`imgbuild: ${head}${current.last ? `: ${current.last.slice(0, 160)}` : ''}`);
+  };
+  const endCurrent = () => {
+    if (current?.timer) clearInterval(current.timer);
+    current = undefined;
   };
   return (e) => {
     if (o.quiet && e.kind !== 'warn') return;
     switch (e.kind) {
       case 'stage':
         if (e.phase === 'start') {
+          endCurrent();
+          current = { name: e.name, t0: performance.now(), last: '' };
           if (o.tty && !o.verbose) {
             spinner = ora({ text: e.name, stream }).start();
-          } else line(`imgbuild: ${e.name} ...`);
+            current.timer = setInterval(render, 1000);
+          } else {
+            line(`imgbuild: ${e.name} ...`);
+            current.timer = setInterval(render, o.heartbeatMs ?? 60_000);
+          }
+          current.timer.unref();
         } else {
-          const secs = `${(e.ms / 1000).toFixed(1)}s`;
+          if (current?.name === e.name) endCurrent();
+          const secs = elapsed(e.ms);
           if (spinner && o.tty && !o.verbose) {
             if (e.phase === 'end') spinner.succeed(`${e.name} (${secs})`);
             else spinner.fail(`${e.name} (${secs})`);
@@ -49,7 +77,8 @@ export function createReporter(o: ReporterOptions): (e: ImgbuildEvent) => void {
         line(`imgbuild: warning: ${e.message}`);
         break;
       case 'output':
-        if (spinner?.isSpinning) spinner.text = `${spinner.text.split(' | ')[0]} | ${e.line.slice(0, 80)}`;
+        if (current) current.last = e.line.replace(/\s+/g, ' ').trim() || current.last;
+        if (spinner?.isSpinning) render();
         else if (o.verbose) line(e.line);
         break;
     }

@@ -1,5 +1,5 @@
 // Pure ELF header reading: which machine a binary is for, and its dynamic dependencies.
-import { type Arch } from './arch.js';
+import { type Arch, archTable } from './arch.js';
 
 export interface ElfHeader {
   class: 1 | 2;
@@ -41,3 +41,155 @@ export function elfArch(h: ElfHeader): Arch | undefined {
 }
 
 export const elfMachineNames: Record<number, string> = { 3: 'i386', 40: 'arm', 62: 'x86_64', 183: 'aarch64', 243: 'riscv' };
+
+export interface ElfDynamic {
+  /** DT_NEEDED entries, in order. */
+  needed: string[];
+  soname?: string;
+  /** DT_RPATH and DT_RUNPATH, split on ':'. */
+  rpath: string[];
+  runpath: string[];
+}
+
+const PT_LOAD = 1;
+const PT_DYNAMIC = 2;
+const SHT_DYNAMIC = 6;
+const DT_NEEDED = 1;
+const DT_STRTAB = 5;
+const DT_STRSZ = 10;
+const DT_SONAME = 14;
+const DT_RPATH = 15;
+const DT_RUNPATH = 29;
+
+/** A byte range of the file; `addr` is where it is mapped (program headers) or 0. */
+interface Range {
+  offset: number;
+  size: number;
+  addr: number;
+}
+
+/**
+ * The dynamic section of an ELF file (ELF32/ELF64, either byte order): found through the program
+ * headers, or the section headers when there are none. undefined for non-ELF, static or damaged files.
+ */
+export function readElfDynamic(b: Buffer): ElfDynamic | undefined {
+  const h = readElfHeader(b);
+  if (!h) return undefined;
+  const le = h.littleEndian;
+  const wide = h.class === 2;
+  // Every read is bounds-checked, so hostile offsets give undefined instead of a RangeError.
+  const fits = (o: number, n: number) => Number.isSafeInteger(o) && Number.isSafeInteger(n) && o >= 0 && n >= 0 && o + n <= b.length;
+  const u16 = (o: number) => (fits(o, 2) ? (le ? b.readUInt16LE(o) : b.readUInt16BE(o)) : undefined);
+  const u32 = (o: number) => (fits(o, 4) ? (le ? b.readUInt32LE(o) : b.readUInt32BE(o)) : undefined);
+  const u64 = (o: number) => (fits(o, 8) ? Number(le ? b.readBigUInt64LE(o) : b.readBigUInt64BE(o)) : undefined);
+  const word = wide ? u64 : u32;
+  // An ELF64 d_tag is signed, but every tag read here is small and positive.
+  const field = (base: number, off64: number, off32: number) => word(base + (wide ? off64 : off32));
+
+  const ph = fromProgramHeaders();
+  const fromPh = ph && readEntries(ph.table, ph.strtab);
+  if (fromPh) return fromPh;
+  const sh = fromSectionHeaders();
+  return sh && readEntries(sh.table, sh.strtab);
+
+  function fromProgramHeaders(): { table: Range; strtab: (tag: Map<number, number>) => Range | undefined } | undefined {
+    const phoff = field(0, 32, 28);
+    const entsize = u16(wide ? 54 : 42);
+    const count = u16(wide ? 56 : 44);
+    if (phoff === undefined || !entsize || !count || entsize < (wide ? 56 : 32)) return undefined;
+    const loads: Range[] = [];
+    let table: Range | undefined;
+    for (let i = 0; i < count; i++) {
+      const p = phoff + i * entsize;
+      const type = u32(p);
+      const offset = field(p, 8, 4);
+      const addr = field(p, 16, 8);
+      const size = field(p, 32, 16);
+      if (type === undefined || offset === undefined || addr === undefined || size === undefined) return undefined;
+      if (type === PT_LOAD) loads.push({ offset, size, addr });
+      if (type === PT_DYNAMIC && !table) table = { offset, size, addr };
+    }
+    if (!table) return undefined;
+    // DT_STRTAB is a virtual address: the PT_LOAD segment that contains it gives the file offset.
+    const strtab = (tags: Map<number, number>) => {
+      const addr = tags.get(DT_STRTAB);
+      if (addr === undefined) return undefined;
+      const seg = loads.find((l) => addr >= l.addr && addr < l.addr + l.size);
+      if (!seg) return undefined;
+      const offset = seg.offset + (addr - seg.addr);
+      return { offset, size: Math.min(tags.get(DT_STRSZ) ?? Infinity, seg.offset + seg.size - offset), addr };
+    };
+    return { table, strtab };
+  }
+
+  function fromSectionHeaders(): { table: Range; strtab: () => Range | undefined } | undefined {
+    const shoff = field(0, 40, 32);
+    const entsize = u16(wide ? 58 : 46);
+    const count = u16(wide ? 60 : 48);
+    if (shoff === undefined || !entsize || !count || entsize < (wide ? 64 : 40)) return undefined;
+    const section = (i: number): (Range & { type: number; link: number }) | undefined => {
+      const s = shoff + i * entsize;
+      const type = u32(s + 4);
+      const offset = field(s, 24, 16);
+      const size = field(s, 32, 20);
+      const link = u32(s + (wide ? 40 : 24));
+      if (type === undefined || offset === undefined || size === undefined || link === undefined) return undefined;
+      return { type, offset, size, link, addr: 0 };
+    };
+    for (let i = 0; i < count; i++) {
+      const s = section(i);
+      if (!s) return undefined;
+      if (s.type !== SHT_DYNAMIC) continue;
+      return { table: s, strtab: () => (s.link < count ? section(s.link) : undefined) };
+    }
+    return undefined;
+  }
+
+  function readEntries(table: Range, strtabOf: (tags: Map<number, number>) => Range | undefined): ElfDynamic | undefined {
+    const entsize = wide ? 16 : 8;
+    const size = Math.min(table.size, b.length - table.offset);
+    if (!fits(table.offset, 0) || size < entsize) return undefined;
+    const entries: [number, number][] = [];
+    // Bounded by the table size, which is bounded by the buffer.
+    for (let o = table.offset; o + entsize <= table.offset + size; o += entsize) {
+      const tag = field(o, 0, 0);
+      const val = field(o, 8, 4);
+      if (tag === undefined || val === undefined || tag === 0) break;
+      entries.push([tag, val]);
+    }
+    const tags = new Map<number, number>();
+    for (const [tag, val] of entries) if (!tags.has(tag)) tags.set(tag, val);
+    const strtab = strtabOf(tags);
+    if (!strtab || !fits(strtab.offset, 0)) return undefined;
+    const end = Math.min(strtab.offset + strtab.size, b.length);
+    const str = (off: number): string | undefined => {
+      const start = strtab.offset + off;
+      if (off < 0 || start >= end) return undefined;
+      const nul = b.indexOf(0, start);
+      if (nul < 0 || nul >= end) return undefined;
+      return b.toString('utf8', start, nul);
+    };
+    const dyn: ElfDynamic = { needed: [], rpath: [], runpath: [] };
+    for (const [tag, val] of entries) {
+      if (tag !== DT_NEEDED && tag !== DT_SONAME && tag !== DT_RPATH && tag !== DT_RUNPATH) continue;
+      const s = str(val);
+      if (s === undefined) continue;
+      if (tag === DT_NEEDED) dyn.needed.push(s);
+      else if (tag === DT_SONAME) dyn.soname ??= s;
+      else (tag === DT_RPATH ? dyn.rpath : dyn.runpath).push(...s.split(':').filter(Boolean));
+    }
+    return dyn;
+  }
+}
+
+const EF_ARM_ABI_FLOAT_SOFT = 0x200;
+
+/** Whether the dynamic loader of `arch` would load this object: class, byte order, machine, ARM float ABI. */
+export function elfMatchesArch(h: ElfHeader, arch: Arch): boolean {
+  const info = archTable[arch];
+  if (!h.littleEndian || h.class !== info.elfClass || h.machine !== info.elfMachine) return false;
+  // glibc on ARM rejects an object that declares the other float ABI; one that declares none is loaded.
+  if (arch === 'armhf') return !(h.flags & EF_ARM_ABI_FLOAT_SOFT);
+  if (arch === 'armel') return !(h.flags & EF_ARM_ABI_FLOAT_HARD);
+  return true;
+}

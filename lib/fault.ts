@@ -22,6 +22,8 @@ export const faultSteps = [
   'teardown:binfmt',
   'teardown:detach',
   'teardown:unlock',
+  'grow:check',
+  'grow:resize',
 ] as const;
 
 export type FaultStep = (typeof faultSteps)[number];

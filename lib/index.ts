@@ -15,3 +15,7 @@ export { type SampleOptions, buildSample, samplePath } from './sample.js';
 export { type PartitionTable, type Partition, parseSfdiskJson, detectFilesystem } from './partitions.js';
 export { parseMountinfo } from './mountinfo.js';
 export { faultSteps } from './fault.js';
+export { type GrowOptions, type GrowResult, type SizeSpec, formatGrowResult, growImage, parseSize, planGrow } from './grow.js';
+export { type ElfDynamic, readElfDynamic } from './elf.js';
+export { type ZipEntry, ZipError, readZip, readEntry } from './zip.js';
+export { type WheelName, type WheelElf, type WheelReport, type VerifyOptions, parseWheelName, tagProblems, wheelElves, libraryDirs, findLibrary, verifyWheel } from './wheel.js';

@@ -44,6 +44,9 @@ export interface RunnerOptions {
   signal?: AbortSignal;
 }
 
+/** Lines of a logged command's output kept in memory (RunResult.all) for error messages. */
+export const tailKept = 200;
+
 export function createRunner({ emit, signal: defaultSignal }: RunnerOptions): Run {
   return async (file, args, options = {}) => {
     const argv = [file, ...args];
@@ -65,7 +68,9 @@ export function createRunner({ emit, signal: defaultSignal }: RunnerOptions): Ru
       stderr: inherit ? 'inherit' : options.logFile ? ['pipe', { file: options.logFile, append: true }] : 'pipe',
       all: !inherit,
       lines: false,
-      buffer: true,
+      // A logged command (a compiler run) may print far more than memory should hold: keep only
+      // its tail, below, for the error message.
+      buffer: !options.logFile,
       maxBuffer: 64 * 1024 * 1024,
     };
     const child = execa(file, args, execaOptions);
@@ -77,13 +82,20 @@ export function createRunner({ emit, signal: defaultSignal }: RunnerOptions): Ru
     };
     signal?.addEventListener('abort', onAbort, { once: true });
 
-    if (options.onLine && child.all) {
-      let partial = '';
+    const tail: string[] = [];
+    let partial = '';
+    if ((options.onLine || options.logFile) && child.all) {
       child.all.on('data', (chunk: Buffer) => {
         const text = partial + chunk.toString('utf8');
         const lines = text.split('\n');
         partial = lines.pop() ?? '';
-        for (const line of lines) options.onLine?.(line);
+        for (const line of lines) {
+          options.onLine?.(line);
+          if (options.logFile) {
+            tail.push(line);
+            if (tail.length > tailKept) tail.shift();
+          }
+        }
       });
     }
 
@@ -93,7 +105,7 @@ export function createRunner({ emit, signal: defaultSignal }: RunnerOptions): Ru
       exitCode: result.exitCode ?? (result.signal ? 128 + signalNumber(result.signal) : 1),
       stdout: typeof result.stdout === 'string' ? result.stdout : '',
       stderr: typeof result.stderr === 'string' ? result.stderr : '',
-      all: typeof result.all === 'string' ? result.all : '',
+      all: typeof result.all === 'string' ? result.all : options.logFile ? [...tail, partial].join('\n') : '',
       ...(result.signal ? { signal: result.signal } : {}),
     };
     if (cancelled && signal) throw new InterruptedError(abortName(signal));

@@ -75,6 +75,8 @@ export class Session {
     readonly mode: SessionMode,
     readonly boot: BootMount | undefined,
     readonly workspace: string | undefined,
+    /** The image's own root as mounted (the overlay's lower layer, or the root itself), inside the namespace. */
+    readonly imageRoot: string,
   ) {}
 
   get id(): string {
@@ -269,7 +271,7 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
       checkpoint('teardown:processes');
       await held.killAll();
     });
-    return new Session(ctx, tx, journal, held, image, strategy, rootPart, arch, root, o.mode, boot, o.workspace ? path.resolve(o.workspace) : undefined);
+    return new Session(ctx, tx, journal, held, image, strategy, rootPart, arch, root, o.mode, boot, o.workspace ? path.resolve(o.workspace) : undefined, imageRootDir);
   } catch (error) {
     await closeTransaction(ctx, tx, journal, error);
     throw error;

@@ -72,3 +72,32 @@ function pathStart(url: string): number {
   const colon = url.indexOf(':');
   return colon === -1 ? 0 : colon;
 }
+
+export interface TargetArg {
+  spec: TargetSpec;
+  /** Recipe options written after the spec: torch@1.1.0 has none; onnxruntime@1.23.0,ep=qnn,qnn_home=/opt/qairt. */
+  options: Record<string, string>;
+}
+
+/**
+ * A --target value: SPEC[,KEY=VALUE...]. A part without '=' continues the previous value, so
+ * local:./b,needs=a,c reads as needs "a,c".
+ */
+export function parseTargetArg(text: string, cwd: string = process.cwd()): TargetArg {
+  const m = /,(?=[A-Za-z_][A-Za-z0-9_]*=)/.exec(text);
+  const specText = m ? text.slice(0, m.index) : text;
+  const options: Record<string, string> = {};
+  if (m) {
+    let last: string | undefined;
+    for (const part of text.slice(m.index + 1).split(',')) {
+      const kv = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(part);
+      if (kv) {
+        last = kv[1]!;
+        options[last] = options[last] !== undefined ? `${options[last]},${kv[2]!}` : kv[2]!;
+      } else if (last !== undefined) {
+        options[last] = `${options[last]},${part}`;
+      }
+    }
+  }
+  return { spec: parseTargetSpec(specText, cwd), options };
+}

@@ -1,0 +1,73 @@
+import type { Argv } from 'yargs';
+import { build, formatPlan } from '../../lib/build.js';
+import { type AttachStrategy, UsageError } from '../../lib/index.js';
+import { type GlobalArgs, runCli } from '../cli-context.js';
+import { attachOption } from './options.js';
+
+export const command = ['build <image>', '$0 <image>'];
+export const describe = 'Build wheels that match the image (the default verb: imgbuild IMAGE --target SPEC)';
+
+export function builder(y: Argv) {
+  return attachOption(y.positional('image', { type: 'string', demandOption: true, describe: 'the SD-card image file' }))
+    .option('target', { alias: 't', type: 'string', array: true, describe: 'what to build: torch@1.1.0, torchvision@0.4.0, onnx@1.11.0, onnxruntime@1.11.0, local:PATH, git:URL@REF; recipe options after commas (local:./b,needs=a). Repeat for several', requiresArg: true })
+    .option('out', { alias: 'o', type: 'string', default: 'dist', describe: 'where wheels, manifest.json and logs/ go' })
+    .option('workspace', { type: 'string', describe: 'host directory for sources, build trees and the build layer (default: under the cache dir, emptied at the next build)' })
+    .option('jobs', { alias: 'j', type: 'string', default: 'auto', describe: 'parallel compile jobs, or auto (CPUs, fewer if memory per job would not fit)' })
+    .option('source', { type: 'string', array: true, default: [], describe: 'NAME=PATH: build target NAME from a local checkout or sdist instead of fetching it' })
+    .option('with-wheel', { type: 'string', array: true, default: [], describe: 'a ready wheel to install first (e.g. torch for a torchvision build)' })
+    .option('persist', { type: 'boolean', default: false, describe: 'write the build\'s apt and pip installs into the image (default: the image stays unchanged)' })
+    .option('dry-run', { type: 'boolean', default: false, describe: 'print the whole plan (host steps and undo, apt, env, commands) and change nothing' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the manifest (with --dry-run: the plan) as JSON on stdout' })
+    .example('$0 pynq.img --target torch@1.1.0 --source torch=/src/pytorch', 'PyTorch 1.1.0 for a PYNQ image from a local checkout')
+    .example('$0 rpi.img -t local:./mypkg -o wheels', 'any Python project');
+}
+
+interface Args extends GlobalArgs {
+  image: string;
+  target?: string[];
+  out: string;
+  workspace?: string;
+  jobs: string;
+  source: string[];
+  'with-wheel': string[];
+  persist: boolean;
+  'dry-run': boolean;
+  attach: AttachStrategy | 'auto';
+  'allow-block-device': boolean;
+}
+
+export function parseJobs(text: string): number | 'auto' {
+  if (text === 'auto') return 'auto';
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`--jobs ${text} is not a positive number or auto`, 'e.g. --jobs 2, or --jobs auto');
+  return Number(text);
+}
+
+export async function handler(args: Args) {
+  await runCli(args, async (ctx) => {
+    const result = await build(ctx, {
+      image: args.image,
+      targets: (args.target ?? []).map(String),
+      out: args.out,
+      workspace: args.workspace,
+      jobs: parseJobs(String(args.jobs)),
+      sources: args.source.map(String),
+      withWheels: args['with-wheel'].map(String),
+      persist: args.persist,
+      dryRun: args['dry-run'],
+      attach: args.attach,
+      allowBlockDevice: args['allow-block-device'],
+    });
+    if (args['dry-run']) {
+      process.stdout.write(args.json ? `${JSON.stringify(result.plan, null, 2)}\n` : `${formatPlan(result.plan)}\n`);
+      return;
+    }
+    const m = result.manifest!;
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify(m, null, 2)}\n`);
+      return;
+    }
+    const mine = m.wheels.filter((w) => result.plan.targets.some((t) => t.id === w.target));
+    for (const w of mine) process.stdout.write(`${result.plan.out}/${w.file}\n`);
+    process.stderr.write(`imgbuild: ${mine.length} wheel(s) verified for ${m.image.os.PRETTY_NAME ?? args.image} (${m.image.wheelTag}); manifest: ${result.plan.out}/manifest.json\n`);
+  });
+}

@@ -1,0 +1,606 @@
+// The main job: build image-matched wheels. Everything that can go wrong with the input is
+// checked before anything is mounted; sources are fetched on the host; the build runs in the
+// image's chroot over a throwaway layer in the workspace (or in the image with --persist); every
+// wheel is verified against the image as the user has it before it is reported.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { archTable } from './arch.js';
+import type { AttachStrategy } from './attach.js';
+import type { Context } from './context.js';
+import { PreconditionError, StepError, UsageError, errorMessage, tailLines } from './errors.js';
+import { stage } from './events.js';
+import { hashFile } from './hash.js';
+import { type ImageFacts, sessionFacts } from './inspect.js';
+import { holdLock } from './lock.js';
+import { type Manifest, type ManifestImage, type ManifestWheel, writeManifest } from './manifest.js';
+import { safeRemoveTree } from './safe-remove.js';
+import { resolveInRoot } from './safe-path.js';
+import { type Session, type SessionMode, withSession } from './session.js';
+import { checkProjectPath, declaredName, fetchSource, type FetchedSource } from './sources.js';
+import { parseTargetArg, type TargetArg } from './spec.js';
+import { cmakeForRelease, normalizeName, orderPlans, pairingWarnings, planTarget, type TargetPlan } from './targets/index.js';
+import { GiB, MiB } from './targets/types.js';
+import { findLibrary, libraryDirs, parseWheelName, verifyWheel, wheelElves, type WheelName } from './wheel.js';
+
+export interface BuildRequest {
+  image: string;
+  /** --target values: SPEC[,KEY=VALUE...]. */
+  targets: string[];
+  /** --out (default ./dist). */
+  out: string;
+  /** --workspace; default: a directory under the cache, emptied at the next run. */
+  workspace?: string;
+  jobs: number | 'auto';
+  /** --source NAME=PATH. */
+  sources: string[];
+  /** --with-wheel PATH. */
+  withWheels: string[];
+  persist: boolean;
+  dryRun: boolean;
+  attach?: AttachStrategy | 'auto';
+  allowBlockDevice?: boolean;
+  /** Relative paths are resolved against this (default: process.cwd()). */
+  cwd?: string;
+}
+
+/** One host step of the build session and its undo, for --dry-run. */
+export interface PlannedStep {
+  step: string;
+  undo: string;
+}
+
+export interface BuildPlan {
+  image: string;
+  mode: 'overlay' | 'persist';
+  facts: Pick<ImageFacts, 'arch' | 'os' | 'python' | 'glibc' | 'wheelTag' | 'attach'>;
+  jobs: number;
+  workspace: string;
+  out: string;
+  /** apt packages installed in the chroot before building, with the reason for each added one. */
+  apt: string[];
+  aptReasons: string[];
+  hostSteps: PlannedStep[];
+  targets: TargetPlan[];
+  withWheels: { path: string; name: string; version: string }[];
+  warnings: string[];
+}
+
+export interface BuildResult {
+  plan: BuildPlan;
+  manifest?: Manifest;
+}
+
+interface Prepared {
+  args: TargetArg[];
+  sources: Map<string, string>;
+  wheels: { path: string; name: WheelName }[];
+  out: string;
+  workspace: string;
+  defaultWorkspace: boolean;
+}
+
+/** Build (or with dryRun, plan) the requested targets. */
+export async function build(ctx: Context, req: BuildRequest): Promise<BuildResult> {
+  const prep = prepare(ctx, req);
+  const image = await readImage(ctx, req);
+  const plan = makePlan(ctx, req, prep, image);
+  for (const w of plan.warnings) ctx.emit({ kind: 'warn', message: w });
+  if (req.dryRun) return { plan };
+
+  checkSpace(plan.workspace, workspaceBytes(plan), 'the workspace');
+  fs.mkdirSync(prep.workspace, { recursive: true });
+  const lock = await holdLock(ctx, path.join(prep.workspace, '.imgbuild.lock'), `workspace ${prep.workspace}`);
+  let ok = false;
+  try {
+    const manifest = await runBuild(ctx, req, prep, plan, image);
+    ok = true;
+    return { plan, manifest };
+  } finally {
+    await lock.release();
+    if (ok && prep.defaultWorkspace) clearWorkspace(prep.workspace);
+    else if (!ok) ctx.emit({ kind: 'info', message: `the build tree stays in ${prep.workspace} until the next build` });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Before anything is mounted
+
+function prepare(ctx: Context, req: BuildRequest): Prepared {
+  const cwd = req.cwd ?? process.cwd();
+  if (req.targets.length === 0) throw new UsageError('no --target given', 'e.g. --target torch@1.1.0 or --target local:./myproject; `imgbuild targets` lists the recipes');
+  if (req.jobs !== 'auto' && (!Number.isInteger(req.jobs) || req.jobs < 1)) throw new UsageError(`--jobs ${req.jobs} is not a positive integer or auto`);
+  const args = req.targets.map((t) => parseTargetArg(t, cwd));
+  // A project directory says its own name: needs= of other targets and the import test use it.
+  for (const a of args) {
+    if (a.spec.kind === 'local' && a.options.name === undefined && isDirectory(a.spec.path)) {
+      const name = declaredName(a.spec.path);
+      if (name) a.options.name = name;
+    }
+  }
+
+  // Plan once with stand-in facts: unknown recipes, versions and options fail here, before the image is read.
+  const draft = args.map((a) => planTarget(a.spec, { jobs: 1, python: '3.11', arch: 'aarch64', recipeOptions: a.options }));
+
+  const sources = new Map<string, string>();
+  for (const s of req.sources) {
+    const m = /^([^=]+)=(.+)$/.exec(s);
+    if (!m) throw new UsageError(`--source ${s} is not NAME=PATH`, 'e.g. --source torch=/src/pytorch');
+    const name = normalizeName(m[1]!.trim());
+    const target = draft.find((p) => normalizeName(p.name) === name);
+    if (!target) throw new UsageError(`--source ${m[1]}: no target called ${m[1]}`, `targets: ${draft.map((p) => p.name).join(', ')}`);
+    const p = path.resolve(cwd, m[2]!);
+    checkProjectPath(p, `--source ${m[1]}`);
+    if (sources.has(name)) throw new UsageError(`--source ${m[1]} given twice`);
+    sources.set(name, p);
+  }
+  for (const p of draft) if (p.source.kind === 'path' && !sources.has(normalizeName(p.name))) checkProjectPath(p.source.path, p.id);
+  for (const p of draft) {
+    if (p.source.kind === 'git' && !sources.has(normalizeName(p.name)) && !p.id.startsWith('git:')) {
+      ctx.emit({ kind: 'info', message: `${p.id}: source from ${p.source.url} at ${p.source.ref} (use --source ${p.name}=PATH for a local checkout)` });
+    }
+  }
+
+  const wheels = req.withWheels.map((w) => {
+    const p = path.resolve(cwd, w);
+    if (!fs.existsSync(p) || !fs.statSync(p).isFile()) throw new PreconditionError(`--with-wheel ${w}: no such file`, 'give the path of a .whl file');
+    return { path: p, name: parseWheelName(p) };
+  });
+
+  const out = path.resolve(cwd, req.out);
+  if (!req.dryRun) checkWritable(out, '--out');
+  const defaultWorkspace = !req.workspace;
+  const workspace = req.workspace ? path.resolve(cwd, req.workspace) : path.join(ctx.cacheDir, 'work', 'default');
+  if (req.workspace) {
+    if (fs.existsSync(workspace) && !fs.statSync(workspace).isDirectory()) throw new PreconditionError(`--workspace ${workspace} is not a directory`);
+    if (!req.dryRun) checkWritable(workspace, '--workspace');
+  }
+  if (/[,:\\\s]/.test(workspace)) throw new PreconditionError(`workspace ${workspace} has a comma, colon, backslash or space`, 'the build layer lives there and overlayfs cannot take such paths: choose a plain one');
+  return { args, sources, wheels, out, workspace, defaultWorkspace };
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Creates `dir` if needed and proves a file can be written there. */
+function checkWritable(dir: string, what: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+    const probe = path.join(dir, `.imgbuild-probe-${process.pid}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+  } catch (error) {
+    throw new PreconditionError(`${what} ${dir} is not writable: ${errorMessage(error)}`, `choose a directory you can write to with ${what} DIR`);
+  }
+}
+
+interface ImageInfo {
+  facts: ImageFacts;
+  python: string;
+  hasPip: boolean;
+  hasCc: boolean;
+  hasCxx: boolean;
+}
+
+/** Facts the plan needs, from a read-only session (read-only loop, ro,noload mounts: nothing changes). */
+async function readImage(ctx: Context, req: BuildRequest): Promise<ImageInfo> {
+  return withSession(ctx, { image: req.image, mode: 'inspect', verb: 'build (read image)', attach: req.attach, allowBlockDevice: req.allowBlockDevice }, async (s) => {
+    const facts = sessionFacts(s);
+    if (!facts.python) {
+      throw new PreconditionError(`${req.image} has no python3 (/usr/bin/python3)`, 'wheels are built with and for the image\'s own Python: install python3 in the image first (imgbuild shell IMAGE --rw)');
+    }
+    const root = s.ns.hostPath(s.root);
+    const exists = (inner: string) => resolveInRoot(root, inner).type === 'file';
+    const v = facts.python.version;
+    const pipDirs = ['/usr/lib/python3/dist-packages', `/usr/local/lib/python${v}/dist-packages`, `/usr/lib/python${v}/site-packages`, `/usr/local/lib/python${v}/site-packages`];
+    return {
+      facts,
+      python: v,
+      hasPip: pipDirs.some((d) => exists(`${d}/pip/__init__.py`)),
+      hasCc: exists('/usr/bin/gcc') || exists('/usr/bin/cc'),
+      hasCxx: exists('/usr/bin/g++') || exists('/usr/bin/c++'),
+    };
+  });
+}
+
+function makePlan(ctx: Context, req: BuildRequest, prep: Prepared, image: ImageInfo): BuildPlan {
+  const { facts } = image;
+  const base = { python: image.python, arch: facts.arch, aptCmake: cmakeForRelease(facts.os.VERSION_CODENAME) };
+  let plans = prep.args.map((a) => planTarget(a.spec, { ...base, jobs: 1, recipeOptions: a.options }));
+  const jobs = req.jobs === 'auto' ? autoJobs(plans) : req.jobs;
+  plans = prep.args.map((a) => planTarget(a.spec, { ...base, jobs, recipeOptions: a.options }));
+  plans = plans.map((p) => {
+    const local = prep.sources.get(normalizeName(p.name));
+    return local ? { ...p, source: { kind: 'path', path: local }, notes: [...p.notes, `source: ${local} (--source)`] } : p;
+  });
+  const ordered = orderPlans(plans, prep.wheels.map((w) => w.name.distribution));
+  const warnings = [
+    ...ordered.flatMap((p) => p.warnings.map((w) => `${p.id}: ${w}`)),
+    ...pairingWarnings(ordered, prep.wheels.map((w) => ({ name: w.name.distribution, version: w.name.version }))),
+  ];
+
+  const apt = [...new Set(ordered.flatMap((p) => p.apt))];
+  const aptReasons: string[] = [];
+  const add = (pkg: string, why: string) => {
+    if (!apt.includes(pkg)) {
+      apt.push(pkg);
+      aptReasons.push(`${pkg}: ${why}`);
+    }
+  };
+  if (!facts.python?.headers) add('python3-dev', `the image has no Python.h for python${image.python}`);
+  const usesPip = ordered.some((p) => p.pip.length > 0 || p.commands.some((c) => c.includes('pip'))) || prep.wheels.length > 0 || ordered.some((p) => p.needs.length > 0);
+  if (usesPip && !image.hasPip) add('python3-pip', 'the image has no pip');
+  if (!image.hasCc) add('gcc', 'the image has no C compiler');
+  if (!image.hasCxx) add('g++', 'the image has no C++ compiler');
+
+  const mode = req.persist ? 'persist' : 'overlay';
+  return {
+    image: path.resolve(req.image),
+    mode,
+    facts: { arch: facts.arch, os: facts.os, python: facts.python, glibc: facts.glibc, wheelTag: facts.wheelTag, attach: facts.attach },
+    jobs,
+    workspace: prep.workspace,
+    out: prep.out,
+    apt,
+    aptReasons,
+    hostSteps: hostSteps(facts, mode, prep.workspace),
+    targets: ordered,
+    withWheels: prep.wheels.map((w) => ({ path: w.path, name: w.name.distribution, version: w.name.version })),
+    warnings,
+  };
+}
+
+/** Parallel jobs: the CPUs, fewer when memory per job under emulation would not fit. */
+export function autoJobs(plans: TargetPlan[], cpus = os.availableParallelism(), memAvailable = memAvailableBytes()): number {
+  const perJob = Math.max(512 * MiB, ...plans.map((p) => p.memoryPerJobBytes));
+  const byMemory = Math.floor((memAvailable * 0.8) / perJob);
+  return Math.max(1, Math.min(cpus, byMemory));
+}
+
+function memAvailableBytes(): number {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/meminfo', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return os.freemem();
+}
+
+function hostSteps(facts: ImageFacts, mode: 'overlay' | 'persist', workspace: string): PlannedStep[] {
+  const root = facts.partitions.find((p) => p.role === 'root');
+  const boot = facts.partitions.find((p) => p.role === 'boot');
+  const rootNo = root ? `partition ${root.number}` : 'the root partition';
+  const steps: PlannedStep[] = [
+    { step: 'take the image lock and enter a private mount and PID namespace', undo: 'end the namespace (its mounts go with it) and release the lock' },
+    { step: `attach ${rootNo} (${facts.attach}, ${mode === 'persist' ? 'read-write' : 'read-only'})`, undo: 'detach it (flagged autoclear once mounted)' },
+  ];
+  if (mode === 'overlay') {
+    steps.push(
+      { step: `mount ${rootNo} read-only (ro,noload) as the lower layer`, undo: 'unmount it' },
+      { step: `mount an overlay over it, upper layer in ${path.join(workspace, 'overlay')}`, undo: 'unmount it; the upper layer is removed with the workspace' },
+    );
+  } else {
+    steps.push({ step: `mount ${rootNo} read-write: the build's apt and pip installs stay in the image (--persist)`, undo: 'unmount it' });
+  }
+  if (boot) steps.push({ step: `attach and mount the boot partition ${boot.number} (vfat) if the kernel has vfat`, undo: 'unmount and detach it' });
+  steps.push(
+    { step: 'mount /proc (own PID namespace), /sys read-only, a private /dev, /run, /tmp', undo: 'unmount them' },
+    { step: `bind ${path.join(workspace, 'build')} at /workspace (nosuid,nodev)`, undo: 'unmount it' },
+    { step: 'bind the host resolv.conf and a policy-rc.d (no services start) over the image\'s files', undo: 'unmount them' },
+  );
+  if (facts.arch !== 'x86_64') steps.push({ step: `register a qemu-${archTable[facts.arch].qemu} binfmt_misc entry (or reuse a host entry with the F flag)`, undo: 'remove the entry imgbuild registered' });
+  steps.push({ step: 'run each build in the chroot in its own PID namespace', undo: 'kill every process left in the session' });
+  return steps;
+}
+
+/** Workspace bytes the whole build needs: sources and build trees, and with an overlay the installed packages. */
+function workspaceBytes(plan: BuildPlan): number {
+  return plan.targets.reduce((n, p) => n + p.diskBytes, 0) + (plan.mode === 'overlay' ? installBytes(plan) : 0);
+}
+
+/** What the apt and pip installs take in the root (a generous estimate). */
+function installBytes(plan: BuildPlan): number {
+  return 64 * MiB + plan.apt.length * 60 * MiB + plan.targets.reduce((n, p) => n + p.pip.length * 40 * MiB, 0);
+}
+
+function checkSpace(dir: string, need: number, what: string): void {
+  let probe = dir;
+  while (!fs.existsSync(probe)) probe = path.dirname(probe);
+  const st = fs.statfsSync(probe);
+  const free = st.bavail * st.bsize;
+  if (free < need) {
+    throw new PreconditionError(
+      `not enough space in ${what} (${dir}): ${human(free)} free, the build needs about ${human(need)}`,
+      what === 'the image' ? 'grow the image first: imgbuild grow IMAGE +SIZE' : 'free some space, or use --workspace DIR on a larger filesystem',
+    );
+  }
+}
+
+export function human(n: number): string {
+  return n >= GiB ? `${(n / GiB).toFixed(1)} GiB` : `${Math.round(n / MiB)} MiB`;
+}
+
+function clearWorkspace(ws: string): void {
+  for (const name of ['build', 'overlay']) safeRemoveTree(path.join(ws, name));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The build itself
+
+/** A file-system-safe name for a target's source and log. */
+export function slug(plan: TargetPlan): string {
+  return `${plan.name}${plan.version ? `-${plan.version}` : ''}`.replace(/[^A-Za-z0-9._-]+/g, '_');
+}
+
+// pip's cache lives in the workspace: never in the image (--persist), and reused within a run.
+const pipEnv = { PIP_CACHE_DIR: '/workspace/.cache/pip', PIP_BREAK_SYSTEM_PACKAGES: '1', PIP_ROOT_USER_ACTION: 'ignore', PIP_DISABLE_PIP_VERSION_CHECK: '1', PIP_NO_INPUT: '1' };
+
+async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: BuildPlan, image: ImageInfo): Promise<Manifest> {
+  const ws = prep.workspace;
+  const buildDir = path.join(ws, 'build');
+  const upper = path.join(ws, 'overlay');
+  // A fresh build layer and source copies every run; nothing of an earlier run leaks in.
+  safeRemoveTree(buildDir);
+  safeRemoveTree(upper);
+  fs.mkdirSync(path.join(buildDir, 'src'), { recursive: true });
+  fs.mkdirSync(path.join(buildDir, 'wheels'), { recursive: true });
+  fs.mkdirSync(upper, { mode: 0o700 });
+  const logs = path.join(plan.out, 'logs');
+  fs.mkdirSync(logs, { recursive: true });
+  const owner = fs.statSync(plan.out);
+  giveTo(logs, owner);
+
+  const fetched = new Map<TargetPlan, FetchedSource>();
+  for (const t of plan.targets) {
+    const dest = path.join(buildDir, 'src', slug(t));
+    fetched.set(t, await stage(ctx.emit, `fetch the source of ${t.id}`, () => fetchSource(ctx, t.source, dest)));
+  }
+  const supplied = prep.wheels.map((w) => {
+    const dest = path.join(buildDir, 'wheels', path.basename(w.path));
+    fs.copyFileSync(w.path, dest);
+    return { ...w, inner: `/workspace/wheels/${path.basename(w.path)}` };
+  });
+
+  const imagePath = path.resolve(req.image);
+  const imageHashBefore = req.persist ? undefined : await stage(ctx.emit, 'hash the image', () => hashFile(imagePath));
+  const manifestImage: ManifestImage = {
+    path: imagePath,
+    sha256: imageHashBefore ?? '',
+    os: image.facts.os,
+    glibc: image.facts.glibc,
+    python: image.python,
+    arch: image.facts.arch,
+    wheelTag: image.facts.wheelTag,
+  };
+  const manifest: Manifest = { version: 1, image: manifestImage, wheels: [] };
+  const written: ManifestWheel[] = [];
+  const mode: SessionMode = req.persist ? 'rw' : 'overlay';
+
+  await withSession(
+    ctx,
+    { image: req.image, mode, verb: 'build', attach: req.attach, allowBlockDevice: req.allowBlockDevice, workspace: buildDir, ...(req.persist ? {} : { upper }) },
+    async (s) => {
+      const setupLog = path.join(logs, 'setup.log');
+      fs.writeFileSync(setupLog, '');
+      giveTo(setupLog, owner);
+      if (req.persist) checkSpace(s.file('/'), installBytes(plan), 'the image');
+      const exec = (argv: string[], o: { env?: Record<string, string>; cwd?: string; log: string }) =>
+        s.exec(argv, { env: { ...pipEnv, ...o.env }, cwd: o.cwd, logFile: o.log, onLine: (line) => ctx.emit({ kind: 'output', line }), group: true, allowFailure: true });
+
+      if (plan.apt.length > 0) {
+        await stage(ctx.emit, `install ${plan.apt.length} apt package(s) in the ${req.persist ? 'image' : 'build layer'}`, async () => {
+          const env = { DEBIAN_FRONTEND: 'noninteractive' };
+          await checked(await exec(['apt-get', 'update'], { env, log: setupLog }), 'apt-get update', setupLog, 'check the image\'s /etc/apt/sources.list and the network');
+          await checked(await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...plan.apt], { env, log: setupLog }), `apt-get install ${plan.apt.join(' ')}`, setupLog, 'a package name may not exist in this release');
+        });
+      }
+      const compiler = await compilerVersion(s);
+      for (const w of supplied) {
+        await stage(ctx.emit, `install --with-wheel ${path.basename(w.path)}`, async () => {
+          await checked(await exec(['python3', '-m', 'pip', 'install', '--no-deps', '--no-index', w.inner], { log: setupLog }), `pip install ${w.inner}`, setupLog, 'is the wheel for this image (python and platform tags)?');
+        });
+      }
+      // Sonames shipped by wheels each later target may link against.
+      const shipped = new Map<string, string[]>();
+      for (const w of supplied) shipped.set(normalizeName(w.name.distribution), sonamesOf(w.path));
+
+      const lowerRoot = s.ns.hostPath(s.imageRoot);
+      const buildRoot = s.ns.hostPath(s.root);
+      for (const [i, t] of plan.targets.entries()) {
+        const log = path.join(logs, `${slug(t)}.log`);
+        fs.writeFileSync(log, `# imgbuild: ${t.id}\n`);
+        giveTo(log, owner);
+        const t0 = performance.now();
+        const srcInner = `/workspace/src/${slug(t)}`;
+        const srcHost = path.join(buildDir, 'src', slug(t));
+        const built = await stage(ctx.emit, `build ${t.id}`, async () => {
+          if (t.pip.length > 0) {
+            const r = await exec(['python3', '-m', 'pip', 'install', ...t.pip], { log });
+            await checked(r, `pip install ${t.pip.join(' ')}`, log, 'the build prerequisites could not be installed; see the log', t.id);
+          }
+          for (const cmd of t.commands) {
+            const r = await exec(cmd, { env: t.env, cwd: srcInner, log });
+            await checked(r, cmd.join(' '), log, undefined, t.id);
+          }
+          const dir = path.join(srcHost, t.wheelDir);
+          const wheels = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.whl')) : [];
+          if (wheels.length === 0) throw new StepError(`${t.id} built no wheel: nothing in ${t.wheelDir}/`, `see ${log}`);
+          return wheels.map((f) => path.join(dir, f));
+        });
+
+        const provided = t.needs.flatMap((n) => shipped.get(normalizeName(n)) ?? []);
+        for (const file of built) {
+          const name = await stage(ctx.emit, `verify ${path.basename(file)}`, () => verify(s, file, t, { lowerRoot, buildRoot, provided, python: image.python, log }));
+          const seconds = Math.round((performance.now() - t0) / 100) / 10;
+          const dest = path.join(plan.out, path.basename(file));
+          fs.copyFileSync(file, dest);
+          fs.copyFileSync(file, path.join(buildDir, 'wheels', path.basename(file)));
+          giveTo(dest, owner);
+          const entry: ManifestWheel = {
+            file: path.basename(file),
+            sha256: await hashFile(file),
+            size: fs.statSync(file).size,
+            tags: { python: name.python, abi: name.abi, platform: name.platform },
+            name: name.distribution,
+            version: name.version,
+            target: t.id,
+            ...(t.version ? { targetVersion: t.version } : {}),
+            source: fetched.get(t)!,
+            env: t.env,
+            commands: t.commands,
+            image: manifestImage,
+            compiler,
+            seconds,
+            log,
+          };
+          written.push(entry);
+          manifest.wheels = [...written];
+          writeManifest(plan.out, manifest, owner);
+          shipped.set(normalizeName(t.name), sonamesOf(file));
+          shipped.set(normalizeName(name.distribution), sonamesOf(file));
+        }
+        // Later targets that need this one get it installed (in the build layer, or the image with --persist).
+        const later = plan.targets.slice(i + 1).some((o) => o.needs.some((n) => normalizeName(n) === normalizeName(t.name)));
+        if (later) {
+          for (const file of built) {
+            const inner = `/workspace/wheels/${path.basename(file)}`;
+            await checked(await exec(['python3', '-m', 'pip', 'install', '--no-deps', '--no-index', '--force-reinstall', inner], { log }), `pip install ${inner}`, log, undefined, t.id);
+          }
+        }
+      }
+    },
+  );
+
+  if (req.persist) manifestImage.sha256 = await stage(ctx.emit, 'hash the image', () => hashFile(imagePath));
+  manifest.wheels = [...written];
+  return writeManifest(plan.out, manifest, owner);
+}
+
+/** Throws the StepError a failed build step deserves: target, exit code, the last 30 lines, the log. */
+async function checked(r: { exitCode: number; all: string; signal?: string }, what: string, log: string, hint?: string, target?: string): Promise<void> {
+  if (r.exitCode === 0) return;
+  const how = r.signal ? `was killed by ${r.signal}` : `failed with exit code ${r.exitCode}`;
+  const oom = r.signal === 'SIGKILL' || r.exitCode === 137 ? ' (killed: out of memory? try a smaller --jobs)' : '';
+  const tail = tailLines(r.all, 30);
+  throw new StepError(`${target ? `${target}: ` : ''}${what} ${how}${oom}\n--- last lines of ${log} ---\n${tail}`, `${hint ? `${hint}; ` : ''}full log: ${log}`);
+}
+
+async function compilerVersion(s: Session): Promise<string | undefined> {
+  const r = await s.exec(['cc', '--version'], { allowFailure: true, quiet: true });
+  return r.exitCode === 0 ? r.stdout.split('\n')[0]?.trim() : undefined;
+}
+
+/** Sonames a wheel ships: the base names of its ELF members, and their DT_SONAMEs. */
+function sonamesOf(file: string): string[] {
+  const out = new Set<string>();
+  for (const e of wheelElves(file)) {
+    out.add(path.posix.basename(e.member));
+    if (e.dynamic?.soname) out.add(e.dynamic.soname);
+  }
+  return [...out];
+}
+
+/**
+ * The checks a wheel must pass before it is reported: tags and ELF machines fit the image, every
+ * NEEDED library resolves in the image as the user has it (not in the build layer), and the
+ * module imports from a throwaway install in the chroot.
+ */
+async function verify(
+  s: Session,
+  file: string,
+  t: TargetPlan,
+  o: { lowerRoot: string; buildRoot: string; provided: string[]; python: string; log: string },
+): Promise<WheelName> {
+  const report = verifyWheel(file, { rootHost: o.lowerRoot, arch: s.arch, python: o.python, provided: o.provided });
+  const problems = [...report.problems];
+  if (report.unresolved.length > 0) {
+    const dirs = libraryDirs(o.buildRoot, s.arch);
+    for (const u of report.unresolved) {
+      if (findLibrary(o.buildRoot, dirs, u.soname, s.arch)) {
+        problems.push(`${u.soname} exists only in the build layer (installed during the build, not in the image): the wheel would not load on the board. Install the package that provides it in the image, or link it statically`);
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new StepError(`${t.id}: ${path.basename(file)} does not fit the image:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'the wheel was not copied to --out');
+  }
+  const dest = `/tmp/imgbuild-verify-${slug(t)}`;
+  const inner = `/workspace/src/${slug(t)}/${path.relative(path.join(s.workspace!, 'src', slug(t)), file)}`;
+  const script = [
+    'import importlib, shutil, sys, zipfile',
+    'whl, dest, mod = sys.argv[1:4]',
+    'shutil.rmtree(dest, ignore_errors=True)',
+    'zipfile.ZipFile(whl).extractall(dest)',
+    'sys.path.insert(0, dest)',
+    'm = importlib.import_module(mod)',
+    'where = getattr(m, "__file__", "") or ""',
+    'print("imported", mod, "from", where)',
+    'sys.exit(0 if where.startswith(dest + "/") else 3)',
+  ].join('\n');
+  const r = await s.exec(['python3', '-c', script, inner, dest, t.importName], { cwd: '/tmp', logFile: o.log, allowFailure: true, env: { PYTHONDONTWRITEBYTECODE: '1' } });
+  await s.exec(['rm', '-rf', dest], { allowFailure: true, quiet: true });
+  if (r.exitCode === 3) {
+    throw new StepError(`${t.id}: import ${t.importName} did not come from ${path.basename(file)} (${r.all.trim().split('\n').pop()})`, `set the module with the recipe option import=NAME, e.g. --target ${t.id},import=mymodule`);
+  }
+  if (r.exitCode !== 0) {
+    throw new StepError(`${t.id}: python3 -c "import ${t.importName}" fails with ${path.basename(file)} installed:\n${tailLines(r.all, 30)}`, `if the module has another name, pass import=NAME (--target ${t.id},import=NAME); full log: ${o.log}`);
+  }
+  return report.name;
+}
+
+/** Files in --out belong to whoever owns --out (the user behind sudo, usually). */
+function giveTo(file: string, owner: fs.Stats): void {
+  if (owner.uid === 0 && owner.gid === 0) return;
+  try {
+    fs.chownSync(file, owner.uid, owner.gid);
+  } catch {
+    // not ours to give
+  }
+}
+
+/** The --dry-run listing: host steps with their undo, then per target what runs in the chroot. */
+export function formatPlan(plan: BuildPlan): string {
+  const f = plan.facts;
+  const lines = [
+    `image:     ${plan.image}`,
+    `           ${f.os.PRETTY_NAME ?? 'unknown OS'}, ${f.arch}, python ${f.python?.version ?? '?'}, glibc ${f.glibc ?? '?'}, wheel tag ${f.wheelTag ?? '?'}`,
+    `mode:      ${plan.mode === 'persist' ? 'persist: apt and pip installs are written into the image' : 'overlay: the image stays unchanged; installs go to a throwaway layer'}`,
+    `jobs:      ${plan.jobs}`,
+    `workspace: ${plan.workspace}`,
+    `out:       ${plan.out} (wheels, manifest.json, logs/)`,
+    '',
+    'host steps (each undone in reverse order, also after an error, Ctrl-C or SIGTERM; `imgbuild recover` after kill -9):',
+    ...plan.hostSteps.map((s, i) => `  ${String(i + 1).padStart(2)}. ${s.step}\n      undo: ${s.undo}`),
+    '',
+    `apt packages (${plan.mode === 'persist' ? 'into the image' : 'into the build layer'}): ${plan.apt.length ? plan.apt.join(' ') : 'none'}`,
+    ...plan.aptReasons.map((r) => `  added ${r}`),
+  ];
+  if (plan.withWheels.length) lines.push('', 'wheels installed first (--with-wheel):', ...plan.withWheels.map((w) => `  ${w.name} ${w.version}: ${w.path}`));
+  for (const [i, t] of plan.targets.entries()) {
+    const src = t.source.kind === 'git' ? `git ${t.source.url} at ${t.source.ref}${t.source.submodules ? ' with submodules' : ''} (cloned on the host into the cache)` : `${t.source.path} (copied on the host${t.source.kind === 'path' ? ', without top-level build/ and dist/' : ''})`;
+    lines.push(
+      '',
+      `target ${i + 1}/${plan.targets.length}: ${t.id}`,
+      `  source:   ${src}`,
+      `  in:       /workspace/src/${slug(t)}`,
+      ...(t.needs.length ? [`  needs:    ${t.needs.join(', ')} (installed first)`] : []),
+      `  pip:      ${t.pip.length ? t.pip.join(' ') : 'none'}`,
+      '  env:',
+      ...Object.entries(t.env).map(([k, v]) => `    ${k}=${v}`),
+      '  commands:',
+      ...t.commands.map((c) => `    ${c.join(' ')}`),
+      `  wheel:    ${t.wheelDir}/*.whl, then checked: tags ${f.wheelTag ?? ''}, ELF machine ${f.arch}, NEEDED libraries in the image, python3 -c "import ${t.importName}"`,
+      `  space:    about ${human(t.diskBytes)}; memory about ${human(t.memoryPerJobBytes)} per job`,
+      ...t.notes.map((n) => `  note:     ${n}`),
+      ...t.warnings.map((w) => `  warning:  ${w}`),
+    );
+  }
+  if (plan.warnings.length) lines.push('', 'warnings:', ...plan.warnings.map((w) => `  ${w}`));
+  return lines.join('\n');
+}

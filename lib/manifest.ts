@@ -1,0 +1,81 @@
+// manifest.json in --out: what each wheel is, what it was built from and for, and how.
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface ManifestImage {
+  path: string;
+  /** sha256 of the image file (after the build, with --persist). */
+  sha256: string;
+  os: Record<string, string>;
+  glibc?: string;
+  python: string;
+  arch: string;
+  wheelTag?: string;
+}
+
+export interface ManifestWheel {
+  file: string;
+  sha256: string;
+  size: number;
+  tags: { python: string[]; abi: string[]; platform: string[] };
+  /** Distribution name and version, from the wheel. */
+  name: string;
+  version: string;
+  /** The --target it came from, and the recipe version. */
+  target: string;
+  targetVersion?: string;
+  source: { origin: string; commit?: string };
+  /** The recipe environment the build ran with. */
+  env: Record<string, string>;
+  commands: string[][];
+  image: ManifestImage;
+  /** `cc --version` in the chroot. */
+  compiler?: string;
+  seconds: number;
+  log: string;
+}
+
+export interface Manifest {
+  version: 1;
+  /** The image of the latest run. */
+  image: ManifestImage;
+  wheels: ManifestWheel[];
+}
+
+export const manifestName = 'manifest.json';
+
+export function readManifest(out: string): Manifest | undefined {
+  try {
+    const m = JSON.parse(fs.readFileSync(path.join(out, manifestName), 'utf8')) as Manifest;
+    return m.version === 1 && Array.isArray(m.wheels) ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Entries of an earlier run stay while their wheel file is still there and this run did not
+ * replace it, so building torch and then torchvision into one --out lists both.
+ */
+export function mergeManifest(old: Manifest | undefined, next: Manifest, exists: (file: string) => boolean): Manifest {
+  const mine = new Set(next.wheels.map((w) => w.file));
+  const kept = (old?.wheels ?? []).filter((w) => !mine.has(w.file) && exists(w.file));
+  return { ...next, wheels: [...kept, ...next.wheels] };
+}
+
+/** Write atomically (rename), merged with the manifest already there, owned like the directory. */
+export function writeManifest(out: string, manifest: Manifest, owner?: { uid: number; gid: number }): Manifest {
+  const merged = mergeManifest(readManifest(out), manifest, (f) => fs.existsSync(path.join(out, f)));
+  const file = path.join(out, manifestName);
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`);
+  if (owner && (owner.uid !== 0 || owner.gid !== 0)) {
+    try {
+      fs.chownSync(tmp, owner.uid, owner.gid);
+    } catch {
+      // keep root's
+    }
+  }
+  fs.renameSync(tmp, file);
+  return merged;
+}
