@@ -167,15 +167,20 @@ function isDirectory(p: string): boolean {
   }
 }
 
-/** Creates `dir` if needed and proves a file can be written there. */
+/** Proves `dir` can be made and written, without making it (bad input changes nothing). */
 function checkWritable(dir: string, what: string): void {
+  let probe = dir;
+  while (!fs.existsSync(probe)) {
+    const up = path.dirname(probe);
+    if (up === probe) break;
+    probe = up;
+  }
+  const fail = (why: string) => new PreconditionError(`${what} ${dir} is not writable: ${why}`, `choose a directory you can write to with ${what} DIR`);
+  if (!fs.statSync(probe).isDirectory()) throw fail(`${probe} is not a directory`);
   try {
-    fs.mkdirSync(dir, { recursive: true });
-    const probe = path.join(dir, `.imgbuild-probe-${process.pid}`);
-    fs.writeFileSync(probe, '');
-    fs.rmSync(probe);
+    fs.accessSync(probe, fs.constants.W_OK);
   } catch (error) {
-    throw new PreconditionError(`${what} ${dir} is not writable: ${errorMessage(error)}`, `choose a directory you can write to with ${what} DIR`);
+    throw fail(errorMessage(error));
   }
 }
 
@@ -351,6 +356,7 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
   fs.mkdirSync(path.join(buildDir, 'src'), { recursive: true });
   fs.mkdirSync(path.join(buildDir, 'wheels'), { recursive: true });
   fs.mkdirSync(upper, { mode: 0o700 });
+  fs.mkdirSync(plan.out, { recursive: true });
   const logs = path.join(plan.out, 'logs');
   fs.mkdirSync(logs, { recursive: true });
   const owner = fs.statSync(plan.out);
@@ -496,14 +502,9 @@ async function compilerVersion(s: Session): Promise<string | undefined> {
   return r.exitCode === 0 ? r.stdout.split('\n')[0]?.trim() : undefined;
 }
 
-/** Sonames a wheel ships: the base names of its ELF members, and their DT_SONAMEs. */
+/** Libraries a wheel ships, by file name: ld.so finds a DT_NEEDED by file name, not by DT_SONAME. */
 function sonamesOf(file: string): string[] {
-  const out = new Set<string>();
-  for (const e of wheelElves(file)) {
-    out.add(path.posix.basename(e.member));
-    if (e.dynamic?.soname) out.add(e.dynamic.soname);
-  }
-  return [...out];
+  return [...new Set(wheelElves(file).map((e) => path.posix.basename(e.member)))];
 }
 
 /**

@@ -17,6 +17,7 @@ import { Journal, listJournals } from './journal.js';
 import { attachLoop, listLoops, loopsOfImage } from './loop.js';
 import { inUseError, lockHolder } from './namespace.js';
 import { type FsType, type TableType, readPartitionTable } from './partitions.js';
+import { shellQuote } from './quote.js';
 import { start } from './runner.js';
 import { Transaction } from './transaction.js';
 
@@ -230,7 +231,7 @@ async function growLocked(ctx: Context, tx: Transaction, first: ImageFile, spec:
   const checked = await stage(emit, `check the filesystem on partition ${n}`, () =>
     withLoop(tx, image, plan.start, plan.partitionSize, async (dev) => {
       checkpoint('grow:check');
-      const fixed = await fsck(ctx, dev, '-p', 'before growing anything');
+      const fixed = await fsck(ctx, dev, '-p', 'before growing anything', plan);
       return { fixed, size: await fsSize(ctx, dev) };
     }),
   );
@@ -251,11 +252,11 @@ async function growLocked(ctx: Context, tx: Transaction, first: ImageFile, spec:
   stopIfAborted(ctx);
   const resized = await stage(emit, `resize the filesystem on partition ${n}`, () =>
     withLoop(tx, image, plan.start, grown, async (dev) => {
-      await fsck(ctx, dev, '-y', 'resize2fs needs a freshly checked filesystem');
+      await fsck(ctx, dev, '-y', 'resize2fs needs a freshly checked filesystem', { ...plan, partitionSize: grown });
       checkpoint('grow:resize');
       await run('resize2fs', [dev], { signal: null });
       const r = await run('e2fsck', ['-f', '-n', dev], { allowFailure: true, signal: null });
-      if (r.exitCode !== 0) throw new StepError(`e2fsck -f -n found errors on partition ${n} after resize2fs (exit ${r.exitCode})\n${tailLines(r.all, 20)}`, `check it by hand: losetup --find --show --offset ${plan.start} --sizelimit ${grown} ${plan.image}, then e2fsck -f on that loop device`);
+      if (r.exitCode !== 0) throw new StepError(`e2fsck -f -n found errors on partition ${n} after resize2fs (exit ${r.exitCode})\n${tailLines(r.all, 20)}`, `check it by hand: ${repairCommand({ ...plan, partitionSize: grown })}`);
       return fsSize(ctx, dev);
     }),
   );
@@ -325,17 +326,21 @@ async function withLoop<T>(tx: Transaction, image: ImageFile, offset: number, si
 }
 
 /** e2fsck -f with -p (only safe fixes) or -y; true if it fixed something, a StepError if errors remain. */
-async function fsck(ctx: Context, dev: string, mode: '-p' | '-y', why: string): Promise<boolean> {
+async function fsck(ctx: Context, dev: string, mode: '-p' | '-y', why: string, plan: GrowPlan): Promise<boolean> {
   // Killing e2fsck halfway through a repair can do more harm than the repair: let it finish.
   const r = await ctx.run('e2fsck', ['-f', mode, dev], { allowFailure: true, signal: null });
   const verdict = fsckVerdict(r.exitCode);
   if (verdict === 'failed') {
     throw new StepError(
-      `e2fsck -f ${mode} (${why}) left errors or failed (exit ${r.exitCode}); nothing was grown\n${tailLines(r.all, 20)}`,
-      'repair the filesystem by hand first (attach it with losetup --offset and run e2fsck -f), then grow again',
+      `e2fsck -f ${mode} (${why}) left errors or failed (exit ${r.exitCode})${mode === '-p' ? '; nothing was grown' : ''}\n${tailLines(r.all, 20)}`,
+      `repair the filesystem by hand, then grow again: ${repairCommand(plan)}`,
     );
   }
   return verdict === 'fixed';
+}
+
+function repairCommand(plan: GrowPlan): string {
+  return `dev=$(losetup --find --show --offset ${plan.start} --sizelimit ${plan.partitionSize} ${shellQuote(plan.image)}); e2fsck -f $dev; losetup -d $dev`;
 }
 
 async function fsSize(ctx: Context, dev: string): Promise<FsSize> {

@@ -42,14 +42,19 @@ export function parseJobs(text: string): number | 'auto' {
   return Number(text);
 }
 
+/** An option given twice counts once: the last one wins, as in most tools. */
+function last<T>(v: T | T[]): T {
+  return Array.isArray(v) ? v[v.length - 1]! : v;
+}
+
 export async function handler(args: Args) {
   await runCli(args, async (ctx) => {
     const result = await build(ctx, {
       image: args.image,
       targets: (args.target ?? []).map(String),
-      out: args.out,
-      workspace: args.workspace,
-      jobs: parseJobs(String(args.jobs)),
+      out: String(last(args.out)),
+      workspace: args.workspace === undefined ? undefined : String(last(args.workspace)),
+      jobs: parseJobs(String(last(args.jobs))),
       sources: args.source.map(String),
       withWheels: args['with-wheel'].map(String),
       persist: args.persist,
