@@ -17,7 +17,7 @@ import { type Manifest, type ManifestImage, type ManifestWheel, writeManifest } 
 import { safeRemoveTree } from './safe-remove.js';
 import { resolveInRoot } from './safe-path.js';
 import { type Session, type SessionMode, withSession } from './session.js';
-import { checkProjectPath, declaredName, fetchSource, type FetchedSource } from './sources.js';
+import { checkProjectPath, declaredName, fetchSource, type FetchedSource, prefetchPip } from './sources.js';
 import { parseTargetArg, type TargetArg } from './spec.js';
 import { cmakeForRelease, normalizeName, orderPlans, pairingWarnings, planTarget, type TargetPlan } from './targets/index.js';
 import { GiB, MiB } from './targets/types.js';
@@ -367,6 +367,15 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
     const dest = path.join(buildDir, 'src', slug(t));
     fetched.set(t, await stage(ctx.emit, `fetch the source of ${t.id}`, () => fetchSource(ctx, t.source, dest)));
   }
+  const pipReqs = [...new Set(plan.targets.flatMap((t) => t.pip))];
+  if (pipReqs.length > 0) {
+    const machine = archTable[image.facts.arch].wheelMachine;
+    const cache = path.join(ctx.cacheDir, 'pip', `cp${image.python.replace('.', '')}-${machine}`);
+    const missed = await stage(ctx.emit, `download ${pipReqs.length} pip requirement(s) on the host`, () => prefetchPip(ctx, pipReqs, cache, { python: image.python, wheelMachine: machine }));
+    if (missed.length > 0) ctx.emit({ kind: 'warn', message: `the host could not download ${missed.join(', ')}: pip in the chroot will try (slower, under emulation)` });
+    if (fs.existsSync(cache)) fs.cpSync(cache, path.join(buildDir, 'pip'), { recursive: true });
+  }
+  fs.mkdirSync(path.join(buildDir, 'pip'), { recursive: true });
   const supplied = prep.wheels.map((w) => {
     const dest = path.join(buildDir, 'wheels', path.basename(w.path));
     fs.copyFileSync(w.path, dest);
@@ -427,7 +436,7 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
         const srcHost = path.join(buildDir, 'src', slug(t));
         const built = await stage(ctx.emit, `build ${t.id}`, async () => {
           if (t.pip.length > 0) {
-            const r = await exec(['python3', '-m', 'pip', 'install', ...t.pip], { log });
+            const r = await exec(['python3', '-m', 'pip', 'install', '--find-links', '/workspace/pip', ...t.pip], { log });
             await checked(r, `pip install ${t.pip.join(' ')}`, log, 'the build prerequisites could not be installed; see the log', t.id);
           }
           for (const cmd of t.commands) {

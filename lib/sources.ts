@@ -154,3 +154,25 @@ export function declaredName(dir: string): string | undefined {
   const m = setupPy ? /\bsetup\s*\([^)]*?\bname\s*=\s*["']([A-Za-z0-9][A-Za-z0-9._-]*)["']/s.exec(setupPy) : undefined;
   return m?.[1];
 }
+
+/**
+ * Download pip requirements on the host into `dest` (wheels for the image's platform where they
+ * exist, sdists otherwise), so the emulated chroot installs them from there. Best effort: what
+ * the host cannot fetch, the chroot's pip fetches itself. Returns the requirements not fetched.
+ */
+export async function prefetchPip(ctx: Context, requirements: string[], dest: string, image: { python: string; wheelMachine: string }): Promise<string[]> {
+  if (requirements.length === 0) return [];
+  const probe = await ctx.run('python3', ['-m', 'pip', '--version'], { allowFailure: true, quiet: true });
+  if (probe.exitCode !== 0) return requirements;
+  fs.mkdirSync(dest, { recursive: true });
+  const common = ['-m', 'pip', 'download', '--dest', dest, '--no-deps', '--disable-pip-version-check', '--no-input', '--timeout', '20', '--retries', '1'];
+  const platform = ['--only-binary=:all:', '--implementation', 'cp', '--python-version', image.python, '--platform', `linux_${image.wheelMachine}`, '--platform', `manylinux2014_${image.wheelMachine}`, '--platform', 'any'];
+  const missed: string[] = [];
+  for (const req of requirements) {
+    const binary = await ctx.run('python3', [...common, ...platform, req], { allowFailure: true });
+    if (binary.exitCode === 0) continue;
+    const sdist = await ctx.run('python3', [...common, '--no-binary=:all:', req], { allowFailure: true });
+    if (sdist.exitCode !== 0) missed.push(req);
+  }
+  return missed;
+}

@@ -159,7 +159,7 @@ test('--dry-run prints the plan in order and changes nothing', async (t) => {
   const dir = tmpdir();
   const out = path.join(dir, 'never');
   const before = await sha256(aarch64);
-  const r = await imgbuild([aarch64, '--dry-run', '-t', 'torchvision@0.4.0', '-t', 'torch@1.1.0', '--jobs', '2', '--out', out]);
+  const r = await imgbuild([aarch64, '--dry-run', '-t', 'torchvision@0.4.0', '-t', 'torch@1.1.0', '--jobs', '2', '--out', out, '--source', `torchvision=${hello}`]);
   t.is(r.exitCode, 0, r.all);
   const text = r.stdout;
   t.regex(text, /host steps/);
@@ -170,6 +170,8 @@ test('--dry-run prints the plan in order and changes nothing', async (t) => {
   t.regex(text, /apt packages[^\n]*protobuf-compiler[^\n]*libopencv-dev[^\n]*libopenmpi-dev/);
   t.regex(text, /python3 setup\.py bdist_wheel/);
   t.regex(text, /Pillow<7/);
+  t.regex(text, /source:\s+git https:\/\/github\.com\/pytorch\/pytorch\.git at v1\.1\.0 with submodules/);
+  t.true(text.includes(`source:   ${hello} (copied on the host`), '--source replaces the fetched source');
   t.regex(r.stderr, /torch 1\.1\.0 is known to build for Python 3\.5 to 3\.7, the image has 3\.11/);
   t.false(fs.existsSync(out), '--out is not even created');
   t.is(await sha256(aarch64), before);
@@ -210,5 +212,33 @@ test('bad input: a clear error and its exit code before anything is mounted', as
   t.is(journals(), j0, 'no session was even started');
   const missing = await imgbuild([path.join(dir, 'no.img'), '-t', `local:${hello}`, '--out', path.join(dir, 'out')]);
   t.is(missing.exitCode, 3, missing.all);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('--with-wheel supplies a need: a ready wheel is installed before the target that needs it', async (t) => {
+  const dir = tmpdir();
+  const first = await imgbuild([aarch64, '-t', `local:${hello}`, '--out', path.join(dir, 'a')]);
+  t.is(first.exitCode, 0, first.all);
+  const wheel = path.join(dir, 'a', 'imgbuild_hello-1.0.0-cp311-cp311-linux_aarch64.whl');
+  const r = await imgbuild([aarch64, '-t', `local:${second},needs=imgbuild-hello`, '--with-wheel', wheel, '--out', path.join(dir, 'b')]);
+  t.is(r.exitCode, 0, r.all);
+  t.deepEqual(manifestOf(path.join(dir, 'b')).wheels.map((w: { name: string }) => w.name), ['imgbuild_second']);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('a workspace too small for the build stops before the build session, with the numbers', async (t) => {
+  const dir = tmpdir();
+  const ws = path.join(dir, 'ws');
+  fs.mkdirSync(ws);
+  await execa('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'imgbuild-test-small', ws]);
+  try {
+    const r = await imgbuild([aarch64, '-t', `local:${hello}`, '--workspace', ws, '--out', path.join(dir, 'out')]);
+    t.is(r.exitCode, 3, r.all);
+    t.regex(r.stderr, /not enough space in the workspace \(\S+\): 64 MiB free, the build needs about 1\.\d GiB/);
+    t.regex(r.stderr, /--workspace DIR on a larger filesystem/);
+    t.deepEqual(fs.readdirSync(ws), [], 'nothing was written to the workspace');
+  } finally {
+    await execa('umount', [ws]);
+  }
   fs.rmSync(dir, { recursive: true });
 });

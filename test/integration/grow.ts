@@ -37,11 +37,19 @@ async function fsOf(image: string) {
   }
 }
 
-/** A private sparse copy of a sample image in its own directory; `done` removes both. */
+/** A private sparse copy of a sample image in its own directory; `done` removes the directory. */
 async function copyOf(table: 'mbr' | 'gpt') {
   const dir = tmpdir('imgbuild-grow-');
   const image = await copySparse(samples[table], path.join(dir, `${table}.img`));
-  return { dir, image, done: () => fs.rmSync(dir, { recursive: true, force: true }) };
+  // Never recursive: a mount point left mounted by a failed test must not be emptied.
+  const done = () => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) fs.rmdirSync(path.join(dir, e.name));
+      else fs.unlinkSync(path.join(dir, e.name));
+    }
+    fs.rmdirSync(dir);
+  };
+  return { dir, image, done };
 }
 
 for (const table of ['mbr', 'gpt'] as const) {
