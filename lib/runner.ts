@@ -61,7 +61,9 @@ export function createRunner({ emit, signal: defaultSignal }: RunnerOptions): Ru
       env: options.env ?? {},
       extendEnv: options.extendEnv ?? true,
       cwd: options.cwd,
-      detached: options.group ?? false,
+      // A terminal's Ctrl-C reaches the whole foreground process group: an undo step (uncancellable)
+      // runs in a group of its own so a second Ctrl-C cannot kill it halfway.
+      detached: (options.group ?? false) || options.signal === null,
       input: options.input,
       stdin: options.input !== undefined ? 'pipe' : inherit ? 'inherit' : 'ignore',
       stdout: inherit ? 'inherit' : options.logFile ? ['pipe', { file: options.logFile, append: true }] : 'pipe',
@@ -155,7 +157,9 @@ export interface Started {
 /** Start a long-lived process (a namespace holder) whose stdin stays open as a lifeline. */
 export function start(emit: Emit, file: string, args: readonly string[]): Started {
   emit({ kind: 'cmd', argv: [file, ...args] });
-  const child = execa(file, args, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', all: true, buffer: true, cleanup: false });
+  // Its own process group: a Ctrl-C on the terminal must not end a holder (and release its lock or
+  // drop its namespace) while imgbuild is still using it. It ends when its stdin closes.
+  const child = execa(file, args, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', all: true, buffer: true, cleanup: false, detached: true });
   let out = '';
   const waiters: { test: (l: string) => boolean; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
   child.stdout?.on('data', (chunk: Buffer) => {

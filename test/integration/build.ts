@@ -6,7 +6,7 @@ import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import { readElfHeader } from '../../lib/elf.js';
 import { readEntry, readZip } from '../../lib/zip.js';
-import { copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir } from '../helpers/cli.js';
+import { copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir, waitForChrooted } from '../helpers/cli.js';
 
 const test = anyTest as TestFn<HostContext>;
 hostUnchanged(test);
@@ -204,7 +204,7 @@ test('bad input: a clear error and its exit code before anything is mounted', as
     [['-t', `local:${hello}`, '--with-wheel', path.join(dir, 'x.whl')], 3, /--with-wheel \S+: no such file/],
   ];
   for (const [args, code, message] of cases) {
-    const r = await imgbuild([aarch64, ...args, '--out', path.join(dir, 'out')]);
+    const r = await imgbuild([aarch64, ...args, ...(args.includes('--out') ? [] : ['--out', path.join(dir, 'out')])]);
     t.is(r.exitCode, code, `${args.join(' ')}: ${r.all}`);
     t.regex(r.stderr, message, args.join(' '));
     t.notRegex(r.stderr, /lock image|attach partition/, `${args.join(' ')}: nothing was attached`);
@@ -240,5 +240,17 @@ test('a workspace too small for the build stops before the build session, with t
   } finally {
     await execa('umount', [ws]);
   }
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('Ctrl-C on a terminal (SIGINT to the whole process group) mid-compile: exit 130, everything undone', async (t) => {
+  const dir = tmpdir();
+  const child = execa('node', [path.resolve('dist/bin/imgbuild.js'), aarch64, '-t', `local:${hello}`, '--out', path.join(dir, 'out')], { reject: false, all: true, detached: true });
+  await waitForChrooted(/pip wheel/, 120_000);
+  process.kill(-child.pid!, 'SIGINT');
+  const r = await child;
+  t.is(r.exitCode, 130, r.all);
+  t.regex(r.all ?? '', /interrupted by SIGINT/);
+  t.notRegex(r.all ?? '', /cleanup step failed|cleanup incomplete/);
   fs.rmSync(dir, { recursive: true });
 });
