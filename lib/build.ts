@@ -147,6 +147,9 @@ function prepare(ctx: Context, req: BuildRequest): Prepared {
     return { path: p, name: parseWheelName(p) };
   });
 
+  // Unmet needs, cycles and duplicates are usage errors too: find them before the image is read.
+  orderPlans(draft, wheels.map((w) => w.name.distribution));
+
   const out = path.resolve(cwd, req.out);
   if (!req.dryRun) checkWritable(out, '--out');
   const defaultWorkspace = !req.workspace;
