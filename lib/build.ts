@@ -10,6 +10,7 @@ import type { AttachStrategy } from './attach.js';
 import type { Context } from './context.js';
 import { PreconditionError, StepError, UsageError, errorMessage, tailLines } from './errors.js';
 import { stage } from './events.js';
+import { checkpoint } from './fault.js';
 import { hashFile } from './hash.js';
 import { type ImageFacts, sessionFacts } from './inspect.js';
 import { holdLock } from './lock.js';
@@ -368,6 +369,7 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
   const fetched = new Map<TargetPlan, FetchedSource>();
   for (const t of plan.targets) {
     const dest = path.join(buildDir, 'src', slug(t));
+    checkpoint('build:fetch');
     fetched.set(t, await stage(ctx.emit, `fetch the source of ${t.id}`, () => fetchSource(ctx, t.source, dest)));
   }
   const pipReqs = [...new Set(plan.targets.flatMap((t) => t.pip))];
@@ -443,6 +445,7 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
             await checked(r, `pip install ${t.pip.join(' ')}`, log, 'the build prerequisites could not be installed; see the log', t.id);
           }
           for (const cmd of t.commands) {
+            checkpoint('build:compile');
             const r = await exec(cmd, { env: t.env, cwd: srcInner, log });
             await checked(r, cmd.join(' '), log, undefined, t.id);
           }
@@ -506,7 +509,8 @@ async function checked(r: { exitCode: number; all: string; signal?: string }, wh
   const how = r.signal ? `was killed by ${r.signal}` : `failed with exit code ${r.exitCode}`;
   const oom = r.signal === 'SIGKILL' || r.exitCode === 137 ? ' (killed: out of memory? try a smaller --jobs)' : '';
   const tail = tailLines(r.all, 30);
-  throw new StepError(`${target ? `${target}: ` : ''}${what} ${how}${oom}\n--- last lines of ${log} ---\n${tail}`, `${hint ? `${hint}; ` : ''}full log: ${log}`);
+  const full = /No space left on device|Disk quota exceeded/.test(r.all) ? ' (no space left on device: the workspace, or with --persist the image, is full; free space, use --workspace DIR elsewhere, or imgbuild grow IMAGE +SIZE)' : '';
+  throw new StepError(`${target ? `${target}: ` : ''}${what} ${how}${oom}${full}\n--- last lines of ${log} ---\n${tail}`, `${hint ? `${hint}; ` : ''}full log: ${log}`);
 }
 
 async function compilerVersion(s: Session): Promise<string | undefined> {
@@ -530,6 +534,7 @@ async function verify(
   t: TargetPlan,
   o: { lowerRoot: string; buildRoot: string; provided: string[]; python: string; log: string },
 ): Promise<WheelName> {
+  checkpoint('build:verify');
   const report = verifyWheel(file, { rootHost: o.lowerRoot, arch: s.arch, python: o.python, provided: o.provided });
   const problems = [...report.problems];
   if (report.unresolved.length > 0) {

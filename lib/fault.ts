@@ -22,6 +22,9 @@ export const faultSteps = [
   'teardown:binfmt',
   'teardown:detach',
   'teardown:unlock',
+  'build:fetch',
+  'build:compile',
+  'build:verify',
   'grow:check',
   'grow:resize',
 ] as const;

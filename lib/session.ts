@@ -10,7 +10,7 @@ import { probeCapabilities } from './capabilities.js';
 import { makeUndoer } from './changes.js';
 import type { Context } from './context.js';
 import { elfArch, readElfHeader } from './elf.js';
-import { CleanupError, PreconditionError } from './errors.js';
+import { CleanupError, errorMessage, PreconditionError, StepError } from './errors.js';
 import { stage } from './events.js';
 import { checkpoint, type FaultStep } from './fault.js';
 import { type FileId, fileId } from './identity.js';
@@ -141,6 +141,14 @@ async function closeTransaction(ctx: Context, tx: Transaction, journal: Journal,
   });
   if (failures.length > 0) throw new CleanupError(failures, primary);
   journal.close();
+  // Everything is undone, but a step needed a second try: say so (exit 1) unless an error already will.
+  const recovered = tx.stack.recovered;
+  if (recovered.length > 0 && primary === undefined) {
+    throw new StepError(
+      `cleanup step${recovered.length > 1 ? 's' : ''} ${recovered.map((r) => `"${r.step}" (${errorMessage(r.error)})`).join(', ')} failed once and succeeded when retried; nothing is left behind`,
+      'the job itself finished; if this repeats, run with --verbose and report it',
+    );
+  }
 }
 
 const roOptions: Partial<Record<FsType, string>> = { ext2: 'ro', ext3: 'ro,noload', ext4: 'ro,noload', xfs: 'ro,norecovery', btrfs: 'ro,nologreplay' };

@@ -42,17 +42,35 @@ export class UndoStack {
     return top.unwind();
   }
 
-  /** Run every step, newest first. Returns the failures (empty when all went well). */
+  /** Steps of the last unwind that failed once and then succeeded when retried. */
+  recovered: CleanupFailure[] = [];
+
+  /**
+   * Run every step, newest first; then retry once, in the same order, each step that failed (what
+   * held it may be gone now that the later steps ran). Returns the failures that remain.
+   */
   async unwind(): Promise<CleanupFailure[]> {
-    const failures: CleanupFailure[] = [];
+    const failed: { step: Step; error: unknown }[] = [];
     while (this.steps.length > 0) {
       const step = this.steps.pop()!;
       try {
         await step.fn();
         this.emit?.({ kind: 'undo', step: step.name, ok: true });
       } catch (error) {
-        failures.push({ step: step.name, error });
+        failed.push({ step, error });
         this.emit?.({ kind: 'undo', step: step.name, ok: false, error });
+      }
+    }
+    const failures: CleanupFailure[] = [];
+    this.recovered = [];
+    for (const { step, error } of failed) {
+      try {
+        await step.fn();
+        this.recovered.push({ step: step.name, error });
+        this.emit?.({ kind: 'undo', step: `${step.name} (retried)`, ok: true });
+      } catch (again) {
+        failures.push({ step: step.name, error: again });
+        this.emit?.({ kind: 'undo', step: `${step.name} (retried)`, ok: false, error: again });
       }
     }
     return failures;

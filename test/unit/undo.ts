@@ -19,13 +19,28 @@ test('undo steps run newest first, all of them, and failures are named', async (
   });
   stack.defer('c', async () => void order.push('c'));
   const failures = await stack.unwind();
-  t.deepEqual(order, ['c', 'b', 'a']);
+  t.deepEqual(order, ['c', 'b', 'a', 'b'], 'a failed step is retried once after the others');
   t.is(failures.length, 1);
   t.is(failures[0]!.step, 'b');
   t.is(stack.size, 0);
   const err = new CleanupError(failures);
   t.regex(err.message, /b: b broke/);
   t.is(err.exitCode, 4);
+});
+
+test('a step that fails once and then succeeds is retried after the others and reported as recovered', async (t) => {
+  const order: string[] = [];
+  let tries = 0;
+  const stack = new UndoStack();
+  stack.defer('umount', () => {
+    order.push('umount');
+    if (tries++ === 0) throw new Error('target is busy');
+  });
+  stack.defer('kill', () => void order.push('kill'));
+  const failures = await stack.unwind();
+  t.deepEqual(failures, []);
+  t.deepEqual(order, ['kill', 'umount', 'umount']);
+  t.deepEqual(stack.recovered.map((r) => r.step), ['umount']);
 });
 
 test('move() hands every pending step to a new owner', async (t) => {
