@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { removeDmMaps } from './attach.js';
 import { removeEntry } from './binfmt.js';
+import { checkpoint } from './fault.js';
 import type { HostChange } from './journal.js';
 import { detachLoop, dropPartitions, diskseq, loopBound } from './loop.js';
 import { readMountinfo } from './mountinfo.js';
@@ -27,6 +28,7 @@ export function makeUndoer(env: UndoEnv): Undoer {
   return async (change: HostChange, made: boolean) => {
     switch (change.kind) {
       case 'loop':
+        if (made) checkpoint('teardown:detach');
         return detachLoop(env.run, change);
       case 'partitions':
         if (diskseq(change.device) === change.diskseq && loopBound(change.device)) await dropPartitions(env.run, change.device);
@@ -35,6 +37,7 @@ export function makeUndoer(env: UndoEnv): Undoer {
       case 'dm-maps':
         return removeDmMaps(env.run, change);
       case 'binfmt':
+        if (made) checkpoint('teardown:binfmt');
         if (!made && !fs.existsSync(path.join(await env.binfmtDir(), change.name))) return;
         return removeEntry(await env.binfmtDir(), change);
       case 'created': {

@@ -140,12 +140,17 @@ export function partitionNodes(device: string): string[] {
 export async function dropPartitions(run: Run, device: string): Promise<void> {
   // partx -d reports I/O errors on a released loop but still removes the nodes, and may race
   // with an autoclear release in progress: check the result, not the exit code, and retry.
+  let busy = '';
+  let refusals = 0;
   const gone = await waitForAsync(async () => {
     if (partitionNodes(device).length === 0) return true;
-    await run('partx', ['--delete', device], { allowFailure: true, signal: null, quiet: true });
-    return partitionNodes(device).length === 0;
+    const r = await run('partx', ['--delete', device], { allowFailure: true, signal: null, quiet: true });
+    // A partition still mounted (in any namespace) is refused: after a few tries, waiting longer
+    // would not change that (the caller retries the whole step once the rest is undone).
+    if (/error deleting partition|busy/i.test(r.all) && partitionNodes(device).length > 0 && ++refusals >= 4) busy = r.all.trim().split('\n')[0] ?? '';
+    return partitionNodes(device).length === 0 || busy !== '';
   }, 3000);
-  if (!gone) throw new Error(`partition nodes of ${device} remain: ${partitionNodes(device).join(', ')}`);
+  if (!gone || busy) throw new Error(`partition nodes of ${device} remain: ${partitionNodes(device).join(', ')}${busy ? ` (${busy})` : ''}`);
 }
 
 async function waitForAsync(test: () => Promise<boolean>, ms: number): Promise<boolean> {

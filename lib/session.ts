@@ -10,7 +10,7 @@ import { probeCapabilities } from './capabilities.js';
 import { makeUndoer } from './changes.js';
 import type { Context } from './context.js';
 import { elfArch, readElfHeader } from './elf.js';
-import { CleanupError, errorMessage, PreconditionError, StepError } from './errors.js';
+import { CleanupError, errorMessage, InterruptedError, PreconditionError, StepError } from './errors.js';
 import { stage } from './events.js';
 import { checkpoint, type FaultStep } from './fault.js';
 import { type FileId, fileId } from './identity.js';
@@ -325,8 +325,14 @@ interface MountCtx {
 }
 
 async function mountIn(tx: Transaction, ns: Namespace, label: string, args: string[], target: string, pidns = false): Promise<void> {
-  await ns.exec('mount', [...args, target], { pidns });
+  // Not cancellable: a mount that a signal interrupted may still have happened, and then its undo
+  // must be registered. The signal is honoured right after.
+  await ns.exec('mount', [...args, target], { pidns, signal: null });
   tx.defer(`unmount ${label}`, () => umountIn(ns, target));
+  if (tx.ctx.signal.aborted) {
+    const reason: unknown = tx.ctx.signal.reason;
+    throw new InterruptedError(typeof reason === 'string' ? reason : 'SIGINT');
+  }
   const top = ns.mountinfo().at(-1);
   if (!ns.mountinfo().some((m) => m.target === target)) throw new Error(`mount of ${label} did not land at ${target} (last mount: ${top?.target})`);
 }
@@ -335,6 +341,9 @@ export async function umountIn(ns: Namespace, target: string): Promise<void> {
   checkpoint('teardown:umount');
   let r = await ns.exec('umount', [target], { allowFailure: true, signal: null });
   if (r.exitCode !== 0 && /busy/i.test(r.all)) {
+    // Busy because something is still mounted below it: killing processes would not help.
+    const below = ns.mountinfo().filter((m) => m.target.startsWith(`${target}/`));
+    if (below.length > 0) throw new Error(`umount ${target}: still mounted below it: ${below.map((m) => m.target).join(', ')}`);
     await ns.killAll();
     r = await ns.exec('umount', [target], { allowFailure: true, signal: null });
   }

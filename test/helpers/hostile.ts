@@ -14,6 +14,32 @@ export function imgbuildIn(cwd: string, args: string[]) {
   return execa('node', [cliPath, ...args], { cwd, reject: false, all: true, timeout: 10 * 60_000 });
 }
 
+/**
+ * Wait until a child prints a line matching `re` on stdout. Safer than looking for a chrooted
+ * process by its command line: `unshare --root` is chrooted, with the command in its own command
+ * line, for a moment before it execs the command.
+ */
+export function waitForOutput(child: { stdout: NodeJS.ReadableStream | null }, re: RegExp, ms = 60_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const timer = setTimeout(() => done(new Error(`no output matching ${re} within ${ms} ms: ${seen}`)), ms);
+    const onData = (d: Buffer | string) => {
+      seen += String(d);
+      if (re.test(seen)) done();
+    };
+    const onEnd = () => done(new Error(`output ended without a line matching ${re}: ${seen}`));
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.stdout?.off('end', onEnd);
+      if (error) reject(error);
+      else resolve();
+    };
+    child.stdout?.on('data', onData);
+    child.stdout?.on('end', onEnd);
+  });
+}
+
 /** A scratch directory under /var/tmp, removed only when nothing is mounted at or below it. */
 export class Scratch {
   readonly dir: string;
