@@ -79,7 +79,7 @@ for (const step of sessionSteps) {
   for (const action of ['throw', 'sigint', 'sigterm', 'kill9'] as const) {
     const name = `run ${step}:${action}`;
     if (step === 'mount:boot' && !vfat) {
-      test.skip(`${name} [skipped: this kernel has no vfat, the boot partition is never mounted; the VM tier covers it]`, () => {});
+      test.skip(`${name} [skipped: this kernel has no vfat, so the boot partition is never mounted here; test/vm/attach.ts runs this fault point in the VM tier]`, () => {});
       continue;
     }
     test(name, async (t) => {

@@ -146,6 +146,30 @@ test('/etc/resolv.conf a symlink to a host path that also exists in the image: t
   }
 });
 
+// imgbuild resolves the link inside the image and does not bind over it (nothing there), but a
+// process in the chroot follows it: the chroot's /proc is the session's PID namespace, whose PID 1
+// is the holder, and the holder's root is the host's /. So the image's own link, and any ordinary
+// write to /etc/resolv.conf in the chroot, reach the host file.
+test.failing("[BUG: /proc/1/root in the chroot is the host's /] /etc/resolv.conf a symlink through /proc/1/root to a host file: run and run --rw neither read nor write it", async (t) => {
+  const canary = new Canary({ 'resolv-canary': canaryResolv });
+  const scratch = new Scratch();
+  try {
+    const link = `/proc/1/root${canary.path('resolv-canary')}`;
+    const image = await hostileImage(scratch, 'rm -f etc/resolv.conf; ln -s "$LINK" etc/resolv.conf', { LINK: link });
+    const before = canary.fingerprint();
+    for (const mode of [[], ['--rw']]) {
+      const r = await watched([canary.dir], ['run', image, ...mode, '--', 'sh', '-c', writeResolv]);
+      t.is(r.exitCode, 0, r.all);
+      t.deepEqual(r.strays, []);
+      t.false(r.stdout.includes('203.0.113.66'), `the host file's content reached the chroot: ${r.stdout}`);
+      t.deepEqual(canary.fingerprint(), before, `the host file changed (${mode.join(' ')}): ${fs.readFileSync(canary.path('resolv-canary'), 'utf8')}`);
+    }
+  } finally {
+    scratch.remove();
+    canary.remove();
+  }
+});
+
 test('/etc/resolv.conf a symlink loop: a clear refusal or a session without it, nothing written', async (t) => {
   const scratch = new Scratch();
   try {

@@ -66,3 +66,32 @@ for (const strategy of ['kpartx', 'partscan'] as const) {
     fs.rmdirSync(dir);
   });
 }
+
+// The boot partition is mounted only where the kernel has vfat: its fault point runs here.
+for (const action of ['throw', 'sigint', 'sigterm', 'kill9'] as const) {
+  const why = !inVm ? 'not inside the VM tier (run through scripts/vm-test.sh)' : support.partscan ? `partscan: ${support.partscan}` : undefined;
+  const title = `fault at mount:boot (${action}): exit ${action === 'throw' ? 1 : action === 'kill9' ? 'by SIGKILL, then recover' : 130}, nothing left`;
+  if (why) {
+    test.skip(`${title} [skipped: ${why}]`, () => {});
+    continue;
+  }
+  test(title, async (t) => {
+    const dir = tmpdir('imgbuild-vm-fault-');
+    const copy = path.join(dir, 'copy.img');
+    fs.copyFileSync(image, copy);
+    const child = spawnImgbuild(['run', copy, '--rw', '--attach', 'partscan', '--', 'true'], { IMGBUILD_FAULT: `mount:boot:${action}` });
+    const r = await child;
+    if (action === 'kill9') {
+      t.is(r.signal, 'SIGKILL', r.all);
+      t.notRegex(fs.readFileSync('/proc/self/mountinfo', 'utf8'), /\/run\/imgbuild\/sessions/);
+      const rec = await imgbuild(['recover']);
+      t.is(rec.exitCode, 0, rec.all);
+      t.regex((await imgbuild(['recover'])).stdout, /nothing to do/);
+    } else {
+      t.is(r.exitCode, action === 'throw' ? 1 : 130, r.all);
+      t.regex(r.all, action === 'throw' ? /injected fault at mount:boot/ : /interrupted/);
+    }
+    t.is(await fsckRoot(copy), 0);
+    fs.rmSync(dir, { recursive: true });
+  });
+}
