@@ -206,3 +206,23 @@ test('full image during a --persist build: a clear error, full cleanup, an fsck-
   record(t, 'full image during a --persist build', `exit ${r.exitCode}`, leftovers(t.context.before, await snapshot(), img));
   fs.rmSync(img);
 });
+
+test('deleting never crosses a mount: a workspace with a live bind mount inside is refused, the mounted tree intact', async (t) => {
+  const ws = path.join(dir, 'bound-ws');
+  const inside = path.join(ws, 'build', 'src', 'keep');
+  const canary = path.join(dir, 'canary-tree');
+  fs.mkdirSync(inside, { recursive: true });
+  fs.mkdirSync(canary, { recursive: true });
+  fs.writeFileSync(path.join(canary, 'precious'), 'do not delete\n');
+  await execa('mount', ['--bind', canary, inside]);
+  try {
+    const r = await imgbuild([image, '-t', `local:${path.join(fixtures, 'cext-hello')}`, '--workspace', ws, '--out', path.join(dir, 'out-bound')]);
+    t.not(r.exitCode, 0, r.all);
+    t.regex(r.stderr, /refusing to remove \S+build: \S+keep is mounted at or below it/);
+    t.is(fs.readFileSync(path.join(canary, 'precious'), 'utf8'), 'do not delete\n');
+    record(t, 'workspace removal with a bind mount inside', `exit ${r.exitCode}`, leftovers(t.context.before, await snapshot(), image).filter((l) => !l.includes('bound-ws')));
+  } finally {
+    await execa('umount', [inside]);
+  }
+  t.is(fs.readFileSync(path.join(canary, 'precious'), 'utf8'), 'do not delete\n');
+});
