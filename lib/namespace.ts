@@ -43,7 +43,24 @@ export class Namespace {
     const pid = childOf(holder.pid);
     if (!pid) throw new Error('namespace holder vanished');
     const mntns = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
-    return new Namespace(ctx, pid, holder, mntns);
+    const opened = new Namespace(ctx, pid, holder, mntns);
+    await opened.dropForeignDeviceMounts();
+    return opened;
+  }
+
+  /**
+   * The new namespace starts with a copy of every host mount. Copies of mounts on loop and
+   * device-mapper devices (another session's `imgbuild mount`, snap packages, other tools' images)
+   * would keep those devices busy for as long as this session lives, and their owners could not
+   * unmount or detach them: detach our copies (only in this namespace; the host keeps its mounts).
+   */
+  private async dropForeignDeviceMounts(): Promise<void> {
+    const foreign = this.mountinfo()
+      .filter((m) => /^\/dev\/(loop\d|mapper\/|dm-)/.test(m.source))
+      .map((m) => m.target)
+      .sort((a, b) => b.length - a.length);
+    if (foreign.length === 0) return;
+    await this.exec('umount', ['--lazy', '--', ...foreign], { allowFailure: true, signal: null });
   }
 
   /** The namespace's view of the file tree, for reading and writing files from this process. */

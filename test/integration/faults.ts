@@ -226,3 +226,21 @@ test('deleting never crosses a mount: a workspace with a live bind mount inside 
   }
   t.is(fs.readFileSync(path.join(canary, 'precious'), 'utf8'), 'do not delete\n');
 });
+
+test('a session started while an `imgbuild mount` is kept does not hold that mount busy', async (t) => {
+  const mnt = path.join(dir, 'kept-mnt');
+  fs.mkdirSync(mnt, { recursive: true });
+  const m = await imgbuild(['mount', image, mnt]);
+  t.is(m.exitCode, 0, m.all);
+  const other = execa('node', [cliPath, 'run', sampleB, '--', 'sleep', '600'], { reject: false, all: true });
+  try {
+    await waitForChrooted(/sleep 600/);
+    const u = await imgbuild(['umount', mnt]);
+    t.is(u.exitCode, 0, u.all);
+  } finally {
+    other.kill('SIGINT');
+  }
+  const r = await other;
+  t.is(r.exitCode, 130, r.all);
+  record(t, 'kept mount released while another session runs', `exit ${r.exitCode}`, leftovers(t.context.before, await snapshot(), image));
+});

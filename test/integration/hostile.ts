@@ -59,7 +59,7 @@ async function watched(canaries: string[], args: string[]) {
   return { ...result, strays };
 }
 
-/** Mounts as a process in the chroot sees them (imgbuild run ... -- cat /proc/self/mountinfo). */
+/** The mount at `target` in a mount table (the last one: it is the one on top). */
 function mountAt(entries: MountEntry[], target: string): MountEntry | undefined {
   return entries.filter((e) => e.target === target).at(-1);
 }
@@ -90,7 +90,7 @@ const hostResolvServer = /^nameserver\s+\S+/m.exec(fs.readFileSync('/etc/resolv.
 const writeResolv = 'cat /etc/resolv.conf; echo "cat=$?"; echo pwned > /etc/resolv.conf; echo "write=$?"; echo pwned >> /etc/resolv.conf; cat /etc/resolv.conf; exit 0';
 
 for (const kind of ['absolute', 'relative'] as const) {
-  test(`/etc/resolv.conf a ${kind} symlink to a host file: run and run --rw neither read nor write it`, async (t) => {
+  test(`/etc/resolv.conf ${kind === 'absolute' ? 'an' : 'a'} ${kind} symlink to a host file: run and run --rw neither read nor write it`, async (t) => {
     const canary = new Canary({ 'resolv-canary': canaryResolv });
     const scratch = new Scratch();
     try {
@@ -212,7 +212,7 @@ const dirCases: { dir: string; files: Record<string, string>; script: string; wa
 
 for (const c of dirCases) {
   for (const kind of ['absolute', 'relative'] as const) {
-    test(`/${c.dir} a ${kind} symlink to a host directory: run, run --rw and inspect never read or write it`, async (t) => {
+    test(`/${c.dir} ${kind === 'absolute' ? 'an' : 'a'} ${kind} symlink to a host directory: run, run --rw and inspect never read or write it`, async (t) => {
       const canary = new Canary(c.files);
       const scratch = new Scratch();
       try {
