@@ -58,7 +58,7 @@ export async function mountKept(ctx: Context, o: { image: string; dir: string; a
     let root: number | undefined;
     for (const cand of candidates) {
       const dev = await stage(ctx.emit, `attach partition ${cand.number} (${strategy})`, () => attachment.device(cand.number));
-      await mountHost(tx, dev, dir, ['-t', cand.fstype, '-o', o.readOnly ? (cand.fstype.startsWith('ext') ? 'ro,noload' : 'ro') : 'rw']);
+      await mountHost(tx, dev, dir, ['-t', cand.fstype, '-o', `${o.readOnly ? (cand.fstype.startsWith('ext') ? 'ro,noload' : 'ro') : 'rw'},${hostMountSafety}`]);
       if (detectRoot(dir).arch) {
         root = cand.number;
         break;
@@ -80,7 +80,7 @@ export async function mountKept(ctx: Context, o: { image: string; dir: string; a
         ctx.emit({ kind: 'warn', message: `boot partition not mounted: ${mp} in the image is not a plain directory` });
         boot = { partition: bootPart.number, mountpoint: mp, mounted: false };
       } else {
-        await mountHost(tx, await attachment.device(bootPart.number), target.host, ['-t', 'vfat', '-o', o.readOnly ? 'ro' : 'rw']);
+        await mountHost(tx, await attachment.device(bootPart.number), target.host, ['-t', 'vfat', '-o', `${o.readOnly ? 'ro' : 'rw'},${hostMountSafety}`]);
         boot = { partition: bootPart.number, mountpoint: mp, mounted: true };
       }
     }
@@ -93,6 +93,12 @@ export async function mountKept(ctx: Context, o: { image: string; dir: string; a
     throw error;
   }
 }
+
+/**
+ * A kept mount is in the host's namespace, reachable by every local user: a setuid-root program
+ * or a device node shipped in an untrusted image must not work there (as udisks mounts media).
+ */
+const hostMountSafety = 'nosuid,nodev';
 
 async function mountHost(tx: Transaction, dev: string, target: string, args: string[]): Promise<void> {
   await tx.change(`unmount ${target}`, { kind: 'mount', target, device: dev }, async () => {

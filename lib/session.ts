@@ -88,7 +88,11 @@ export class Session {
     return resolveInRoot(this.ns.hostPath(this.root), inner).host;
   }
 
-  /** Run a command in the chroot, in a PID namespace of its own: daemons it leaves die with it. */
+  /**
+   * Run a command in the chroot, in a PID namespace of its own: daemons it leaves die with it. Its
+   * /proc is that namespace's own (--mount-proc, after the chroot), so PID 1 there is the command
+   * and /proc/1/root is the image root: never the holder, whose root is the host's /.
+   */
   exec(argv: readonly string[], options: ExecOptions = {}): Promise<RunResult> {
     checkpoint('chroot');
     const cwd = options.cwd ?? (this.workspace ? '/workspace' : '/');
@@ -100,7 +104,7 @@ export class Session {
       ...options.env,
     };
     const { cwd: _c, env: _e, ...rest } = options;
-    return this.ns.exec('unshare', ['--pid', '--fork', '--kill-child', `--root=${this.root}`, `--wd=${cwd}`, '--', ...argv], {
+    return this.ns.exec('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', `--root=${this.root}`, `--wd=${cwd}`, '--', ...argv], {
       ...rest,
       pidns: true,
       env,
@@ -247,7 +251,8 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
         upper = mnt('upper');
       }
       for (const d of ['data', 'work']) fs.mkdirSync(path.join(held.hostPath(upper), d), { recursive: true });
-      await mountIn(tx, held, 'overlay root', ['-t', 'overlay', '-o', `lowerdir=${mnt('lower')},upperdir=${upper}/data,workdir=${upper}/work`, 'imgbuild-root'], root);
+      // overlayfs opens device nodes by its own mount flags, not the lower layer's: nodev here too.
+      await mountIn(tx, held, 'overlay root', ['-t', 'overlay', '-o', `nodev,lowerdir=${mnt('lower')},upperdir=${upper}/data,workdir=${upper}/work`, 'imgbuild-root'], root);
       rootHost = held.hostPath(root);
     } else {
       root = imageRootDir;
