@@ -2,6 +2,7 @@
 // checked before anything is mounted; sources are fetched on the host; the build runs in the
 // image's chroot over a throwaway layer in the workspace (or in the image with --persist); every
 // wheel is verified against the image as the user has it before it is reported.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -153,14 +154,20 @@ function prepare(ctx: Context, req: BuildRequest): Prepared {
 
   const out = path.resolve(cwd, req.out);
   if (!req.dryRun) checkWritable(out, '--out');
-  const defaultWorkspace = !req.workspace;
-  const workspace = req.workspace ? path.resolve(cwd, req.workspace) : path.join(ctx.cacheDir, 'work', 'default');
+  const workspace = req.workspace ? path.resolve(cwd, req.workspace) : defaultWorkspace(ctx.cacheDir, path.resolve(cwd, req.image));
   if (req.workspace) {
     if (fs.existsSync(workspace) && !fs.statSync(workspace).isDirectory()) throw new PreconditionError(`--workspace ${workspace} is not a directory`);
     if (!req.dryRun) checkWritable(workspace, '--workspace');
   }
   if (/[,:\\\s]/.test(workspace)) throw new PreconditionError(`workspace ${workspace} has a comma, colon, backslash or space`, 'the build layer lives there and overlayfs cannot take such paths: choose a plain one');
-  return { args, sources, wheels, out, workspace, defaultWorkspace };
+  return { args, sources, wheels, out, workspace, defaultWorkspace: !req.workspace };
+}
+
+/** One default workspace per image path, so builds for two images can run at once. */
+export function defaultWorkspace(cacheDir: string, image: string): string {
+  const base = path.basename(image).replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 40) || 'image';
+  const hash = crypto.createHash('sha256').update(image).digest('hex').slice(0, 10);
+  return path.join(cacheDir, 'work', `${base}-${hash}`);
 }
 
 function isDirectory(p: string): boolean {

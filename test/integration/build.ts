@@ -254,3 +254,16 @@ test('Ctrl-C on a terminal (SIGINT to the whole process group) mid-compile: exit
   t.notRegex(r.all ?? '', /cleanup step failed|cleanup incomplete/);
   fs.rmSync(dir, { recursive: true });
 });
+
+test('builds for two images at once, each with its default workspace', async (t) => {
+  const dir = tmpdir();
+  const [a, b] = await Promise.all([
+    imgbuild([aarch64, '-t', `local:${hello}`, '--out', path.join(dir, 'a')]),
+    imgbuild([armhf, '-t', `local:${hello}`, '--out', path.join(dir, 'b')]),
+  ]);
+  t.is(a.exitCode, 0, a.all);
+  t.is(b.exitCode, 0, b.all);
+  t.true(fs.existsSync(path.join(dir, 'a', 'imgbuild_hello-1.0.0-cp311-cp311-linux_aarch64.whl')));
+  t.true(fs.existsSync(path.join(dir, 'b', 'imgbuild_hello-1.0.0-cp311-cp311-linux_armv7l.whl')));
+  fs.rmSync(dir, { recursive: true });
+});

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { autoJobs, slug } from '../../lib/build.js';
+import { autoJobs, defaultWorkspace, slug } from '../../lib/build.js';
 import { type Manifest, type ManifestWheel, mergeManifest } from '../../lib/manifest.js';
 import { declaredName, gitCacheDir } from '../../lib/sources.js';
 import { parseTargetArg } from '../../lib/spec.js';
@@ -63,4 +63,11 @@ test('manifest merge: earlier wheels stay while their file exists and this run d
   const merged = mergeManifest(old, next, (f) => f !== 'gone.whl');
   t.deepEqual(merged.wheels.map((w) => [w.file, w.target]), [['torch.whl', 'torch@1.1.0'], ['vision.whl', 'torchvision@0.4.0']]);
   t.deepEqual(mergeManifest(undefined, next, () => true).wheels, next.wheels);
+});
+
+test('default workspaces: one per image path, named after the image, safe for overlayfs', (t) => {
+  const a = defaultWorkspace('/var/cache/imgbuild', '/imgs/pynq z2,v3.img');
+  t.regex(a, /^\/var\/cache\/imgbuild\/work\/pynq_z2_v3\.img-[0-9a-f]{10}$/);
+  t.not(a, defaultWorkspace('/var/cache/imgbuild', '/other/pynq z2,v3.img'));
+  t.is(a, defaultWorkspace('/var/cache/imgbuild', '/imgs/pynq z2,v3.img'));
 });
