@@ -3,6 +3,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import * as buildCmd from './commands/build.js';
+import * as cache from './commands/cache.js';
 import * as doctor from './commands/doctor.js';
 import * as faults from './commands/faults.js';
 import * as grow from './commands/grow.js';
@@ -31,6 +32,7 @@ await yargs(hideBin(process.argv))
   .command(grow)
   .command(recover)
   .command(doctor)
+  .command(cache)
   .command(sample)
   .command(faults)
   .demandCommand(1)
