@@ -464,7 +464,7 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
 
         const provided = t.needs.flatMap((n) => shipped.get(normalizeName(n)) ?? []);
         for (const file of built) {
-          const name = await stage(ctx.emit, `verify ${path.basename(file)}`, () => verify(s, file, t, { lowerRoot, buildRoot, provided, python: image.python, log }));
+          const name = await stage(ctx.emit, `verify ${path.basename(file)}`, () => verify(s, file, t, { inner: path.posix.join(srcInner, t.wheelDir, path.basename(file)), lowerRoot, buildRoot, provided, python: image.python, log }));
           const seconds = Math.round((performance.now() - t0) / 100) / 10;
           const dest = path.join(plan.out, path.basename(file));
           fs.copyFileSync(file, dest);
@@ -539,7 +539,7 @@ async function verify(
   s: Session,
   file: string,
   t: TargetPlan,
-  o: { lowerRoot: string; buildRoot: string; provided: string[]; python: string; log: string },
+  o: { inner: string; lowerRoot: string; buildRoot: string; provided: string[]; python: string; log: string },
 ): Promise<WheelName> {
   checkpoint('build:verify');
   const report = verifyWheel(file, { rootHost: o.lowerRoot, arch: s.arch, python: o.python, provided: o.provided });
@@ -556,7 +556,6 @@ async function verify(
     throw new StepError(`${t.id}: ${path.basename(file)} does not fit the image:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'the wheel was not copied to --out');
   }
   const dest = `/tmp/imgbuild-verify-${slug(t)}`;
-  const inner = `/workspace/src/${slug(t)}/${path.relative(path.join(s.workspace!, 'src', slug(t)), file)}`;
   const script = [
     'import importlib, shutil, sys, zipfile',
     'whl, dest, mod = sys.argv[1:4]',
@@ -568,7 +567,7 @@ async function verify(
     'print("imported", mod, "from", where)',
     'sys.exit(0 if where.startswith(dest + "/") else 3)',
   ].join('\n');
-  const r = await s.exec(['python3', '-c', script, inner, dest, t.importName], { cwd: '/tmp', logFile: o.log, allowFailure: true, env: { PYTHONDONTWRITEBYTECODE: '1' } });
+  const r = await s.exec(['python3', '-c', script, o.inner, dest, t.importName], { cwd: '/tmp', logFile: o.log, allowFailure: true, env: { PYTHONDONTWRITEBYTECODE: '1' } });
   await s.exec(['rm', '-rf', dest], { allowFailure: true, quiet: true });
   if (r.exitCode === 3) {
     throw new StepError(`${t.id}: import ${t.importName} did not come from ${path.basename(file)} (${r.all.trim().split('\n').pop()})`, `set the module with the recipe option import=NAME, e.g. --target ${t.id},import=mymodule`);

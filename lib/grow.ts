@@ -8,17 +8,17 @@ import path from 'node:path';
 import { hostBinfmtDir } from './binfmt.js';
 import { makeUndoer } from './changes.js';
 import type { Context } from './context.js';
-import { CleanupError, CommandError, InterruptedError, PreconditionError, StepError, UsageError, tailLines } from './errors.js';
+import { CleanupError, InterruptedError, PreconditionError, StepError, UsageError, tailLines } from './errors.js';
 import { stage } from './events.js';
 import { checkpoint } from './fault.js';
 import { sameFile } from './identity.js';
 import { type ImageFile, type ImagePartition, openImage } from './image.js';
 import { Journal, listJournals } from './journal.js';
 import { attachLoop, listLoops, loopsOfImage } from './loop.js';
+import { holdLock } from './lock.js';
 import { inUseError, lockHolder } from './namespace.js';
 import { type FsType, type TableType, readPartitionTable } from './partitions.js';
 import { shellQuote } from './quote.js';
-import { start } from './runner.js';
 import { Transaction } from './transaction.js';
 
 // ---- pure decisions ----
@@ -277,30 +277,13 @@ async function growLocked(ctx: Context, tx: Transaction, first: ImageFile, spec:
   };
 }
 
-const lockConflict = 75;
-
 /**
- * Take the image's flock, the one sessions take, in a `flock --no-fork IMAGE sh` holder that
- * keeps it while its stdin pipe from us is open: the kernel releases it however imgbuild ends.
- * No namespace: a private mount namespace would pin every host mount (a kept `imgbuild mount`
- * of another image) while it lives.
+ * Take the image's flock, the one sessions take (lib/lock.ts). No namespace: a private mount
+ * namespace would pin every host mount (a kept `imgbuild mount` of another image) while it lives.
  */
 async function lockImage(ctx: Context, image: string): Promise<() => Promise<void>> {
-  // The holder shares our process group: it ignores Ctrl-C and hangups so the lock lasts until
-  // our cleanup ends (or we die and the pipe closes).
-  const script = "trap '' INT TERM HUP; echo ready; read -r _; exit 0";
-  const holder = start(ctx.emit, 'flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(lockConflict), '--no-fork', image, 'sh', '-c', script]);
-  try {
-    await holder.waitForLine((l) => l === 'ready');
-  } catch (error) {
-    if ((await holder.exited).exitCode === lockConflict) throw inUseError(image, ctx.stateDir);
-    throw error;
-  }
-  return async () => {
-    holder.closeStdin();
-    const r = await holder.exited;
-    if (r.exitCode !== 0) throw new CommandError('image lock holder (flock)', r.exitCode, r.all);
-  };
+  const lock = await holdLock(ctx, image, image, () => inUseError(image, ctx.stateDir));
+  return () => lock.release();
 }
 
 /** In use: a loop over the image (an `imgbuild mount`, another tool), or a kept mount's journal. */

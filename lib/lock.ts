@@ -3,7 +3,7 @@
 // releases it however imgbuild ends, even by kill -9.
 import fs from 'node:fs';
 import type { Context } from './context.js';
-import { PreconditionError } from './errors.js';
+import { CommandError, PreconditionError } from './errors.js';
 import { lockHolder } from './namespace.js';
 import { start } from './runner.js';
 
@@ -13,15 +13,21 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
-/** Take an exclusive lock on `file` (created if missing), or fail at once naming who holds it. */
-export async function holdLock(ctx: Context, file: string, what: string): Promise<HeldLock> {
-  fs.closeSync(fs.openSync(file, 'a', 0o600));
-  const holder = start(ctx.emit, 'flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(conflict), '--no-fork', file, 'sh', '-c', 'echo ready; read -r _; exit 0']);
+/**
+ * Take an exclusive lock on `file`, or fail at once: with `onConflict`'s error, or one naming the
+ * holder. A missing lock file is created; an existing file (an image) is only opened.
+ */
+export async function holdLock(ctx: Context, file: string, what: string, onConflict?: () => Error): Promise<HeldLock> {
+  if (!fs.existsSync(file)) fs.closeSync(fs.openSync(file, 'a', 0o600));
+  // start() puts the holder in its own process group; it also ignores the signals, so nothing but
+  // the end of its stdin (our release, or our death) ends it.
+  const holder = start(ctx.emit, 'flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(conflict), '--no-fork', file, 'sh', '-c', "trap '' INT TERM HUP; echo ready; read -r _; exit 0"]);
   try {
     await holder.waitForLine((l) => l === 'ready');
   } catch (error) {
     const r = await holder.exited;
     if (r.exitCode === conflict) {
+      if (onConflict) throw onConflict();
       const who = lockHolder(file);
       throw new PreconditionError(`${what} is in use by another imgbuild (${who ? `process ${who.pid}` : 'unknown process'})`, 'wait for it to finish, or pick another directory');
     }
@@ -30,7 +36,8 @@ export async function holdLock(ctx: Context, file: string, what: string): Promis
   return {
     async release() {
       holder.closeStdin();
-      await holder.exited;
+      const r = await holder.exited;
+      if (r.exitCode !== 0) throw new CommandError(`lock holder for ${what} (flock)`, r.exitCode, r.all);
     },
   };
 }

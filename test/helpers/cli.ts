@@ -1,9 +1,9 @@
 // Running the real CLI as a subprocess, and the sample images it works on.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { execa, execaSync, type ResultPromise } from 'execa';
+import { hashFile } from '../../lib/hash.js';
 import { snapshot, type HostSnapshot } from './host.js';
 
 export const cliPath = path.resolve('dist/bin/imgbuild.js');
@@ -58,15 +58,8 @@ export async function copySparse(src: string, dst: string): Promise<string> {
   return dst;
 }
 
-export function sha256(file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = crypto.createHash('sha256');
-    fs.createReadStream(file)
-      .on('data', (d) => h.update(d))
-      .on('end', () => resolve(h.digest('hex')))
-      .on('error', reject);
-  });
-}
+/** sha256 of a file: the library's own streaming hash. */
+export const sha256 = hashFile;
 
 export function tmpdir(prefix = 'imgbuild-test-'): string {
   fs.mkdirSync('/var/tmp', { recursive: true });

@@ -75,6 +75,26 @@ const expected: Record<string, number> = { throw: 1, sigint: 130, sigterm: 130 }
 const sessionSteps = faultSteps.filter((s) => !s.startsWith('grow:') && !s.startsWith('build:'));
 const vfat = fs.readFileSync('/proc/filesystems', 'utf8').includes('\tvfat\n');
 
+/**
+ * Run imgbuild with IMGBUILD_FAULT=STEP:ACTION and check the outcome: killed and recovered, or
+ * the expected exit code with nothing left. `after` adds checks of its own for the non-kill cases.
+ */
+function faultCase(name: string, args: () => string[], fault: string, timeout: number, after?: (t: ExecutionContext<HostContext>) => void): void {
+  const action = fault.slice(fault.lastIndexOf(':') + 1);
+  test(name, async (t) => {
+    const r = await execa('node', [cliPath, ...args()], { reject: false, all: true, env: { IMGBUILD_FAULT: fault }, timeout });
+    if (action === 'kill9') {
+      t.is(r.signal, 'SIGKILL', r.all);
+      await afterKill9(t, name, image, 'killed');
+      return;
+    }
+    t.is(r.exitCode, expected[action], r.all);
+    t.notRegex(r.all, /cleanup incomplete|internal error/);
+    after?.(t);
+    record(t, name, `exit ${r.exitCode}`, leftovers(t.context.before, await snapshot(), image));
+  });
+}
+
 for (const step of sessionSteps) {
   for (const action of ['throw', 'sigint', 'sigterm', 'kill9'] as const) {
     const name = `run ${step}:${action}`;
@@ -82,45 +102,16 @@ for (const step of sessionSteps) {
       test.skip(`${name} [skipped: this kernel has no vfat, so the boot partition is never mounted here; test/vm/attach.ts runs this fault point in the VM tier]`, () => {});
       continue;
     }
-    test(name, async (t) => {
-      const r = await execa('node', [cliPath, 'run', image, '--rw', '--workspace', workspace, '--', 'sh', '-c', 'echo ok > /root/fault-run; sync'], {
-        reject: false,
-        all: true,
-        env: { IMGBUILD_FAULT: `${step}:${action}` },
-        timeout: 120_000,
-      });
-      if (action === 'kill9') {
-        t.is(r.signal, 'SIGKILL', r.all);
-        await afterKill9(t, name, image, 'killed');
-        return;
-      }
-      t.is(r.exitCode, expected[action], r.all);
-      t.notRegex(r.all, /cleanup incomplete|internal error/, r.all);
-      record(t, name, `exit ${r.exitCode}`, leftovers(t.context.before, await snapshot(), image));
-    });
+    // A function: `image` and `workspace` are set in test.before.
+    faultCase(name, () => ['run', image, '--rw', '--workspace', workspace, '--', 'sh', '-c', 'echo ok > /root/fault-run; sync'], `${step}:${action}`, 120_000);
   }
 }
 
 for (const step of ['build:fetch', 'build:compile', 'build:verify', 'chroot'] as const) {
   for (const action of ['throw', 'sigterm', 'kill9'] as const) {
-    const name = `build ${step}:${action}`;
-    test(name, async (t) => {
-      const out = path.join(dir, `out-${step.replace(':', '-')}-${action}`);
-      const r = await execa('node', [cliPath, image, '-t', `local:${path.join(fixtures, 'cext-hello')}`, '--out', out], {
-        reject: false,
-        all: true,
-        env: { IMGBUILD_FAULT: `${step}:${action}` },
-        timeout: 300_000,
-      });
-      if (action === 'kill9') {
-        t.is(r.signal, 'SIGKILL', r.all);
-        await afterKill9(t, name, image, 'killed');
-        return;
-      }
-      t.is(r.exitCode, expected[action], r.all);
-      t.notRegex(r.all, /cleanup incomplete|internal error/);
+    const out = path.join(dir, `out-${step.replace(':', '-')}-${action}`);
+    faultCase(`build ${step}:${action}`, () => [image, '-t', `local:${path.join(fixtures, 'cext-hello')}`, '--out', out], `${step}:${action}`, 300_000, (t) => {
       t.false(fs.existsSync(path.join(out, 'imgbuild_hello-1.0.0-cp311-cp311-linux_aarch64.whl')), 'no wheel is reported from a failed build');
-      record(t, name, `exit ${r.exitCode}`, leftovers(t.context.before, await snapshot(), image));
     });
   }
 }
