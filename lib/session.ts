@@ -112,6 +112,11 @@ export class Session {
     });
   }
 
+  /** Register an undo step in the session's transaction (it runs before everything opened earlier is undone). */
+  defer(label: string, fn: () => Promise<void> | void): void {
+    this.tx.defer(label, fn);
+  }
+
   /** Undo everything, newest first. Throws CleanupError naming each step that failed. */
   async close(primary?: unknown): Promise<void> {
     if (this.closed) return;

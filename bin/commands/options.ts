@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { type AttachStrategy, attachStrategies, type SessionOptions } from '../../lib/index.js';
+import { type AccelMode, type AccelRequest, type AttachStrategy, accelModes, attachStrategies, type SessionOptions } from '../../lib/index.js';
 
 export function attachOption<T>(y: Argv<T>) {
   return y
@@ -35,5 +35,34 @@ export function sessionFromArgs(args: SessionArgs, verb: string, hostPts: boolea
     workspace: args.workspace,
     allowBlockDevice: args['allow-block-device'],
     hostPts,
+  };
+}
+
+/** --accel and friends; `fallback` is the default mode (build: auto; run and shell: none). */
+export function accelOptions<T>(y: Argv<T>, fallback: AccelMode) {
+  return y
+    .option('accel', {
+      choices: accelModes,
+      default: fallback,
+      describe: 'compilers: cross = the host\'s native cross gcc inside the chroot (make, sh, python stay emulated); distcc = cross plus compile jobs sent to --distcc-hosts; none = pure emulation; auto = cross when the host has the image\'s gcc version, else none',
+    })
+    .option('accel-gcc', { type: 'string', describe: 'force the host cross gcc of this major version even if the image\'s gcc differs (the wheel is still verified against the image)' })
+    .option('distcc-hosts', { type: 'string', array: true, describe: 'distccd servers for --accel distcc (DISTCC_HOSTS entries, e.g. 10.0.0.5/8)' })
+    .option('ccache', { type: 'boolean', default: true, describe: 'use the host\'s ccache with --accel cross/distcc (--no-ccache to skip)' });
+}
+
+export interface AccelArgs {
+  accel: AccelMode;
+  'accel-gcc'?: string;
+  'distcc-hosts'?: string[];
+  ccache: boolean;
+}
+
+export function accelFromArgs(args: AccelArgs): AccelRequest {
+  return {
+    mode: args.accel,
+    ...(args['accel-gcc'] !== undefined ? { gcc: String(args['accel-gcc']) } : {}),
+    ...(args['distcc-hosts'] ? { distccHosts: args['distcc-hosts'].flatMap((h) => String(h).split(/\s+/)).filter(Boolean) } : {}),
+    ccache: args.ccache,
   };
 }

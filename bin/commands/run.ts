@@ -1,22 +1,25 @@
 import type { Argv } from 'yargs';
-import { UsageError, withSession } from '../../lib/index.js';
+import { startAccel, UsageError, withSession } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
-import { type SessionArgs, sessionFromArgs, sessionOptions } from './options.js';
+import { type AccelArgs, accelFromArgs, accelOptions, type SessionArgs, sessionFromArgs, sessionOptions } from './options.js';
 
 export const command = 'run <image> [cmd..]';
 export const describe = 'Run one command in the image chroot (after --); exits with its exit code';
 
 export function builder(y: Argv) {
-  return sessionOptions(y.positional('image', { type: 'string', demandOption: true }).positional('cmd', { type: 'string', array: true }));
+  return accelOptions(sessionOptions(y.positional('image', { type: 'string', demandOption: true }).positional('cmd', { type: 'string', array: true })), 'none');
 }
 
-type Args = GlobalArgs & SessionArgs & { cmd?: string[]; '--'?: string[] };
+type Args = GlobalArgs & SessionArgs & AccelArgs & { cmd?: string[]; '--'?: string[] };
 
 export async function handler(args: Args) {
   const cmd = [...(args.cmd ?? []), ...(args['--'] ?? [])].map(String);
   await runCli(args, async (ctx) => {
     if (cmd.length === 0) throw new UsageError('no command given', 'usage: imgbuild run IMAGE -- CMD [ARGS...]');
     const options = sessionFromArgs(args, 'run', !!process.stdin.isTTY);
-    return withSession(ctx, options, async (session) => (await session.exec(cmd, { stdio: 'inherit', allowFailure: true })).exitCode);
+    return withSession(ctx, options, async (session) => {
+      const { env } = await startAccel(ctx, session, accelFromArgs(args), { guardDpkg: true });
+      return (await session.exec(cmd, { stdio: 'inherit', allowFailure: true, env })).exitCode;
+    });
   });
 }

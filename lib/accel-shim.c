@@ -1,0 +1,115 @@
+/*
+ * imgbuild accel shim: a static x86-64 program bound read-only over a compiler file in an
+ * emulated chroot (cc1, gcc-12, as, ld.bfd, ...). It looks up the path it was started as
+ * (/proc/self/exe) in /run/imgbuild-accel/map and runs the host's native cross tool for it
+ * through the host's own loader and libraries, which imgbuild binds under /run/imgbuild-accel.
+ * Nothing of the host has to exist at the image's /lib64 or /usr/lib/x86_64-linux-gnu, so
+ * images that are not multiarch work too, and the environment the tools need is set here, so
+ * build tools that scrub the environment still get it.
+ *
+ * Map lines: INNER-PATH <TAB> HOST-PROGRAM <TAB> FLAGS   (FLAGS "cc": a compiler driver, which
+ * goes through the launcher in /run/imgbuild-accel/launcher (ccache or distcc) when there is one).
+ * Env lines: KEY=VALUE, set before the tool runs. Built by imgbuild with: cc -static -Os.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ROOT "/run/imgbuild-accel"
+#define DIRECT "IMGBUILD_ACCEL_DIRECT"
+
+static char *slurp(const char *file) {
+  FILE *f = fopen(file, "r");
+  if (!f) return NULL;
+  size_t cap = 8192, len = 0;
+  char *buf = malloc(cap);
+  size_t n;
+  while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+    len += n;
+    if (len + 1 >= cap) buf = realloc(buf, cap *= 2);
+  }
+  fclose(f);
+  if (buf) buf[len] = 0;
+  return buf;
+}
+
+static void die(const char *what, const char *arg) {
+  fprintf(stderr, "imgbuild accel: %s%s%s\n", what, arg ? ": " : "", arg ? arg : "");
+  exit(127);
+}
+
+int main(int argc, char **argv) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n < 0) die("cannot read /proc/self/exe (is /proc mounted?)", strerror(errno));
+  self[n] = 0;
+
+  char *map = slurp(ROOT "/map");
+  if (!map) die("cannot read " ROOT "/map", strerror(errno));
+  char *host = NULL, *flags = "";
+  for (char *line = strtok(map, "\n"); line; line = strtok(NULL, "\n")) {
+    char *tab = strchr(line, '\t');
+    if (!tab) continue;
+    *tab = 0;
+    if (strcmp(line, self) != 0) continue;
+    host = tab + 1;
+    char *tab2 = strchr(host, '\t');
+    if (tab2) {
+      *tab2 = 0;
+      flags = tab2 + 1;
+    }
+    break;
+  }
+  if (!host) die("no host tool mapped for", self);
+
+  char *env = slurp(ROOT "/env");
+  if (env) {
+    for (char *line = strtok(env, "\n"); line; line = strtok(NULL, "\n")) {
+      char *eq = strchr(line, '=');
+      if (!eq) continue;
+      *eq = 0;
+      setenv(line, eq + 1, 1);
+    }
+  }
+
+  /* A compiler driver goes through the launcher (ccache, distcc), which runs this path again
+     with IMGBUILD_ACCEL_DIRECT set; then the real driver runs. */
+  const char *program = host;
+  int through_launcher = 0;
+  char *launcher = NULL;
+  if (strcmp(flags, "cc") == 0) {
+    if (getenv(DIRECT)) {
+      unsetenv(DIRECT);
+    } else {
+      launcher = slurp(ROOT "/launcher");
+      if (launcher) launcher[strcspn(launcher, "\n")] = 0;
+      if (launcher && *launcher) {
+        through_launcher = 1;
+        program = launcher;
+        setenv(DIRECT, "1", 1);
+      }
+    }
+  }
+
+  char **args = calloc((size_t)argc + 8, sizeof *args);
+  if (!args) die("out of memory", NULL);
+  int i = 0;
+  args[i++] = ROOT "/ld.so";
+  args[i++] = "--library-path";
+  args[i++] = ROOT "/lib";
+  if (access(ROOT "/argv0", F_OK) == 0) {
+    args[i++] = "--argv0";
+    args[i++] = through_launcher ? (char *)program : argv[0];
+  }
+  args[i++] = (char *)program;
+  if (through_launcher) args[i++] = self;
+  for (int k = 1; k < argc; k++) args[i++] = argv[k];
+  args[i] = NULL;
+  execv(args[0], args);
+  die("cannot run " ROOT "/ld.so", strerror(errno));
+  return 127;
+}
