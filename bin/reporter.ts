@@ -73,6 +73,9 @@ export function createReporter(o: ReporterOptions): (e: ImgbuildEvent) => void {
       case 'info':
         if (o.verbose) line(`imgbuild: ${e.message}`);
         break;
+      case 'notice':
+        line(`imgbuild: ${e.message}`);
+        break;
       case 'warn':
         line(`imgbuild: warning: ${e.message}`);
         break;

@@ -425,6 +425,6 @@ export async function startAccel(ctx: Context, s: Session, req: AccelRequest, o:
     return { decision, env: {} };
   }
   const handle = await enableAccel(ctx, s, decision, o);
-  ctx.emit({ kind: 'info', message: `accel: ${decision.reason}${handle.ccacheDir ? `; ccache in ${handle.ccacheDir}` : ''}` });
+  ctx.emit({ kind: 'notice', message: `accel: ${decision.reason}${handle.ccacheDir ? `; ccache in ${handle.ccacheDir}` : ''}` });
   return { decision, handle, env: handle.env };
 }

@@ -6,7 +6,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { archTable } from './arch.js';
+import { type AccelDecision, type AccelRequest, decideAccel, startAccel } from './accel.js';
+import { archTable, needsEmulation } from './arch.js';
 import type { AttachStrategy } from './attach.js';
 import type { Context } from './context.js';
 import { PreconditionError, StepError, UsageError, errorMessage, tailLines } from './errors.js';
@@ -40,6 +41,8 @@ export interface BuildRequest {
   withWheels: string[];
   persist: boolean;
   dryRun: boolean;
+  /** --accel and friends (default: auto). */
+  accel?: AccelRequest;
   attach?: AttachStrategy | 'auto';
   allowBlockDevice?: boolean;
   /** Relative paths are resolved against this (default: process.cwd()). */
@@ -57,6 +60,8 @@ export interface BuildPlan {
   mode: 'overlay' | 'persist';
   facts: Pick<ImageFacts, 'arch' | 'os' | 'python' | 'glibc' | 'wheelTag' | 'attach'>;
   jobs: number;
+  /** The compiler acceleration the build will use, and why (decided again after apt installs). */
+  accel: string;
   workspace: string;
   out: string;
   /** apt packages installed in the chroot before building, with the reason for each added one. */
@@ -201,6 +206,8 @@ interface ImageInfo {
   hasPip: boolean;
   hasCc: boolean;
   hasCxx: boolean;
+  /** The accel decision for the image as it is (undefined: it has no gcc yet; decided after apt). */
+  accel?: AccelDecision;
 }
 
 /** Facts the plan needs, from a read-only session (read-only loop, ro,noload mounts: nothing changes). */
@@ -214,7 +221,10 @@ async function readImage(ctx: Context, req: BuildRequest): Promise<ImageInfo> {
     const exists = (inner: string) => resolveInRoot(root, inner).type === 'file';
     const v = facts.python.version;
     const pipDirs = ['/usr/lib/python3/dist-packages', `/usr/local/lib/python${v}/dist-packages`, `/usr/lib/python${v}/site-packages`, `/usr/local/lib/python${v}/site-packages`];
+    // An explicit --accel that cannot work fails here, before anything is changed.
+    const accel = facts.arch && resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? decideAccel(req.accel ?? { mode: 'auto' }, s.arch, root) : undefined;
     return {
+      accel,
       facts,
       python: v,
       hasPip: pipDirs.some((d) => exists(`${d}/pip/__init__.py`)),
@@ -260,6 +270,7 @@ function makePlan(ctx: Context, req: BuildRequest, prep: Prepared, image: ImageI
     mode,
     facts: { arch: facts.arch, os: facts.os, python: facts.python, glibc: facts.glibc, wheelTag: facts.wheelTag, attach: facts.attach },
     jobs,
+    accel: describeAccel(req.accel ?? { mode: 'auto' }, image),
     workspace: prep.workspace,
     out: prep.out,
     apt,
@@ -269,6 +280,12 @@ function makePlan(ctx: Context, req: BuildRequest, prep: Prepared, image: ImageI
     withWheels: prep.wheels.map((w) => ({ path: w.path, name: w.name.distribution, version: w.name.version })),
     warnings,
   };
+}
+
+function describeAccel(req: AccelRequest, image: ImageInfo): string {
+  if (image.accel) return image.accel.kind === 'none' ? image.accel.reason : `${image.accel.kind}: ${image.accel.reason}`;
+  if (req.mode === 'none' || !needsEmulation(image.facts.arch)) return req.mode === 'none' ? 'pure emulation (--accel none)' : 'native: nothing to accelerate';
+  return `${req.mode}: decided once apt has installed the image's gcc in the build layer`;
 }
 
 /** Parallel jobs: the CPUs, fewer when memory per job under emulation would not fit. */
@@ -417,8 +434,10 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
       fs.writeFileSync(setupLog, '');
       giveTo(setupLog, owner);
       if (req.persist) checkSpace(s.file('/'), installBytes(plan), 'the image');
+      let accelEnv: Record<string, string> = {};
+      let accelNote = '';
       const exec = (argv: string[], o: { env?: Record<string, string>; cwd?: string; log: string }) =>
-        s.exec(argv, { env: { ...pipEnv, ...o.env }, cwd: o.cwd, logFile: o.log, onLine: (line) => ctx.emit({ kind: 'output', line }), group: true, allowFailure: true });
+        s.exec(argv, { env: { ...pipEnv, ...accelEnv, ...o.env }, cwd: o.cwd, logFile: o.log, onLine: (line) => ctx.emit({ kind: 'output', line }), group: true, allowFailure: true });
 
       if (plan.apt.length > 0) {
         await stage(ctx.emit, `install ${plan.apt.length} apt package(s) in the ${req.persist ? 'image' : 'build layer'}`, async () => {
@@ -427,7 +446,11 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
           await checked(await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...plan.apt], { env, log: setupLog }), `apt-get install ${plan.apt.join(' ')}`, setupLog, 'a package name may not exist in this release');
         });
       }
-      const compiler = await compilerVersion(s);
+      // After apt: the binds must never be up while dpkg runs.
+      const accel = await stage(ctx.emit, 'set up compiler acceleration', () => startAccel(ctx, s, req.accel ?? { mode: 'auto' }));
+      accelEnv = accel.env;
+      accelNote = accel.decision.kind === 'none' ? accel.decision.reason : `${accel.decision.kind}: ${accel.decision.reason}`;
+      const compiler = await compilerVersion(s, accelEnv);
       for (const w of supplied) {
         await stage(ctx.emit, `install --with-wheel ${path.basename(w.path)}`, async () => {
           await checked(await exec(['python3', '-m', 'pip', 'install', '--no-deps', '--no-index', w.inner], { log: setupLog }), `pip install ${w.inner}`, setupLog, 'is the wheel for this image (python and platform tags)?');
@@ -484,6 +507,7 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
             commands: t.commands,
             image: manifestImage,
             compiler,
+            accel: accelNote,
             seconds,
             log,
           };
@@ -520,8 +544,8 @@ async function checked(r: { exitCode: number; all: string; signal?: string }, wh
   throw new StepError(`${target ? `${target}: ` : ''}${what} ${how}${oom}${full}\n--- last lines of ${log} ---\n${tail}`, `${hint ? `${hint}; ` : ''}full log: ${log}`);
 }
 
-async function compilerVersion(s: Session): Promise<string | undefined> {
-  const r = await s.exec(['cc', '--version'], { allowFailure: true, quiet: true });
+async function compilerVersion(s: Session, env: Record<string, string>): Promise<string | undefined> {
+  const r = await s.exec(['cc', '--version'], { allowFailure: true, quiet: true, env });
   return r.exitCode === 0 ? r.stdout.split('\n')[0]?.trim() : undefined;
 }
 
@@ -596,6 +620,7 @@ export function formatPlan(plan: BuildPlan): string {
     `           ${f.os.PRETTY_NAME ?? 'unknown OS'}, ${f.arch}, python ${f.python?.version ?? '?'}, glibc ${f.glibc ?? '?'}, wheel tag ${f.wheelTag ?? '?'}`,
     `mode:      ${plan.mode === 'persist' ? 'persist: apt and pip installs are written into the image' : 'overlay: the image stays unchanged; installs go to a throwaway layer'}`,
     `jobs:      ${plan.jobs}`,
+    `compiler:  ${plan.accel}`,
     `workspace: ${plan.workspace}`,
     `out:       ${plan.out} (wheels, manifest.json, logs/)`,
     '',

@@ -7,6 +7,8 @@ export type ImgbuildEvent =
   | { kind: 'cmd'; argv: readonly string[] }
   | { kind: 'undo'; step: string; ok: boolean; error?: unknown }
   | { kind: 'info'; message: string }
+  /** Shown without --verbose: a decision the user should know about (not a problem). */
+  | { kind: 'notice'; message: string }
   | { kind: 'warn'; message: string }
   | { kind: 'output'; line: string };
 

@@ -31,6 +31,8 @@ export interface ManifestWheel {
   image: ManifestImage;
   /** `cc --version` in the chroot. */
   compiler?: string;
+  /** How the compiler ran: host-native cross (accel) or emulated, and why. */
+  accel?: string;
   seconds: number;
   log: string;
 }

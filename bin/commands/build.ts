@@ -2,13 +2,13 @@ import type { Argv } from 'yargs';
 import { build, formatPlan } from '../../lib/build.js';
 import { type AttachStrategy, UsageError } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
-import { attachOption } from './options.js';
+import { type AccelArgs, accelFromArgs, accelOptions, attachOption } from './options.js';
 
 export const command = ['build <image>', '$0 <image>'];
 export const describe = 'Build wheels that match the image (the default verb: imgbuild IMAGE --target SPEC)';
 
 export function builder(y: Argv) {
-  return attachOption(y.positional('image', { type: 'string', demandOption: true, describe: 'the SD-card image file' }))
+  return accelOptions(attachOption(y.positional('image', { type: 'string', demandOption: true, describe: 'the SD-card image file' })), 'auto')
     .option('target', { alias: 't', type: 'string', array: true, describe: 'what to build: torch@1.1.0, torchvision@0.4.0, onnx@1.11.0, onnxruntime@1.11.0, local:PATH, git:URL@REF; recipe options after commas (local:./b,needs=a). Repeat for several', requiresArg: true })
     .option('out', { alias: 'o', type: 'string', default: 'dist', describe: 'where wheels, manifest.json and logs/ go' })
     .option('workspace', { type: 'string', describe: 'host directory for sources, build trees and the build layer (default: under the cache dir, emptied at the next build)' })
@@ -22,7 +22,7 @@ export function builder(y: Argv) {
     .example('$0 rpi.img -t local:./mypkg -o wheels', 'any Python project');
 }
 
-interface Args extends GlobalArgs {
+interface Args extends GlobalArgs, AccelArgs {
   image: string;
   target?: string[];
   out: string;
@@ -59,6 +59,7 @@ export async function handler(args: Args) {
       withWheels: args['with-wheel'].map(String),
       persist: args.persist,
       dryRun: args['dry-run'],
+      accel: accelFromArgs({ ...args, accel: last(args.accel) }),
       attach: args.attach,
       allowBlockDevice: args['allow-block-device'],
     });
