@@ -10,6 +10,10 @@ export const cacheParts: Record<string, string> = {
   samples: 'sample images and their rootfs trees',
   git: 'git clones of sources, reused across builds',
   pip: 'pip requirements downloaded on the host, per python and platform',
+  // wheels/<key[0:2]>/<key>/ entries and wheels/images/ (image hashes): clearing removes whole
+  // shards; a build storing into one at that moment fails that one store, nothing else.
+  wheels: 'built wheels by the hash of everything that went into them, reused by the same build',
+  ccache: 'compiler cache per image arch and compiler, used by --accel cross',
   work: 'default build workspaces (emptied after a successful build)',
   vm: 'the VM of the VM test tier',
 };

@@ -3,6 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Arch, archTable, needsEmulation } from './arch.js';
 import { findUsableEntry, hostBinfmtDir, readEntries } from './binfmt.js';
+import { human } from './build.js';
+import { listCache } from './cache.js';
 import { probeCapabilities, which } from './capabilities.js';
 import type { Context } from './context.js';
 import { errorMessage } from './errors.js';
@@ -16,6 +18,8 @@ export interface Check {
   fix?: string;
   /** Missing but not needed for the default path on this host. */
   optional?: boolean;
+  /** Listed under its own heading ('cache': the parts of the cache directory). */
+  section?: 'cache';
 }
 
 export async function doctor(ctx: Context): Promise<Check[]> {
@@ -85,5 +89,11 @@ export async function doctor(ctx: Context): Promise<Check[]> {
   }
   add({ name: 'state directory', ok: true, detail: ctx.stateDir });
   add({ name: 'cache directory', ok: true, detail: `${ctx.cacheDir}${fs.existsSync(ctx.cacheDir) ? '' : ' (not created yet)'}` });
+  checks.push(...cacheChecks(ctx.cacheDir));
   return checks;
+}
+
+/** Each part of the cache directory with its path and size (`imgbuild cache PART --clear` empties one). */
+export function cacheChecks(cacheDir: string): Check[] {
+  return listCache(cacheDir).map((p) => ({ name: `cache ${p.name}`, ok: true, section: 'cache', detail: `${human(p.bytes)} in ${p.path}: ${p.describe}` }));
 }

@@ -1,14 +1,14 @@
 import type { Argv } from 'yargs';
 import { human } from '../../lib/build.js';
-import { clearCache, listCache } from '../../lib/cache.js';
+import { cacheParts, clearCache, listCache } from '../../lib/cache.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 
 export const command = 'cache [parts..]';
-export const describe = 'Show the cache directory (samples, git, pip, work, vm) and its sizes; --clear removes parts (all if none named)';
+export const describe = `Show the cache directory (${Object.keys(cacheParts).join(', ')}) and its sizes; --clear removes parts (all if none named)`;
 
 export function builder(y: Argv) {
   return y
-    .positional('parts', { type: 'string', array: true, describe: 'samples, git, pip, work, vm' })
+    .positional('parts', { type: 'string', array: true, describe: Object.keys(cacheParts).join(', ') })
     .option('clear', { type: 'boolean', default: false, describe: 'remove the named parts (never what a running build holds)' })
     .option('json', { type: 'boolean', default: false });
 }

@@ -15,9 +15,14 @@ export async function handler(args: GlobalArgs) {
     if (args.json) {
       process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
     } else {
-      for (const c of checks) {
+      for (const c of checks.filter((c) => !c.section)) {
         const mark = c.ok ? 'ok  ' : c.optional ? 'n/a ' : 'FAIL';
         process.stdout.write(`${mark} ${c.name.padEnd(38)} ${c.detail}${!c.ok && c.fix ? `\n     fix: ${c.fix}` : ''}\n`);
+      }
+      const caches = checks.filter((c) => c.section === 'cache');
+      if (caches.length > 0) {
+        process.stdout.write('\ncaches (imgbuild cache PART --clear empties one):\n');
+        for (const c of caches) process.stdout.write(`     ${c.name.replace(/^cache /, '').padEnd(8)} ${c.detail}\n`);
       }
     }
     return checks.some((c) => !c.ok && !c.optional) ? 3 : 0;

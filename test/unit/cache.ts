@@ -4,6 +4,7 @@ import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { clearCache, listCache } from '../../lib/cache.js';
+import { cacheChecks } from '../../lib/doctor.js';
 import { UsageError } from '../../lib/errors.js';
 
 function fakeCache(): string {
@@ -15,13 +16,22 @@ function fakeCache(): string {
   fs.writeFileSync(path.join(dir, 'work', 'img-1', '.imgbuild.lock'), '');
   fs.mkdirSync(path.join(dir, 'samples'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'samples', 'a.img'), 'img');
+  // The wheel cache is two levels deep: wheels/<key[0:2]>/<key>/, and wheels/images/ for image hashes.
+  for (const key of ['ab12', 'ab34', 'cd56']) {
+    fs.mkdirSync(path.join(dir, 'wheels', key.slice(0, 2), key), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'wheels', key.slice(0, 2), key, 'p-1.0-py3-none-any.whl'), 'w'.repeat(5000));
+  }
+  fs.mkdirSync(path.join(dir, 'wheels', 'images'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'wheels', 'images', '2049-12.json'), '{}');
   return dir;
 }
 
 test('the cache lists its parts with sizes', (t) => {
   const dir = fakeCache();
   const parts = listCache(dir);
-  t.deepEqual(parts.map((p) => p.name), ['samples', 'git', 'pip', 'work', 'vm']);
+  t.deepEqual(parts.map((p) => p.name), ['samples', 'git', 'pip', 'wheels', 'ccache', 'work', 'vm']);
+  t.true(parts.find((p) => p.name === 'wheels')!.bytes >= 15000);
+  t.is(parts.find((p) => p.name === 'ccache')!.path, path.join(dir, 'ccache'));
   t.true(parts.find((p) => p.name === 'git')!.bytes >= 10000);
   t.is(parts.find((p) => p.name === 'pip')!.bytes, 0);
   fs.rmSync(dir, { recursive: true });
@@ -53,5 +63,24 @@ test('clearing skips what a running imgbuild holds (its lock), and names the hol
     await holder;
   }
   t.deepEqual(clearCache(dir, ['work']).skipped, []);
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('clearing the wheel cache removes its shards and image hashes, nothing else', (t) => {
+  const dir = fakeCache();
+  const r = clearCache(dir, ['wheels', 'ccache']);
+  t.deepEqual(r.skipped, []);
+  t.deepEqual(r.removed.sort(), ['ab', 'cd', 'images'].map((n) => path.join(dir, 'wheels', n)));
+  t.deepEqual(fs.readdirSync(path.join(dir, 'wheels')), []);
+  t.true(fs.existsSync(path.join(dir, 'git', 'repo-abc', '.git', 'HEAD')));
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('doctor lists each cache part with its path and size', (t) => {
+  const dir = fakeCache();
+  const checks = cacheChecks(dir);
+  t.deepEqual(checks.map((c) => c.name), listCache(dir).map((p) => `cache ${p.name}`));
+  t.true(checks.every((c) => c.ok && c.section === 'cache'));
+  t.regex(checks.find((c) => c.name === 'cache wheels')!.detail, new RegExp(`^\\d+ MiB in ${dir}/wheels: built wheels`));
   fs.rmSync(dir, { recursive: true });
 });
