@@ -404,6 +404,16 @@ function findProgram(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The compiler part of a wheel cache key: emulated (the image's own gcc, which the image's hash
+ * covers) or the host cross gcc (its build, and which image gcc directory it relocates into).
+ */
+export function accelIdentity(req: AccelRequest, decision: AccelDecision | undefined): string {
+  if (!decision) return `undecided:${req.mode}:${req.gcc ?? ''}`;
+  if (decision.kind === 'none') return 'emulated';
+  return `cross:${decision.host.triple}-gcc-${decision.host.major}:${crossFullVersion(decision.host)}:${decision.image.triple}/${decision.image.dir}`;
+}
+
 function crossFullVersion(host: HostCross): string {
   // The gcc-cross directory's own files date the build of the compiler: enough to tell updates apart.
   try {

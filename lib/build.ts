@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type AccelDecision, type AccelRequest, decideAccel, startAccel } from './accel.js';
+import { type AccelDecision, type AccelRequest, accelIdentity, decideAccel, startAccel } from './accel.js';
 import { archTable, needsEmulation } from './arch.js';
 import type { AttachStrategy } from './attach.js';
 import type { Context } from './context.js';
@@ -25,6 +25,7 @@ import { parseTargetArg, type TargetArg } from './spec.js';
 import { cmakeForRelease, normalizeName, orderPlans, pairingWarnings, planTarget, type TargetPlan } from './targets/index.js';
 import { GiB, MiB } from './targets/types.js';
 import { findLibrary, libraryDirs, parseWheelName, verifyWheel, wheelElves, type WheelName } from './wheel.js';
+import { imageIdentity, keyJobs, lookupWheels, sourceFingerprint, storeWheels, wheelCacheKey, type WheelLookup } from './wheel-cache.js';
 
 export interface BuildRequest {
   image: string;
@@ -43,6 +44,8 @@ export interface BuildRequest {
   dryRun: boolean;
   /** --accel and friends (default: auto). */
   accel?: AccelRequest;
+  /** Answer from the wheel cache when every input matches an earlier verified build (default true). */
+  wheelCache?: boolean;
   attach?: AttachStrategy | 'auto';
   allowBlockDevice?: boolean;
   /** Relative paths are resolved against this (default: process.cwd()). */
@@ -237,7 +240,8 @@ async function readImage(ctx: Context, req: BuildRequest): Promise<ImageInfo> {
 function makePlan(ctx: Context, req: BuildRequest, prep: Prepared, image: ImageInfo): BuildPlan {
   const { facts } = image;
   const base = { python: image.python, arch: facts.arch, aptCmake: cmakeForRelease(facts.os.VERSION_CODENAME) };
-  let plans = prep.args.map((a) => planTarget(a.spec, { ...base, jobs: 1, recipeOptions: a.options }));
+  let plans = prep.args.map((a) => planTarget(a.spec, { ...base, jobs: keyJobs, recipeOptions: a.options }));
+  const forKey = new Map(plans.map((p) => [p.id, { env: p.env, commands: p.commands }]));
   const jobs = req.jobs === 'auto' ? autoJobs(plans) : req.jobs;
   plans = prep.args.map((a) => planTarget(a.spec, { ...base, jobs, recipeOptions: a.options }));
   plans = plans.map((p) => {
@@ -265,6 +269,7 @@ function makePlan(ctx: Context, req: BuildRequest, prep: Prepared, image: ImageI
   if (!image.hasCxx) add('g++', 'the image has no C++ compiler');
 
   const mode = req.persist ? 'persist' : 'overlay';
+  for (const t of ordered) keyInputs.set(t, forKey.get(t.id)!);
   return {
     image: path.resolve(req.image),
     mode,
@@ -287,6 +292,9 @@ function describeAccel(req: AccelRequest, image: ImageInfo): string {
   if (req.mode === 'none' || !needsEmulation(image.facts.arch)) return req.mode === 'none' ? 'pure emulation (--accel none)' : 'native: nothing to accelerate';
   return `${req.mode}: decided once apt has installed the image's gcc in the build layer`;
 }
+
+/** A target's env and commands as planned with keyJobs: --jobs does not change a wheel's cache key. */
+const keyInputs = new WeakMap<TargetPlan, { env: Record<string, string>; commands: string[][] }>();
 
 /** Parallel jobs: the CPUs, fewer when memory per job under emulation would not fit. */
 export function autoJobs(plans: TargetPlan[], cpus = os.availableParallelism(), memAvailable = memAvailableBytes()): number {
@@ -396,6 +404,65 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
     checkpoint('build:fetch');
     fetched.set(t, await stage(ctx.emit, `fetch the source of ${t.id}`, () => fetchSource(ctx, t.source, dest)));
   }
+  const imagePath = path.resolve(req.image);
+  // Hashed once per version of the file (remembered by device, inode, size, mtime and ctime).
+  const imageHashBefore = req.persist ? undefined : await stage(ctx.emit, 'identify the image', () => imageIdentity(imagePath, ctx.cacheDir));
+  const manifestImage: ManifestImage = {
+    path: imagePath,
+    sha256: imageHashBefore ?? '',
+    os: image.facts.os,
+    glibc: image.facts.glibc,
+    python: image.python,
+    arch: image.facts.arch,
+    wheelTag: image.facts.wheelTag,
+  };
+  const manifest: Manifest = { version: 1, image: manifestImage, wheels: [] };
+  const written: ManifestWheel[] = [];
+  const record = (entry: ManifestWheel) => {
+    written.push(entry);
+    manifest.wheels = [...written];
+    writeManifest(plan.out, manifest, owner);
+  };
+
+  // The wheel cache: a target whose every input matches an earlier verified build gets that
+  // wheel at once. Never with --persist (its point is what the build installs into the image).
+  const keys = new Map<TargetPlan, string>();
+  const hits = new Map<TargetPlan, Extract<WheelLookup, { kind: 'hit' }>>();
+  if (imageHashBefore && req.wheelCache !== false) {
+    const withWheels = await Promise.all(prep.wheels.map((w) => hashFile(w.path)));
+    const compiler = accelIdentity(req.accel ?? { mode: 'auto' }, image.accel);
+    for (const t of plan.targets) {
+      const k = keyInputs.get(t)!;
+      const needs = [...withWheels, ...t.needs.flatMap((n) => plan.targets.filter((o) => normalizeName(o.name) === normalizeName(n)).map((o) => keys.get(o)!))];
+      const key = wheelCacheKey({
+        image: imageHashBefore, arch: image.facts.arch, python: image.python, target: t.id, targetVersion: t.version,
+        env: k.env, commands: k.commands, pip: t.pip, apt: plan.apt, needs, source: await sourceFingerprint(t.source, fetched.get(t)), compiler,
+      });
+      keys.set(t, key);
+      const found = await lookupWheels(ctx.cacheDir, key);
+      if (found.kind === 'hit') hits.set(t, found);
+      else if (found.kind === 'damaged') ctx.emit({ kind: 'warn', message: `${t.id}: the wheel cache entry was damaged and is removed (${found.reason}); building again` });
+    }
+  }
+  const useHit = (t: TargetPlan): string[] => {
+    const hit = hits.get(t)!;
+    const files = hit.files.map((f, i) => {
+      const name = path.basename(f);
+      fs.copyFileSync(f, path.join(buildDir, 'wheels', name));
+      const dest = path.join(plan.out, name);
+      fs.copyFileSync(f, dest);
+      giveTo(dest, owner);
+      record({ ...hit.entries[i]!, image: manifestImage, cached: keys.get(t)! });
+      return path.join(buildDir, 'wheels', name);
+    });
+    ctx.emit({ kind: 'notice', message: `${t.id}: ${files.map((f) => path.basename(f)).join(', ')} from the wheel cache (same image, source, recipe and compiler as a verified earlier build; --no-wheel-cache builds again)` });
+    return files;
+  };
+  if (plan.targets.length > 0 && plan.targets.every((t) => hits.has(t))) {
+    for (const t of plan.targets) useHit(t);
+    return writeManifest(plan.out, manifest, owner);
+  }
+
   const pipReqs = [...new Set(plan.targets.flatMap((t) => t.pip))];
   if (pipReqs.length > 0) {
     const machine = archTable[image.facts.arch].wheelMachine;
@@ -411,19 +478,6 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
     return { ...w, inner: `/workspace/wheels/${path.basename(w.path)}` };
   });
 
-  const imagePath = path.resolve(req.image);
-  const imageHashBefore = req.persist ? undefined : await stage(ctx.emit, 'hash the image', () => hashFile(imagePath));
-  const manifestImage: ManifestImage = {
-    path: imagePath,
-    sha256: imageHashBefore ?? '',
-    os: image.facts.os,
-    glibc: image.facts.glibc,
-    python: image.python,
-    arch: image.facts.arch,
-    wheelTag: image.facts.wheelTag,
-  };
-  const manifest: Manifest = { version: 1, image: manifestImage, wheels: [] };
-  const written: ManifestWheel[] = [];
   const mode: SessionMode = req.persist ? 'rw' : 'overlay';
 
   await withSession(
@@ -460,12 +514,27 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
       const shipped = new Map<string, string[]>();
       for (const w of supplied) shipped.set(normalizeName(w.name.distribution), sonamesOf(w.path));
 
+      // Later targets that need a target get its wheels installed (in the build layer, or the image with --persist).
+      const installForLater = async (i: number, files: string[], log: string) => {
+        const t = plan.targets[i]!;
+        if (!plan.targets.slice(i + 1).some((o) => o.needs.some((n) => normalizeName(n) === normalizeName(t.name)))) return;
+        for (const file of files) {
+          const inner = `/workspace/wheels/${path.basename(file)}`;
+          await checked(await exec(['python3', '-m', 'pip', 'install', '--no-deps', '--no-index', '--force-reinstall', inner], { log }), `pip install ${inner}`, log, undefined, t.id);
+        }
+      };
       const lowerRoot = s.ns.hostPath(s.imageRoot);
       const buildRoot = s.ns.hostPath(s.root);
       for (const [i, t] of plan.targets.entries()) {
         const log = path.join(logs, `${slug(t)}.log`);
         fs.writeFileSync(log, `# imgbuild: ${t.id}\n`);
         giveTo(log, owner);
+        if (hits.has(t)) {
+          const files = useHit(t);
+          for (const f of files) shipped.set(normalizeName(t.name), sonamesOf(f));
+          await installForLater(i, files, log);
+          continue;
+        }
         const t0 = performance.now();
         const srcInner = `/workspace/src/${slug(t)}`;
         const srcHost = path.join(buildDir, 'src', slug(t));
@@ -486,6 +555,7 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
         });
 
         const provided = t.needs.flatMap((n) => shipped.get(normalizeName(n)) ?? []);
+        const mine: ManifestWheel[] = [];
         for (const file of built) {
           const name = await stage(ctx.emit, `verify ${path.basename(file)}`, () => verify(s, file, t, { inner: path.posix.join(srcInner, t.wheelDir, path.basename(file)), lowerRoot, buildRoot, provided, python: image.python, log }));
           const seconds = Math.round((performance.now() - t0) / 100) / 10;
@@ -511,20 +581,18 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
             seconds,
             log,
           };
-          written.push(entry);
-          manifest.wheels = [...written];
-          writeManifest(plan.out, manifest, owner);
+          record(entry);
+          mine.push(entry);
           shipped.set(normalizeName(t.name), sonamesOf(file));
           shipped.set(normalizeName(name.distribution), sonamesOf(file));
         }
-        // Later targets that need this one get it installed (in the build layer, or the image with --persist).
-        const later = plan.targets.slice(i + 1).some((o) => o.needs.some((n) => normalizeName(n) === normalizeName(t.name)));
-        if (later) {
-          for (const file of built) {
-            const inner = `/workspace/wheels/${path.basename(file)}`;
-            await checked(await exec(['python3', '-m', 'pip', 'install', '--no-deps', '--no-index', '--force-reinstall', inner], { log }), `pip install ${inner}`, log, undefined, t.id);
-          }
+        const key = keys.get(t);
+        if (key) {
+          await storeWheels(ctx.cacheDir, key, built, mine).catch((error: unknown) => {
+            ctx.emit({ kind: 'warn', message: `${t.id}: could not store the wheel in the cache: ${errorMessage(error)}` });
+          });
         }
+        await installForLater(i, built, log);
       }
     },
   );

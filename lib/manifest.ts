@@ -31,6 +31,8 @@ export interface ManifestWheel {
   image: ManifestImage;
   /** `cc --version` in the chroot. */
   compiler?: string;
+  /** Set when the wheel came from the wheel cache: the cache key. */
+  cached?: string;
   /** How the compiler ran: host-native cross (accel) or emulated, and why. */
   accel?: string;
   seconds: number;

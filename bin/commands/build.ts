@@ -16,6 +16,7 @@ export function builder(y: Argv) {
     .option('source', { type: 'string', array: true, default: [], describe: 'NAME=PATH: build target NAME from a local checkout or sdist instead of fetching it' })
     .option('with-wheel', { type: 'string', array: true, default: [], describe: 'a ready wheel to install first (e.g. torch for a torchvision build)' })
     .option('persist', { type: 'boolean', default: false, describe: 'write the build\'s apt and pip installs into the image (default: the image stays unchanged)' })
+    .option('wheel-cache', { type: 'boolean', default: true, describe: 'answer from the wheel cache when image, source, recipe and compiler match an earlier verified build (--no-wheel-cache builds again)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the whole plan (host steps and undo, apt, env, commands) and change nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print the manifest (with --dry-run: the plan) as JSON on stdout' })
     .example('$0 pynq.img --target torch@1.1.0 --source torch=/src/pytorch', 'PyTorch 1.1.0 for a PYNQ image from a local checkout')
@@ -31,6 +32,7 @@ interface Args extends GlobalArgs, AccelArgs {
   source: string[];
   'with-wheel': string[];
   persist: boolean;
+  'wheel-cache': boolean;
   'dry-run': boolean;
   attach: AttachStrategy | 'auto';
   'allow-block-device': boolean;
@@ -59,6 +61,7 @@ export async function handler(args: Args) {
       withWheels: args['with-wheel'].map(String),
       persist: args.persist,
       dryRun: args['dry-run'],
+      wheelCache: args['wheel-cache'],
       accel: accelFromArgs({ ...args, accel: last(args.accel) }),
       attach: args.attach,
       allowBlockDevice: args['allow-block-device'],
