@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { removeDmMaps } from './attach.js';
 import { removeEntry } from './binfmt.js';
+import { removeCgroup } from './cgroup.js';
 import { checkpoint } from './fault.js';
 import type { HostChange } from './journal.js';
 import { detachLoop, dropPartitions, diskseq, loopBound } from './loop.js';
@@ -49,6 +50,8 @@ export function makeUndoer(env: UndoEnv): Undoer {
         return unmountHost(env.run, change);
       case 'workdir':
         return safeRemoveTree(change.path, env.nsPids?.() ?? []);
+      case 'cgroup':
+        return removeCgroup(change);
     }
   };
 }

@@ -6,6 +6,7 @@ import { findUsableEntry, hostBinfmtDir, readEntries } from './binfmt.js';
 import { human } from './build.js';
 import { listCache } from './cache.js';
 import { probeCapabilities, which } from './capabilities.js';
+import { probeMemoryCgroup } from './cgroup.js';
 import type { Context } from './context.js';
 import { errorMessage } from './errors.js';
 import { listJournals, sessionAlive } from './journal.js';
@@ -81,6 +82,30 @@ export async function doctor(ctx: Context): Promise<Check[]> {
   add({ name: 'partx', ok: !!caps.tools.partx, optional: true, detail: caps.tools.partx ?? 'not installed', fix: 'apt-get install util-linux' });
   add({ name: 'vfat', ok: caps.filesystems.includes('vfat'), optional: true, detail: caps.filesystems.includes('vfat') ? 'boot partitions are mounted' : 'the kernel has no vfat: boot partitions are not mounted (warned per session)', fix: 'modprobe vfat' });
   add({ name: 'overlayfs', ok: caps.filesystems.includes('overlay'), detail: caps.filesystems.includes('overlay') ? 'read-only image + throwaway layer available' : 'no overlayfs: only --rw sessions work', fix: 'modprobe overlay' });
+  const memory = probeMemoryCgroup();
+  add({
+    name: 'memory limit (cgroup)',
+    ok: memory.ok,
+    optional: true,
+    detail: memory.ok ? `cgroup v${memory.version}: builds get a memory cgroup of their own under ${memory.parent}` : `unavailable: ${memory.reason}; an out-of-memory build is met by the host's OOM killer`,
+    fix: memory.ok ? undefined : memory.fix,
+  });
+  if (memory.ok) {
+    const journals = listJournals(ctx.stateDir);
+    const cgroupsOf = (js: typeof journals) => new Set(js.flatMap((j) => j.pending.flatMap((p) => (p.change.kind === 'cgroup' ? [p.change.path] : []))));
+    const live = cgroupsOf(journals.filter(sessionAlive));
+    const journaled = cgroupsOf(journals);
+    const stale = fs
+      .readdirSync(memory.parent)
+      .filter((n) => n.startsWith('imgbuild-'))
+      .map((n) => path.join(memory.parent, n))
+      .filter((d) => !live.has(d));
+    const recoverable = stale.filter((d) => journaled.has(d));
+    const orphans = stale.filter((d) => !journaled.has(d));
+    if (recoverable.length > 0) add({ name: 'stale memory cgroups', ok: false, detail: recoverable.join(', '), fix: 'imgbuild recover' });
+    // No journal names them (the state directory was cleared): only a person can tell they are imgbuild's.
+    if (orphans.length > 0) add({ name: 'memory cgroups without a journal', ok: false, detail: orphans.join(', '), fix: 'if nothing of yours runs in them (cat DIR/cgroup.procs), rmdir them' });
+  }
   const unshare = root ? await ctx.run('unshare', ['--mount', '--pid', '--fork', '--', 'true'], { allowFailure: true, quiet: true }) : undefined;
   add({ name: 'unshare (mount + PID namespaces)', ok: unshare?.exitCode === 0, detail: unshare?.exitCode === 0 ? 'works: sessions die with imgbuild, even after kill -9' : 'does not work', fix: 'a kernel with namespaces; not inside an unprivileged container' });
   for (const t of ['losetup', 'sfdisk', 'nsenter', 'flock', 'mmdebstrap', 'git', 'mkfs.vfat', 'mcopy', 'e2fsck', 'resize2fs']) {

@@ -9,6 +9,7 @@ export { type ImageFile, openImage } from './image.js';
 export { type Session, type SessionMode, type SessionOptions, openSession, withSession } from './session.js';
 export { type ImageFacts, inspectImage } from './inspect.js';
 export { recover } from './recover.js';
+export { type MemoryCgroupProbe, MemoryCgroup, createMemoryCgroup, probeMemoryCgroup } from './cgroup.js';
 export { doctor } from './doctor.js';
 export { mountKept, umountKept } from './kept.js';
 export { type SampleOptions, buildSample, samplePath } from './sample.js';

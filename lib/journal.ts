@@ -20,7 +20,9 @@ export type HostChange =
   /** A mount in the host's namespace (kept sessions only). */
   | { kind: 'mount'; target: string; device?: string; mountId?: number }
   /** A directory imgbuild made on the host for the session. */
-  | { kind: 'workdir'; path: string; id?: FileId };
+  | { kind: 'workdir'; path: string; id?: FileId }
+  /** A memory cgroup (v1 or v2) imgbuild made for the session's commands. */
+  | { kind: 'cgroup'; path: string; id?: FileId };
 
 export type JournalRecord =
   | { t: 'begin'; session: string; owner: ProcessId; verb: string; image?: FileId; imagePath?: string; time: string }

@@ -1,7 +1,8 @@
 // `imgbuild recover`: finish the cleanup of sessions whose process died (kill -9, OOM kill,
 // power cut of the controlling terminal). The kernel already dropped their private mounts and
 // processes; what remains is in the journal: loops, partition nodes, dm maps, binfmt entries,
-// placeholders in the image, host mounts of a half-made kept session, session directories.
+// placeholders in the image, host mounts of a half-made kept session, session directories,
+// memory cgroups (with anything still running in them).
 import fs from 'node:fs';
 import path from 'node:path';
 import { hostBinfmtDir } from './binfmt.js';
@@ -44,6 +45,8 @@ export function describeChange(c: HostChange): string {
       return `unmount ${c.target}`;
     case 'workdir':
       return `remove session directory ${c.path}`;
+    case 'cgroup':
+      return `remove memory cgroup ${c.path}`;
   }
 }
 

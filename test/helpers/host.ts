@@ -1,5 +1,5 @@
 // Host-state snapshots for integration tests: mounts, loop devices, partition nodes, dm maps,
-// binfmt entries and chrooted processes, compared before and after every test.
+// binfmt entries, chrooted processes and imgbuild's memory cgroups, compared before and after every test.
 import fs from 'node:fs';
 import { execa } from 'execa';
 
@@ -11,6 +11,37 @@ export interface HostSnapshot {
   binfmt: string[];
   chrooted: string[];
   journals: string[];
+  cgroups: string[];
+}
+
+/** Every cgroup named imgbuild-* in the memory hierarchies (cgroup v1 memory, cgroup2). */
+function imgbuildCgroups(): string[] {
+  const roots = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [left, right] = l.split(' - ');
+      const r = right!.split(' ');
+      return { target: left!.split(' ')[4]!, fstype: r[0], superOptions: r[2] ?? '' };
+    })
+    .filter((m) => m.fstype === 'cgroup2' || (m.fstype === 'cgroup' && m.superOptions.split(',').includes('memory')))
+    .map((m) => m.target);
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // removed while we looked
+    }
+    for (const e of entries.filter((x) => x.isDirectory())) {
+      if (e.name.startsWith('imgbuild-')) found.push(`${dir}/${e.name}`);
+      walk(`${dir}/${e.name}`);
+    }
+  };
+  for (const r of roots) walk(r);
+  return found.sort();
 }
 
 async function binfmtEntries(): Promise<string[]> {
@@ -53,5 +84,5 @@ export async function snapshot(): Promise<HostSnapshot> {
   } catch {
     // none
   }
-  return { mounts, loops, partitions: partitions.sort(), dm, binfmt: await binfmtEntries(), chrooted, journals };
+  return { mounts, loops, partitions: partitions.sort(), dm, binfmt: await binfmtEntries(), chrooted, journals, cgroups: imgbuildCgroups() };
 }
