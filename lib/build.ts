@@ -19,6 +19,7 @@ import { holdLock } from './lock.js';
 import { type Manifest, type ManifestImage, type ManifestWheel, writeManifest } from './manifest.js';
 import { safeRemoveTree } from './safe-remove.js';
 import { resolveInRoot } from './safe-path.js';
+import type { MemoryCgroup } from './cgroup.js';
 import { type Session, type SessionMode, withSession } from './session.js';
 import { checkProjectPath, declaredName, fetchSource, type FetchedSource, prefetchPip } from './sources.js';
 import { parseTargetArg, type TargetArg } from './spec.js';
@@ -44,6 +45,8 @@ export interface BuildRequest {
   dryRun: boolean;
   /** --accel and friends (default: auto). */
   accel?: AccelRequest;
+  /** Memory limit for the build's commands in bytes; 0: none; default: what the host can spare. */
+  memoryLimit?: number;
   /** Answer from the wheel cache when every input matches an earlier verified build (default true). */
   wheelCache?: boolean;
   attach?: AttachStrategy | 'auto';
@@ -500,6 +503,12 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
           await checked(await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...plan.apt], { env, log: setupLog }), `apt-get install ${plan.apt.join(' ')}`, setupLog, 'a package name may not exist in this release');
         });
       }
+      const limit = req.memoryLimit ?? defaultMemoryLimit();
+      if (limit > 0) {
+        const lim = await s.limitMemory(limit);
+        if (lim.ok) ctx.emit({ kind: 'info', message: `build commands run under a ${human(limit)} memory limit (cgroup v${lim.cgroup.version})` });
+        else ctx.emit({ kind: 'warn', message: `no memory limit for the build: ${lim.reason}; an out-of-memory build may hit other processes on this host` });
+      }
       // After apt: the binds must never be up while dpkg runs.
       const accel = await stage(ctx.emit, 'set up compiler acceleration', () => startAccel(ctx, s, req.accel ?? { mode: 'auto' }));
       accelEnv = accel.env;
@@ -541,12 +550,12 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
         const built = await stage(ctx.emit, `build ${t.id}`, async () => {
           if (t.pip.length > 0) {
             const r = await exec(['python3', '-m', 'pip', 'install', '--find-links', '/workspace/pip', ...t.pip], { log });
-            await checked(r, `pip install ${t.pip.join(' ')}`, log, 'the build prerequisites could not be installed; see the log', t.id);
+            await checked(r, `pip install ${t.pip.join(' ')}`, log, 'the build prerequisites could not be installed; see the log', t.id, { cgroup: s.memory, jobs: plan.jobs });
           }
           for (const cmd of t.commands) {
             checkpoint('build:compile');
             const r = await exec(cmd, { env: t.env, cwd: srcInner, log });
-            await checked(r, cmd.join(' '), log, undefined, t.id);
+            await checked(r, cmd.join(' '), log, undefined, t.id, { cgroup: s.memory, jobs: plan.jobs });
           }
           const dir = path.join(srcHost, t.wheelDir);
           const wheels = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.whl')) : [];
@@ -603,13 +612,23 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
 }
 
 /** Throws the StepError a failed build step deserves: target, exit code, the last 30 lines, the log. */
-async function checked(r: { exitCode: number; all: string; signal?: string }, what: string, log: string, hint?: string, target?: string): Promise<void> {
+async function checked(r: { exitCode: number; all: string; signal?: string }, what: string, log: string, hint?: string, target?: string, memory?: { cgroup?: MemoryCgroup; jobs: number }): Promise<void> {
   if (r.exitCode === 0) return;
   const how = r.signal ? `was killed by ${r.signal}` : `failed with exit code ${r.exitCode}`;
-  const oom = r.signal === 'SIGKILL' || r.exitCode === 137 ? ' (killed: out of memory? try a smaller --jobs)' : '';
+  const killed = r.signal === 'SIGKILL' || r.exitCode === 137 || /Killed signal terminated program|fatal error: Killed/.test(r.all);
+  let oom = killed ? ' (killed: out of memory? try a smaller --jobs)' : '';
+  if (memory?.cgroup?.oomKilled()) {
+    const fewer = Math.max(1, Math.floor(memory.jobs / 2));
+    oom = ` (ran out of memory: the build hit its ${human(memory.cgroup.limitBytes)} limit with --jobs ${memory.jobs} and the kernel killed a build process; ${memory.jobs > 1 ? `try --jobs ${fewer}` : 'it needs more memory than this host can spare: free memory or raise --memory-limit'})`;
+  }
   const tail = tailLines(r.all, 30);
   const full = /No space left on device|Disk quota exceeded/.test(r.all) ? ' (no space left on device: the workspace, or with --persist the image, is full; free space, use --workspace DIR elsewhere, or imgbuild grow IMAGE +SIZE)' : '';
   throw new StepError(`${target ? `${target}: ` : ''}${what} ${how}${oom}${full}\n--- last lines of ${log} ---\n${tail}`, `${hint ? `${hint}; ` : ''}full log: ${log}`);
+}
+
+/** What the host can spare: available memory less a reserve for everything else (at least 1 GiB). */
+export function defaultMemoryLimit(available = memAvailableBytes(), total = os.totalmem()): number {
+  return Math.max(GiB, Math.floor(available - Math.max(512 * MiB, total * 0.1)));
 }
 
 async function compilerVersion(s: Session, env: Record<string, string>): Promise<string | undefined> {

@@ -8,6 +8,7 @@ import { Attachment, type AttachStrategy, chooseStrategy } from './attach.js';
 import { enableEmulation, hostBinfmtDir } from './binfmt.js';
 import { probeCapabilities } from './capabilities.js';
 import { makeUndoer } from './changes.js';
+import { createMemoryCgroup, type MemoryCgroup, probeMemoryCgroup } from './cgroup.js';
 import type { Context } from './context.js';
 import { elfArch, readElfHeader } from './elf.js';
 import { CleanupError, errorMessage, InterruptedError, PreconditionError, StepError } from './errors.js';
@@ -60,6 +61,8 @@ export const chrootPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sb
 
 export class Session {
   private closed = false;
+  /** Set by limitMemory(): every later exec runs inside it. */
+  memory: MemoryCgroup | undefined;
 
   constructor(
     private readonly ctx: Context,
@@ -104,12 +107,26 @@ export class Session {
       ...options.env,
     };
     const { cwd: _c, env: _e, ...rest } = options;
-    return this.ns.exec('unshare', ['--pid', '--fork', '--kill-child', '--mount-proc', `--root=${this.root}`, `--wd=${cwd}`, '--', ...argv], {
+    const inner = ['unshare', '--pid', '--fork', '--kill-child', '--mount-proc', `--root=${this.root}`, `--wd=${cwd}`, '--', ...argv];
+    const [cmd, ...args] = this.memory ? this.memory.wrap(inner) : inner;
+    return this.ns.exec(cmd!, args, {
       ...rest,
       pidns: true,
       env,
       extendEnv: false,
     });
+  }
+
+  /**
+   * Run every later command under a memory limit (a cgroup of our own, journaled, removed at
+   * close), so an out-of-memory build is killed instead of the host's processes. Returns why
+   * not when the host cannot.
+   */
+  async limitMemory(limitBytes: number): Promise<{ ok: true; cgroup: MemoryCgroup } | { ok: false; reason: string }> {
+    const probe = probeMemoryCgroup();
+    if (!probe.ok) return { ok: false, reason: `${probe.reason} (${probe.fix})` };
+    this.memory = await createMemoryCgroup(this.tx, { session: this.id, limitBytes, probe });
+    return { ok: true, cgroup: this.memory };
   }
 
   /** Register an undo step in the session's transaction (it runs before everything opened earlier is undone). */

@@ -27,8 +27,22 @@ declare -A need=(
   [python3]=python3
   [unzip]=unzip
   [readelf]=binutils
+# --accel: the host's native cross compilers for the sample images' gcc (Debian 12: gcc 12), the
+# static libc the accel shim is linked with, ccache and distcc.
+  [aarch64-linux-gnu-gcc-12]=gcc-12-aarch64-linux-gnu
+  [aarch64-linux-gnu-g++-12]=g++-12-aarch64-linux-gnu
+  [arm-linux-gnueabihf-gcc-12]=gcc-12-arm-linux-gnueabihf
+  [arm-linux-gnueabihf-g++-12]=g++-12-arm-linux-gnueabihf
+  [cc]=gcc
+  [ccache]=ccache
+  [distcc]=distcc
+)
+# Files, not commands: path -> Debian package
+declare -A needfile=(
+  [/usr/lib/x86_64-linux-gnu/libc.a]=libc6-dev
 )
 missing=()
+for f in "${!needfile[@]}"; do [ -e "$f" ] || missing+=("${needfile[$f]}"); done
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done

@@ -16,6 +16,7 @@ export function builder(y: Argv) {
     .option('source', { type: 'string', array: true, default: [], describe: 'NAME=PATH: build target NAME from a local checkout or sdist instead of fetching it' })
     .option('with-wheel', { type: 'string', array: true, default: [], describe: 'a ready wheel to install first (e.g. torch for a torchvision build)' })
     .option('persist', { type: 'boolean', default: false, describe: 'write the build\'s apt and pip installs into the image (default: the image stays unchanged)' })
+    .option('memory-limit', { type: 'string', default: 'auto', describe: 'memory limit (cgroup) for the build\'s commands: SIZE (e.g. 6G, 512M), none, or auto (what the host can spare)' })
     .option('wheel-cache', { type: 'boolean', default: true, describe: 'answer from the wheel cache when image, source, recipe and compiler match an earlier verified build (--no-wheel-cache builds again)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the whole plan (host steps and undo, apt, env, commands) and change nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print the manifest (with --dry-run: the plan) as JSON on stdout' })
@@ -33,6 +34,7 @@ interface Args extends GlobalArgs, AccelArgs {
   'with-wheel': string[];
   persist: boolean;
   'wheel-cache': boolean;
+  'memory-limit': string;
   'dry-run': boolean;
   attach: AttachStrategy | 'auto';
   'allow-block-device': boolean;
@@ -42,6 +44,16 @@ export function parseJobs(text: string): number | 'auto' {
   if (text === 'auto') return 'auto';
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`--jobs ${text} is not a positive number or auto`, 'e.g. --jobs 2, or --jobs auto');
   return Number(text);
+}
+
+export function memoryLimit(text: string): { memoryLimit?: number } {
+  if (text === 'auto') return {};
+  if (text === 'none' || text === '0') return { memoryLimit: 0 };
+  const m = /^(\d+(?:\.\d+)?)([KMGT])i?B?$/i.exec(text);
+  if (!m) throw new UsageError(`--memory-limit ${text} is not a size, none or auto`, 'e.g. --memory-limit 6G, 512M, none');
+  const bytes = Math.floor(Number(m[1]) * 1024 ** ('KMGT'.indexOf(m[2]!.toUpperCase()) + 1));
+  if (bytes < 64 * 1024 * 1024) throw new UsageError(`--memory-limit ${text} is below 64M`, 'a build needs more than that; e.g. --memory-limit 2G');
+  return { memoryLimit: bytes };
 }
 
 /** An option given twice counts once: the last one wins, as in most tools. */
@@ -62,6 +74,7 @@ export async function handler(args: Args) {
       persist: args.persist,
       dryRun: args['dry-run'],
       wheelCache: args['wheel-cache'],
+      ...memoryLimit(String(last(args['memory-limit']))),
       accel: accelFromArgs({ ...args, accel: last(args.accel) }),
       attach: args.attach,
       allowBlockDevice: args['allow-block-device'],
