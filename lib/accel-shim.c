@@ -66,6 +66,8 @@ int main(int argc, char **argv) {
   }
   if (!host) die("no host tool mapped for", self);
 
+  /* A scrubbed environment (env -i) has no PATH: the cross collect2 finds ld through it. */
+  if (!getenv("PATH")) setenv("PATH", "/usr/local/bin:/usr/bin:/bin", 1);
   char *env = slurp(ROOT "/env");
   if (env) {
     for (char *line = strtok(env, "\n"); line; line = strtok(NULL, "\n")) {

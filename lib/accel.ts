@@ -354,8 +354,14 @@ export async function enableAccel(ctx: Context, s: Session, decision: Extract<Ac
     if (!up) return;
     // Nothing may run the shim while its binds come off.
     await s.ns.killAll();
-    const mounted = new Set(s.ns.mountinfo().map((m) => m.target));
-    const ours = [...targets].reverse().filter((t2) => mounted.has(t2));
+    // Newest first, and whatever a recursive bind brought along with it before that bind.
+    const below = binds.filter((b2) => b2.recursive).map((b2) => `${nsRoot(b2.inner)}/`);
+    const mine = new Set(targets);
+    const ours = s.ns
+      .mountinfo()
+      .map((m) => m.target)
+      .filter((t2) => mine.has(t2) || below.some((d) => t2.startsWith(d)))
+      .reverse();
     if (ours.length > 0) {
       const r = await s.ns.exec('umount', ours, { allowFailure: true, signal: null });
       const left = new Set(s.ns.mountinfo().map((m) => m.target));

@@ -33,6 +33,9 @@ declare -A need=(
   [aarch64-linux-gnu-g++-12]=g++-12-aarch64-linux-gnu
   [arm-linux-gnueabihf-gcc-12]=gcc-12-arm-linux-gnueabihf
   [arm-linux-gnueabihf-g++-12]=g++-12-arm-linux-gnueabihf
+  # gcc 11 too: the test of --accel-gcc (a host gcc other than the image's)
+  [aarch64-linux-gnu-gcc-11]=gcc-11-aarch64-linux-gnu
+  [aarch64-linux-gnu-g++-11]=g++-11-aarch64-linux-gnu
   [cc]=gcc
   [ccache]=ccache
   [distcc]=distcc

@@ -1,0 +1,123 @@
+// Host-native cross compilers inside the emulated chroot, the wheel cache and the memory limit,
+// on the real sample images (real loops, mounts, qemu, cgroups), host unchanged after each test.
+import fs from 'node:fs';
+import path from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import { readElfHeader } from '../../lib/elf.js';
+import { ExitCode } from '../../lib/errors.js';
+import { hostCrossVersions } from '../../lib/accel.js';
+import { type HostContext, hostUnchanged, imgbuild, sampleSync, tmpdir } from '../helpers/cli.js';
+
+const test = anyTest as TestFn<HostContext>;
+hostUnchanged(test);
+
+const hello = path.resolve('test/fixtures/py/cext-hello');
+const eat = path.resolve('test/fixtures/py/eat-memory');
+const aarch64 = sampleSync('aarch64');
+const armhf = sampleSync('armhf');
+
+const cSource = '#include <stdio.h>\nint main(void) { puts("c ok"); return 0; }\n';
+// std::string::reserve() without arguments is GLIBCXX_3.4.29: the image's own libstdc++ must have it.
+const cxxSource = '#include <iostream>\n#include <string>\nint main() { std::string s(3, \'x\'); s.reserve(); std::cout << "c++ ok " << s << std::endl; }\n';
+
+function workspace(): string {
+  const ws = tmpdir();
+  fs.writeFileSync(path.join(ws, 't.c'), cSource);
+  fs.writeFileSync(path.join(ws, 't.cc'), cxxSource);
+  return ws;
+}
+
+const machineOf = (file: string) => readElfHeader(fs.readFileSync(file).subarray(0, 64))?.machine;
+
+for (const [arch, image, triple, elf] of [['aarch64', aarch64, 'aarch64-linux-gnu', 183], ['armhf', armhf, 'arm-linux-gnueabihf', 40]] as const) {
+  test(`${arch}: --accel cross compiles C and C++ with the host's cross gcc; the programs run in the chroot`, async (t) => {
+    if (!hostCrossVersions(arch).includes('12')) return t.fail(`the host has no ${triple} gcc 12: run scripts/setup-host.sh`);
+    const ws = workspace();
+    const script = [
+      'set -e',
+      'gcc -O2 -o tc t.c && ./tc',
+      'g++ -O2 -o tcc t.cc && ./tcc',
+      // The compiler is the host's cross cc1 (its .comment names the cross build), reached through the shim.
+      `grep -q "^/usr/lib/gcc/${triple}/12/cc1\t" /run/imgbuild-accel/map && echo mapped`,
+      // A tool that scrubs the environment still gets a working compiler.
+      'env -i /usr/bin/g++ -o tcc2 t.cc && ./tcc2 >/dev/null && echo scrubbed ok',
+      // The binds are read-only: the image's compiler cannot be written through them.
+      `if echo x > /usr/lib/gcc/${triple}/12/cc1; then echo WRITABLE; else echo read-only; fi`,
+      // dpkg refuses while the binds are up.
+      'if dpkg --version >/dev/null 2>&1; then echo DPKG-RAN; else echo dpkg refused; fi',
+    ].join('\n');
+    const r = await imgbuild(['run', image, '--workspace', ws, '--accel', 'cross', '--', 'sh', '-c', script]);
+    t.is(r.exitCode, 0, r.all);
+    t.regex(r.all, /accel: host-native .*-gcc-12 for the image's gcc 12/);
+    for (const line of ['c ok', 'c++ ok xxx', 'mapped', 'scrubbed ok', 'read-only', 'dpkg refused']) t.true(r.stdout.includes(line), `${line}\n${r.all}`);
+    t.false(r.stdout.includes('WRITABLE'));
+    t.is(machineOf(path.join(ws, 'tcc')), elf);
+    fs.rmSync(ws, { recursive: true });
+  });
+}
+
+test('--accel-gcc forces another host gcc: the image gcc directory is bound under its version and still used', async (t) => {
+  if (!hostCrossVersions('aarch64').includes('11')) {
+    t.log('skipped: the host has no gcc-11-aarch64-linux-gnu (apt-get install gcc-11-aarch64-linux-gnu g++-11-aarch64-linux-gnu)');
+    return t.pass();
+  }
+  const ws = workspace();
+  const r = await imgbuild(['run', aarch64, '--workspace', ws, '--accel', 'cross', '--accel-gcc', '11', '--', 'sh', '-c', 'set -e; gcc -o tc t.c && ./tc; g++ -o tcc t.cc && ./tcc; grep GCC_EXEC_PREFIX /run/imgbuild-accel/env']);
+  t.is(r.exitCode, 0, r.all);
+  t.regex(r.all, /forced over the image's gcc 12/);
+  t.regex(r.stdout, /c ok[\s\S]*c\+\+ ok xxx[\s\S]*GCC_EXEC_PREFIX=\/run\/imgbuild-accel\/gcc\//);
+  fs.rmSync(ws, { recursive: true });
+});
+
+test('--accel cross with no host gcc of that version: exit 3 before anything is mounted, naming the package', async (t) => {
+  const r = await imgbuild(['run', aarch64, '--accel', 'cross', '--accel-gcc', '99', '--', 'true']);
+  t.is(r.exitCode, ExitCode.precondition, r.all);
+  t.regex(r.all, /no host cross gcc 99 for aarch64-linux-gnu/);
+  t.regex(r.all, /apt-get install gcc-99-aarch64-linux-gnu/);
+  const b = await imgbuild([aarch64, '-t', `local:${hello}`, '--out', tmpdir(), '--accel', 'cross', '--accel-gcc', '99']);
+  t.is(b.exitCode, ExitCode.precondition, b.all);
+  t.notRegex(b.all, /mount \/proc/, 'the build stopped after reading the image');
+});
+
+test('build with accel; the repeat comes from the wheel cache without a session; a changed source builds again', async (t) => {
+  const src = tmpdir();
+  fs.cpSync(hello, src, { recursive: true });
+  const out = tmpdir();
+  const args = [aarch64, '-t', `local:${src}`, '--out', out];
+  const first = await imgbuild(args);
+  t.is(first.exitCode, 0, first.all);
+  const m1 = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+  t.regex(m1.wheels[0].accel, /^cross: host-native aarch64-linux-gnu-gcc-12/);
+  t.is(m1.wheels[0].cached, undefined);
+
+  const again = await imgbuild(args);
+  t.is(again.exitCode, 0, again.all);
+  t.regex(again.all, /from the wheel cache/);
+  t.notRegex(again.all, /mount \/proc|enable aarch64 emulation/, 'a full hit opens no build session');
+  const m2 = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+  t.is(m2.wheels[0].sha256, m1.wheels[0].sha256);
+  t.regex(m2.wheels[0].cached, /^[0-9a-f]{64}$/);
+
+  fs.appendFileSync(path.join(src, 'hello.c'), '\n/* changed */\n');
+  const changed = await imgbuild(args);
+  t.is(changed.exitCode, 0, changed.all);
+  t.notRegex(changed.all, /from the wheel cache/, 'a changed source is a miss');
+
+  const forced = await imgbuild([...args, '--no-wheel-cache']);
+  t.is(forced.exitCode, 0, forced.all);
+  t.notRegex(forced.all, /from the wheel cache/);
+  fs.rmSync(out, { recursive: true });
+  fs.rmSync(src, { recursive: true });
+});
+
+test('a build that runs out of memory under --memory-limit is killed, and the error says so and which --jobs to try', async (t) => {
+  const out = tmpdir();
+  const r = await imgbuild([aarch64, '-t', `local:${eat}`, '--out', out, '--memory-limit', '300M', '--jobs', '2']);
+  t.is(r.exitCode, ExitCode.failed, r.all);
+  if (/no memory limit for the build/.test(r.all)) {
+    t.log(`skipped the out-of-memory check: ${/no memory limit for the build: (.*)/.exec(r.all)?.[1]}`);
+    return;
+  }
+  t.regex(r.all, /ran out of memory: the build hit its 300 MiB limit with --jobs 2 .*try --jobs 1/);
+  fs.rmSync(out, { recursive: true });
+});
