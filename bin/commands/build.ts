@@ -17,7 +17,7 @@ export function builder(y: Argv) {
     .option('with-wheel', { type: 'string', array: true, default: [], describe: 'a ready wheel to install first (e.g. torch for a torchvision build)' })
     .option('persist', { type: 'boolean', default: false, describe: 'write the build\'s apt and pip installs into the image (default: the image stays unchanged)' })
     .option('memory-limit', { type: 'string', default: 'auto', describe: 'memory limit (cgroup) for the build\'s commands: SIZE (e.g. 6G, 512M), none, or auto (what the host can spare)' })
-    .option('wheel-cache', { type: 'boolean', default: true, describe: 'answer from the wheel cache when image, source, recipe and compiler match an earlier verified build (--no-wheel-cache builds again)' })
+    .option('wheel-cache', { type: 'boolean', default: process.env.IMGBUILD_WHEEL_CACHE !== '0', describe: 'answer from the wheel cache when image, source, recipe and compiler match an earlier verified build (--no-wheel-cache builds again)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the whole plan (host steps and undo, apt, env, commands) and change nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print the manifest (with --dry-run: the plan) as JSON on stdout' })
     .example('$0 pynq.img --target torch@1.1.0 --source torch=/src/pytorch', 'PyTorch 1.1.0 for a PYNQ image from a local checkout')

@@ -83,7 +83,7 @@ test('build with accel; the repeat comes from the wheel cache without a session;
   const src = tmpdir();
   fs.cpSync(hello, src, { recursive: true });
   const out = tmpdir();
-  const args = [aarch64, '-t', `local:${src}`, '--out', out];
+  const args = [aarch64, '-t', `local:${src}`, '--out', out, '--wheel-cache'];
   const first = await imgbuild(args);
   t.is(first.exitCode, 0, first.all);
   const m1 = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));

@@ -8,6 +8,9 @@ import { readElfHeader } from '../../lib/elf.js';
 import { readEntry, readZip } from '../../lib/zip.js';
 import { copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir, waitForChrooted } from '../helpers/cli.js';
 
+// These tests are about building: a wheel cache hit would skip the build they mean to exercise.
+process.env.IMGBUILD_WHEEL_CACHE = '0';
+
 const test = anyTest as TestFn<HostContext>;
 hostUnchanged(test);
 

@@ -11,6 +11,9 @@ import { lockHolder } from '../../lib/namespace.js';
 import { cliPath, copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir, waitForChrooted } from '../helpers/cli.js';
 import { type HostSnapshot, snapshot } from '../helpers/host.js';
 
+// These tests are about building: a wheel cache hit would skip the build they mean to exercise.
+process.env.IMGBUILD_WHEEL_CACHE = '0';
+
 const test = anyTest as TestFn<HostContext>;
 hostUnchanged(test);
 

@@ -7,6 +7,9 @@ import { execa } from 'execa';
 import { parseDumpe2fsHeader } from '../../lib/grow.js';
 import { copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, spawnImgbuild, tmpdir, waitForChrooted } from '../helpers/cli.js';
 
+// These tests are about building: a wheel cache hit would skip the build they mean to exercise.
+process.env.IMGBUILD_WHEEL_CACHE = '0';
+
 const test = anyTest as TestFn<HostContext>;
 hostUnchanged(test);
 
