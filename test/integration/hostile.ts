@@ -14,9 +14,6 @@ import { devString } from '../../lib/loop.js';
 import { type MountEntry, parseMountinfo } from '../../lib/mountinfo.js';
 import { cliPath, copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, spawnImgbuild } from '../helpers/cli.js';
 import {
-
-// These tests are about building: a wheel cache hit would skip the build they mean to exercise.
-process.env.IMGBUILD_WHEEL_CACHE = '0';
   binfmtDir,
   binfmtHex,
   binfmtState,
@@ -31,6 +28,9 @@ process.env.IMGBUILD_WHEEL_CACHE = '0';
   watchMounts,
   withHostBinfmt,
 } from '../helpers/hostile.js';
+
+// These tests are about building: a wheel cache hit would skip the build they mean to exercise.
+process.env.IMGBUILD_WHEEL_CACHE = '0';
 
 const test = anyTest as TestFn<HostContext>;
 hostUnchanged(test);
