@@ -8,7 +8,8 @@
  * build tools that scrub the environment still get it.
  *
  * Map lines: INNER-PATH <TAB> HOST-PROGRAM <TAB> FLAGS   (FLAGS "cc": a compiler driver, which
- * goes through the launcher in /run/imgbuild-accel/launcher (ccache or distcc) when there is one).
+ * goes through the launcher in /run/imgbuild-accel/launcher (ccache or distcc) when there is one;
+ * "distcc": the host's distcc, which gets the compiler by the bare name of its host driver).
  * Env lines: KEY=VALUE, set before the tool runs. Built by imgbuild with: cc -static -Os.
  */
 #define _GNU_SOURCE
@@ -40,6 +41,26 @@ static char *slurp(const char *file) {
 static void die(const char *what, const char *arg) {
   fprintf(stderr, "imgbuild accel: %s%s%s\n", what, arg ? ": " : "", arg ? arg : "");
   exit(127);
+}
+
+/* The bare name of the host driver mapped for a compiler path (what distccd servers have and
+   whitelist in /usr/lib/distcc; ROOT/bin resolves it here), or NULL if it is not a mapped driver. */
+static char *remote_name(const char *compiler) {
+  char real[PATH_MAX];
+  if (!strchr(compiler, '/') || !realpath(compiler, real)) return NULL;
+  char *map = slurp(ROOT "/map");
+  for (char *line = map ? strtok(map, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+    char *host = strchr(line, '\t');
+    if (!host) continue;
+    *host++ = 0;
+    char *flags = strchr(host, '\t');
+    if (!flags || strcmp(line, real) != 0) continue;
+    *flags++ = 0;
+    if (strcmp(flags, "cc") != 0) return NULL;
+    char *slash = strrchr(host, '/');
+    return slash ? slash + 1 : host;
+  }
+  return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -78,6 +99,19 @@ int main(int argc, char **argv) {
     }
   }
 
+  /* distcc runs the compiler named by argv[1] here and sends that name to the servers. */
+  if (strcmp(flags, "distcc") == 0 && argc > 1) {
+    char *name = remote_name(argv[1]);
+    if (name) argv[1] = name;
+    const char *path = getenv("PATH");
+    if (!path || strncmp(path, ROOT "/bin:", strlen(ROOT "/bin:")) != 0) {
+      char *p = malloc(strlen(ROOT "/bin:") + strlen(path ? path : "/usr/bin:/bin") + 1);
+      if (!p) die("out of memory", NULL);
+      strcat(strcpy(p, ROOT "/bin:"), path ? path : "/usr/bin:/bin");
+      setenv("PATH", p, 1);
+    }
+  }
+
   /* A compiler driver goes through the launcher (ccache, distcc), which runs this path again
      with IMGBUILD_ACCEL_DIRECT set; then the real driver runs. */
   const char *program = host;
@@ -100,6 +134,14 @@ int main(int argc, char **argv) {
   char **args = calloc((size_t)argc + 8, sizeof *args);
   if (!args) die("out of memory", NULL);
   int i = 0;
+  if (through_launcher && strncmp(program, ROOT "/bin/", strlen(ROOT "/bin/")) == 0) {
+    /* A launcher that is itself a copy of this shim (distcc without ccache) runs as it is. */
+    args[i++] = (char *)program;
+    args[i++] = self;
+    for (int k = 1; k < argc; k++) args[i++] = argv[k];
+    execv(program, args);
+    die("cannot run", program);
+  }
   args[i++] = ROOT "/ld.so";
   args[i++] = "--library-path";
   args[i++] = ROOT "/lib";

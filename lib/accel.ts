@@ -11,7 +11,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Arch, archTable, needsEmulation } from './arch.js';
 import type { Context } from './context.js';
-import { PreconditionError, UsageError } from './errors.js';
+import { checkDistccRequest, distccEnv, parseDistccHost, probeDistccHosts } from './distcc.js';
+import { PreconditionError } from './errors.js';
 import { resolveInRoot } from './safe-path.js';
 import type { Session } from './session.js';
 
@@ -118,6 +119,7 @@ function safeList(dir: string): string[] {
  * (saying why); `cross` and `distcc` fail instead. --accel-gcc forces a host gcc version.
  */
 export function decideAccel(req: AccelRequest, arch: Arch, rootHost: string, hostRoot = '/'): AccelDecision {
+  checkDistccRequest(req.mode, req.distccHosts);
   if (req.mode === 'none') return { kind: 'none', reason: 'pure emulation (--accel none)' };
   const explicit = req.mode !== 'auto';
   const fail = (why: string, hint: string): AccelDecision => {
@@ -144,7 +146,6 @@ export function decideAccel(req: AccelRequest, arch: Arch, rootHost: string, hos
   }
   const forced = host.major !== image.major;
   const distccHosts = req.distccHosts ?? [];
-  if (req.mode === 'distcc' && distccHosts.length === 0) throw new UsageError('--accel distcc needs servers', 'e.g. --accel distcc --distcc-hosts 10.0.0.5 10.0.0.6/8');
   const reason = forced
     ? `host cross gcc ${host.major} forced over the image's gcc ${image.major} (--accel-gcc): objects may need a newer libgcc/libstdc++ than the board has; the wheel is verified against the image`
     : `host-native ${triple}-gcc-${host.major} for the image's gcc ${image.dir}${req.mode === 'distcc' ? `, compile jobs sent to distccd on ${distccHosts.join(' ')}` : ''}`;
@@ -323,18 +324,25 @@ export async function enableAccel(ctx: Context, s: Session, decision: Extract<Ac
   }
   if (distccBin) {
     const distcc = tool(distccBin);
-    env.DISTCC_HOSTS = decision.distccHosts.join(' ');
-    env.DISTCC_DIR = '/tmp/.distcc';
-    env.DISTCC_SKIP_LOCAL_RETRY = '1';
-    if (ccacheBin) {
-      // ccache runs the prefix as a program: a shim copy that maps to the host's distcc.
-      fs.copyFileSync(shim, inAccel('bin/distcc'));
-      fs.chmodSync(inAccel('bin/distcc'), 0o755);
-      map.push(`${accelRoot}/bin/distcc\t${distcc}\t-`);
-      env.CCACHE_PREFIX = `${accelRoot}/bin/distcc`;
-    } else {
-      launcher = distcc;
+    // distcc is handed each compiler by its host driver's bare name (TRIPLE-gcc-N): what distccd
+    // servers run and whitelist. In the chroot, bin/NAME leads to the image's driver (the shim),
+    // and the bin/distcc shim copy (static, so ccache or the driver shim runs it as it is) puts
+    // bin first in PATH and rewrites the compiler argument.
+    fs.copyFileSync(shim, inAccel('bin/distcc'));
+    fs.chmodSync(inAccel('bin/distcc'), 0o755);
+    const drivers = new Map<string, string>();
+    for (const line of map) {
+      const [inner, program, flags] = line.split('\t');
+      if (flags === 'cc' && inner && program && !drivers.has(path.posix.basename(program))) drivers.set(path.posix.basename(program), inner);
     }
+    for (const [name, inner] of drivers) fs.symlinkSync(inner, inAccel(`bin/${name}`));
+    map.push(`${accelRoot}/bin/distcc\t${distcc}\tdistcc`);
+    fs.mkdirSync(inAccel('distcc'));
+    Object.assign(env, distccEnv(decision.distccHosts, `${accelRoot}/distcc`));
+    if (ccacheBin) env.CCACHE_PREFIX = `${accelRoot}/bin/distcc`;
+    else launcher = `${accelRoot}/bin/distcc`;
+    const cxx = `${t}-g++-${host.major}`;
+    await probeDistccHosts(ctx, decision.distccHosts.map(parseDistccHost), s.arch, { c: `${t}-gcc-${host.major}`, ...(drivers.has(cxx) ? { cxx } : {}) });
   }
   fs.writeFileSync(inAccel('launcher'), launcher ? `${launcher}\n` : '');
   fs.writeFileSync(inAccel('map'), `${map.join('\n')}\n`);

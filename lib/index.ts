@@ -21,3 +21,4 @@ export { type ElfDynamic, readElfDynamic } from './elf.js';
 export { type ZipEntry, ZipError, readZip, readEntry } from './zip.js';
 export { type WheelName, type WheelElf, type WheelReport, type VerifyOptions, parseWheelName, tagProblems, wheelElves, libraryDirs, findLibrary, verifyWheel } from './wheel.js';
 export { type AccelMode, type AccelRequest, type AccelDecision, type AccelHandle, accelModes, decideAccel, enableAccel, startAccel, imageGcc, hostCrossVersions } from './accel.js';
+export { type DistccHost, checkDistccRequest, parseDistccHost } from './distcc.js';

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { type AccelMode, type AccelRequest, type AttachStrategy, accelModes, attachStrategies, type SessionOptions } from '../../lib/index.js';
+import { type AccelMode, type AccelRequest, type AttachStrategy, accelModes, attachStrategies, checkDistccRequest, type SessionOptions } from '../../lib/index.js';
 
 export function attachOption<T>(y: Argv<T>) {
   return y
@@ -51,6 +51,10 @@ export function accelOptions<T>(y: Argv<T>, fallback: AccelMode) {
     .option('ccache', { type: 'boolean', default: true, describe: 'use the host\'s ccache with --accel cross/distcc (--no-ccache to skip)' });
 }
 
+function distccHostsOf(v: unknown): string[] | undefined {
+  return Array.isArray(v) ? v.flatMap((h) => String(h).split(/\s+/)).filter(Boolean) : undefined;
+}
+
 export interface AccelArgs {
   accel: AccelMode;
   'accel-gcc'?: string;
@@ -58,11 +62,13 @@ export interface AccelArgs {
   ccache: boolean;
 }
 
+/** The accel request; throws a UsageError (call it before opening anything) for a bad host list. */
 export function accelFromArgs(args: AccelArgs): AccelRequest {
+  checkDistccRequest(args.accel, distccHostsOf(args['distcc-hosts']));
   return {
     mode: args.accel,
     ...(args['accel-gcc'] !== undefined ? { gcc: String(args['accel-gcc']) } : {}),
-    ...(args['distcc-hosts'] ? { distccHosts: args['distcc-hosts'].flatMap((h) => String(h).split(/\s+/)).filter(Boolean) } : {}),
+    ...(args['distcc-hosts'] ? { distccHosts: distccHostsOf(args['distcc-hosts']) } : {}),
     ccache: args.ccache,
   };
 }

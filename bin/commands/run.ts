@@ -17,8 +17,9 @@ export async function handler(args: Args) {
   await runCli(args, async (ctx) => {
     if (cmd.length === 0) throw new UsageError('no command given', 'usage: imgbuild run IMAGE -- CMD [ARGS...]');
     const options = sessionFromArgs(args, 'run', !!process.stdin.isTTY);
+    const accel = accelFromArgs(args);
     return withSession(ctx, options, async (session) => {
-      const { env } = await startAccel(ctx, session, accelFromArgs(args), { guardDpkg: true });
+      const { env } = await startAccel(ctx, session, accel, { guardDpkg: true });
       return (await session.exec(cmd, { stdio: 'inherit', allowFailure: true, env })).exitCode;
     });
   });

@@ -18,10 +18,11 @@ export async function handler(args: Args) {
     args,
     async (ctx) => {
       const options = sessionFromArgs(args, 'shell', true);
+      const accel = accelFromArgs(args);
       return withSession(ctx, options, async (session) => {
         const shell = fs.existsSync(session.file(args.shell)) ? args.shell : '/bin/sh';
         process.stderr.write(`imgbuild: shell in ${session.image.path} (${session.arch}${session.mode === 'rw' ? ', writes go to the image' : ', changes are discarded on exit'}); exit to leave\n`);
-        const { env } = await startAccel(ctx, session, accelFromArgs(args), { guardDpkg: true });
+        const { env } = await startAccel(ctx, session, accel, { guardDpkg: true });
         const r = await session.exec([shell, '-i'], { stdio: 'inherit', allowFailure: true, env: { ...env, PS1: `(imgbuild ${session.arch}) \\w# ` } });
         return r.exitCode;
       });
