@@ -38,6 +38,8 @@ export interface Capabilities {
   /** How a build bypasses the wheel cache, if it can. */
   noWheelCache?: string;
   distccHosts: boolean;
+  /** `run` can turn the host's ccache off in accel modes (--no-ccache). */
+  runCcache: boolean;
 }
 
 /** The interface the accel work promised, when --accel lists no choices. */
@@ -56,5 +58,6 @@ export function capabilities(runHelp: string, buildHelp: string): Capabilities {
     buildAccel: modes(build.get('accel')),
     ...(bypass ? { noWheelCache: `--${bypass}` } : {}),
     distccHosts: run.has('distcc-hosts'),
+    runCcache: run.has('ccache'),
   };
 }

@@ -14,6 +14,7 @@ import { shellJoin } from '../lib/quote.js';
 import { createRunner } from '../lib/runner.js';
 import { safeRemoveTree } from '../lib/safe-remove.js';
 import { type Capabilities, capabilities } from './cli-help.js';
+import { startDistccd } from './distccd.js';
 import { type Bench, chrootBuild, hostBuild, type Outcome } from './measure.js';
 import { type BenchResults, type BuildRow, formatReport } from './report.js';
 import { measureSession, rawScriptPath } from './session.js';
@@ -29,7 +30,7 @@ type Part = (typeof parts)[number];
 
 const usage = `usage: bench/run.sh [--reps N] [--quick] [--session-reps N] [--image IMAGE] [--arch aarch64|armhf]
                     [--only lua,tinyxml2,markupsafe,brotli] [--parts builds,session,wheel]
-                    [--wheel-project ID] [--results FILE] [--verbose]`;
+                    [--wheel-project ID] [--results FILE] [--verbose] [--no-setup]`;
 
 interface Options {
   reps: number;
@@ -115,6 +116,8 @@ async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (imgbuild sessions): sudo bash bench/run.sh');
   onSignals();
+  // The tests' switch: a benchmark of the wheel cache needs it on.
+  delete process.env.IMGBUILD_WHEEL_CACHE;
   const emit = (e: ImgbuildEvent) => {
     if (o.verbose && e.kind === 'cmd') say(`$ ${shellJoin(e.argv).slice(0, 300)}`);
   };
@@ -160,7 +163,20 @@ async function main(): Promise<number> {
       notes,
     };
 
-    if (workloads.length > 0) results.builds = await measureBuilds(b, caps, accelModes, workloads, sources, o, facts.arch, notes);
+    if (workloads.length > 0) {
+      // --accel distcc sends compile jobs to a distccd: one of our own on this host, for this run.
+      const distccd = accelModes.includes('distcc') ? await startDistccd(b, jobs) : undefined;
+      try {
+        results.builds = await measureBuilds(b, caps, accelModes, workloads, sources, o, facts.arch, notes, distccd?.host);
+        if (distccd) {
+          const done = distccd.jobsDone();
+          notes.push(`accel distcc: compile jobs go to a distccd the benchmark starts on this host (${distccd.host}), so the column shows distcc's cost, not a gain; it compiled ${done} jobs`);
+          if (done === 0) notes.push(`**accel distcc distributed nothing**: distcc fell back to compiling locally, so that column is cross plus distcc's failed attempt (logs: ${logs}/*-accel-distcc.log, DISTCC_VERBOSE=1 in a run shows why)`);
+        }
+      } finally {
+        await distccd?.stop();
+      }
+    }
     checkStop();
     if (o.parts.includes('session')) {
       say('bench: session set-up + tear-down');
@@ -186,11 +202,22 @@ async function main(): Promise<number> {
   }
 }
 
-async function measureBuilds(b: Bench, caps: Capabilities, accelModes: string[], workloads: Workload[], sources: Record<string, SourceTree>, o: Options, arch: Arch, notes: string[]): Promise<BuildRow[]> {
+async function measureBuilds(
+  b: Bench,
+  caps: Capabilities,
+  accelModes: string[],
+  workloads: Workload[],
+  sources: Record<string, SourceTree>,
+  o: Options,
+  arch: Arch,
+  notes: string[],
+  distccHost: string | undefined,
+): Promise<BuildRow[]> {
   const cross = await findCrossTools(b, arch);
   if ('missing' in cross) notes.push(`host cross column skipped: ${cross.missing}`);
   const none = caps.runHasAccel ? ['--accel', 'none'] : [];
-  const accelArgs = (m: string) => ['--accel', m, ...(m === 'distcc' && caps.distccHosts ? ['--distcc-hosts', '127.0.0.1'] : [])];
+  // Without ccache: every repetition must compile (hits are measured by the wheel part).
+  const accelArgs = (m: string) => ['--accel', m, ...(caps.runCcache ? ['--no-ccache'] : []), ...(m === 'distcc' && distccHost ? ['--distcc-hosts', distccHost] : [])];
   const rows: BuildRow[] = workloads.map((w) => ({
     id: w.id,
     title: `${w.title}, ${sources[w.source]!.version}`,

@@ -13,20 +13,20 @@ export interface SourceTree {
   dir: string;
 }
 
-/** Pure: an apt sources file with every binary entry turned into a source entry. */
+/** Pure: an apt sources file with every entry a source entry (binary ones turned, disabled ones dropped). */
 export function toDebSrc(fileName: string, text: string): string {
   if (fileName.endsWith('.sources')) {
     return text
       .split(/\n\s*\n/)
       .filter((stanza) => !/^Enabled:\s*no\s*$/im.test(stanza))
-      .filter((stanza) => /^Types:.*\bdeb\b/m.test(stanza))
+      .filter((stanza) => /^Types:(.*\s)?deb(-src)?(\s|$)/m.test(stanza))
       .map((stanza) => stanza.replace(/^Types:.*$/m, 'Types: deb-src'))
       .join('\n\n');
   }
   return text
     .split('\n')
-    .filter((line) => /^\s*deb\s/.test(line))
-    .map((line) => line.replace(/^\s*deb\s/, 'deb-src '))
+    .filter((line) => /^\s*deb(-src)?\s/.test(line))
+    .map((line) => line.replace(/^\s*deb(-src)?\s/, 'deb-src '))
     .join('\n');
 }
 
@@ -122,7 +122,7 @@ async function fetchOne(run: Run, opts: string[], root: string, pkg: string, say
         errors.push(`${spec}: ${r.all.trim().split('\n').filter((l) => /^E:/.test(l))[0] ?? `exit ${r.exitCode}`}`);
         continue;
       }
-      const version = /_([^_]+)\.(orig\.)?tar\./.exec(tarball)![1]!;
+      const version = /_([^_]+?)(\.orig)?\.tar\./.exec(tarball)![1]!;
       const x = path.join(dl, 'x');
       fs.mkdirSync(x);
       await run('tar', ['-xf', path.join(dl, tarball), '--no-same-owner', '-C', x]);

@@ -67,11 +67,13 @@ export async function measureWheel(b: Bench, caps: Capabilities, p: WheelPlan): 
       result[key] = o.ok ? addRep(result[key], o.seconds) : { kind: 'failed', reason: `${o.reason} (logs: ${out}/logs)` };
       p.say(`  ${p.project} ${key} #${rep + 1}: ${o.ok ? `${o.seconds.toFixed(2)} s` : 'failed'}`);
     };
-    await step('cold', bypass);
+    // Cold: a source no cache has seen, built and stored; then the same build again, which the
+    // wheel cache answers; then a rebuild past the wheel cache, which ccache answers.
+    await step('cold', []);
+    await step('cached', []);
     if (!caps.noWheelCache) fs.writeFileSync(path.join(dir, 'imgbuild-bench-rebuild.txt'), `${nonce}-warm\n`);
     if (caps.buildHasAccel) await step('warm', bypass);
     else result.warm = { kind: 'skipped', reason: 'ccache is used in accel modes only' };
-    await step('cached', []);
     if (rep === 0) notes.push(`each repetition builds a fresh copy with a unique string added to its ${files} C/C++ files, so the cold build misses ccache`);
   }
   return { project: p.project, mode: caps.buildHasAccel ? mode : 'none (emulated)', ...result, notes };
