@@ -95,6 +95,15 @@ export function formatReport(r: BenchResults): string {
         .map(([mode, m]) => `- ${b.id} ${mode}: ${m.kind === 'ok' ? '' : `${m.kind}: ${m.reason}`}`),
     );
     if (failed.length > 0) out.push(...failed, '');
+    // The host's cross gcc on its own is the floor for accel: it is not the x86 compiler.
+    const floors = r.builds.flatMap((b) => {
+      const n = medianOf(b.native);
+      const c = medianOf(b.cross);
+      const a = medianOf(b.accel.cross);
+      if (n === undefined || c === undefined) return [];
+      return [`${b.id}: the host cross gcc alone ${formatRatio(c / n)} native${a === undefined ? '' : `; accel cross ${formatRatio(a / c)} of the host cross gcc`}`];
+    });
+    if (floors.length > 0) out.push(`Generating aarch64 code costs more than x86 code on this host: ${floors.join('; ')}.`, '');
   }
 
   if (r.session) {

@@ -42,7 +42,7 @@ elif [ ! -f dist/bench/main.js ]; then
   exit 3
 fi
 
-install() {
+apt_install() {
   echo "bench: installing $*"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -68,12 +68,12 @@ done
   missing+=(python3-dev python3-setuptools python3-wheel python3-pip)
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
-  install "${pkgs[@]}"
+  apt_install "${pkgs[@]}"
 fi
 # The cross compiler of the host gcc's version (the reference column, and imgbuild's --accel).
 major=$(/usr/bin/gcc -dumpversion | cut -d. -f1)
 if ! command -v "$triplet-gcc-$major" >/dev/null 2>&1 || ! command -v "$triplet-g++-$major" >/dev/null 2>&1; then
-  install "gcc-$major-$triplet" "g++-$major-$triplet"
+  apt_install "gcc-$major-$triplet" "g++-$major-$triplet"
 fi
 
 exec node dist/bench/main.js "${args[@]}"

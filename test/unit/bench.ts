@@ -116,5 +116,6 @@ test('the report: medians, ratios against native, and each target met or missed'
   t.regex(text, /overhead over the same mounts by hand: 0.450 s/);
   t.regex(text, /\| rebuild with a warm ccache \(wheel cache bypassed\) \| 6.00 s \| 0.15x \| met \(<= 0.2x cold\) \|/);
   t.regex(text, /\| repeat of the same build \(wheel cache\) \| 1.50 s \| 0.04x \| met \(<= 2 s\) \|/);
+  t.regex(text, /lua: the host cross gcc alone 1.02x native; accel cross 1.22x of the host cross gcc\./);
   t.regex(text, /- top note/);
 });
