@@ -228,7 +228,7 @@ async function readImage(ctx: Context, req: BuildRequest): Promise<ImageInfo> {
     const v = facts.python.version;
     const pipDirs = ['/usr/lib/python3/dist-packages', `/usr/local/lib/python${v}/dist-packages`, `/usr/lib/python${v}/site-packages`, `/usr/local/lib/python${v}/site-packages`];
     // An explicit --accel that cannot work fails here, before anything is changed.
-    const accel = facts.arch && resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? decideAccel(req.accel ?? { mode: 'auto' }, s.arch, root) : undefined;
+    const accel = resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? decideAccel(req.accel ?? { mode: 'auto' }, s.arch, root) : undefined;
     return {
       accel,
       facts,

@@ -152,16 +152,6 @@ function walkTree(root: Buffer, rel: Buffer, skip: readonly string[], out: TreeI
 // yielding to the event loop now and then; big ones are streamed, a few at a time.
 const smallFile = 64 << 10;
 
-function hashBig(file: Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = crypto.createHash('sha256');
-    fs.createReadStream(file, { highWaterMark: 1 << 20 })
-      .on('data', (d) => h.update(d))
-      .on('end', () => resolve(h.digest('hex')))
-      .on('error', reject);
-  });
-}
-
 /** One sha256 over a tree's entries in byte order of their paths. */
 export async function hashTree(root: string, skipTop: readonly string[] = []): Promise<string> {
   const items: TreeItem[] = [];
@@ -175,7 +165,7 @@ export async function hashTree(root: string, skipTop: readonly string[] = []): P
       const i = next++;
       const it = items[i]!;
       if (!it.st.isFile()) continue;
-      if (it.st.size > smallFile) digests[i] = await hashBig(it.abs);
+      if (it.st.size > smallFile) digests[i] = await hashFile(it.abs);
       else {
         digests[i] = crypto.createHash('sha256').update(fs.readFileSync(it.abs)).digest('hex');
         if (++sinceYield % 256 === 0) await new Promise<void>((resolve) => setImmediate(resolve));
