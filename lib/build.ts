@@ -7,12 +7,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type AccelDecision, type AccelRequest, accelIdentity, decideAccel, startAccel } from './accel.js';
-import { archTable, needsEmulation } from './arch.js';
+import { type Arch, archTable, needsEmulation } from './arch.js';
 import type { AttachStrategy } from './attach.js';
 import type { Context } from './context.js';
 import { PreconditionError, StepError, UsageError, errorMessage, tailLines } from './errors.js';
 import { stage } from './events.js';
 import { checkpoint } from './fault.js';
+import { readElfDynamic } from './elf.js';
 import { hashFile } from './hash.js';
 import { type ImageFacts, sessionFacts } from './inspect.js';
 import { holdLock } from './lock.js';
@@ -25,7 +26,7 @@ import { checkProjectPath, declaredName, fetchSource, type FetchedSource, prefet
 import { parseTargetArg, type TargetArg } from './spec.js';
 import { cmakeForRelease, normalizeName, orderPlans, pairingWarnings, planTarget, type TargetPlan } from './targets/index.js';
 import { GiB, MiB } from './targets/types.js';
-import { findLibrary, libraryDirs, parseWheelName, verifyWheel, wheelElves, type WheelName } from './wheel.js';
+import { findLibrary, libraryDirs, parseWheelName, verifyWheel, wheelElves, type WheelName, type WheelReport } from './wheel.js';
 import { imageIdentity, keyJobs, lookupWheels, sourceFingerprint, storeWheels, wheelCacheKey, type WheelLookup } from './wheel-cache.js';
 
 export interface BuildRequest {
@@ -566,7 +567,7 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
         const provided = t.needs.flatMap((n) => shipped.get(normalizeName(n)) ?? []);
         const mine: ManifestWheel[] = [];
         for (const file of built) {
-          const name = await stage(ctx.emit, `verify ${path.basename(file)}`, () => verify(s, file, t, { inner: path.posix.join(srcInner, t.wheelDir, path.basename(file)), lowerRoot, buildRoot, provided, python: image.python, log }));
+          const name = await stage(ctx.emit, `verify ${path.basename(file)}`, () => verify(s, file, t, { inner: path.posix.join(srcInner, t.wheelDir, path.basename(file)), lowerRoot, buildRoot, provided, python: image.python, log, accel: accel.decision }));
           const seconds = Math.round((performance.now() - t0) / 100) / 10;
           const dest = path.join(plan.out, path.basename(file));
           fs.copyFileSync(file, dest);
@@ -650,7 +651,7 @@ async function verify(
   s: Session,
   file: string,
   t: TargetPlan,
-  o: { inner: string; lowerRoot: string; buildRoot: string; provided: string[]; python: string; log: string },
+  o: { inner: string; lowerRoot: string; buildRoot: string; provided: string[]; python: string; log: string; accel?: AccelDecision },
 ): Promise<WheelName> {
   checkpoint('build:verify');
   const report = verifyWheel(file, { rootHost: o.lowerRoot, arch: s.arch, python: o.python, provided: o.provided });
@@ -663,8 +664,10 @@ async function verify(
       }
     }
   }
+  const hints = ['the wheel was not copied to --out'];
+  if (report.missingVersions.length > 0) hints.unshift(...versionHints(report.missingVersions, o.buildRoot, s.arch, o.accel));
   if (problems.length > 0) {
-    throw new StepError(`${t.id}: ${path.basename(file)} does not fit the image:\n${problems.map((p) => `  - ${p}`).join('\n')}`, 'the wheel was not copied to --out');
+    throw new StepError(`${t.id}: ${path.basename(file)} does not fit the image:\n${problems.map((p) => `  - ${p}`).join('\n')}`, hints.join('; '));
   }
   const dest = `/tmp/imgbuild-verify-${slug(t)}`;
   const script = [
@@ -687,6 +690,26 @@ async function verify(
     throw new StepError(`${t.id}: python3 -c "import ${t.importName}" fails with ${path.basename(file)} installed:\n${tailLines(r.all, 30)}`, `if the module has another name, pass import=NAME (--target ${t.id},import=NAME); full log: ${o.log}`);
   }
   return report.name;
+}
+
+/** Why a wheel needs symbol versions the image lacks, and what to do: the likely cause first. */
+function versionHints(missing: WheelReport['missingVersions'], buildRoot: string, arch: Arch, accel: AccelDecision | undefined): string[] {
+  const hints: string[] = [];
+  const dirs = libraryDirs(buildRoot, arch);
+  const layer = missing.filter((m) => {
+    const inner = findLibrary(buildRoot, dirs, m.file, arch);
+    if (!inner) return false;
+    const r = resolveInRoot(buildRoot, inner);
+    const defs = r.type === 'file' ? (readElfDynamic(fs.readFileSync(r.host))?.verdef ?? []) : [];
+    return m.versions.every((v) => defs.includes(v));
+  });
+  for (const m of layer) hints.push(`the build layer has a newer ${m.file} than the image (installed during the build): install that package into the image first (--persist), or build against the image's version`);
+  if (accel && accel.kind !== 'none' && accel.forced) {
+    hints.push(`it was compiled by the host's gcc ${accel.host.major}, forced over the image's gcc ${accel.image.major} (--accel-gcc): build without --accel-gcc, or with --accel none`);
+  } else if (layer.length < missing.length) {
+    hints.push("the image's compiler or headers are newer than its runtime libraries (a toolchain installed apart from the system's libstdc++, say): install the matching runtime in the image, or link the library statically (e.g. LDFLAGS=-static-libstdc++)");
+  }
+  return hints;
 }
 
 /** Files in --out belong to whoever owns --out (the user behind sudo, usually). */

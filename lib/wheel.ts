@@ -36,6 +36,8 @@ export interface WheelReport {
   problems: string[];
   elves: { member: string; arch?: Arch; needed: string[] }[];
   unresolved: { member: string; soname: string }[];
+  /** Symbol versions a member needs that the library it gets them from does not define. */
+  missingVersions: { member: string; file: string; library: string; versions: string[] }[];
 }
 
 /** PEP 427: {distribution}-{version}[-{build}]-{python}-{abi}-{platform}.whl */
@@ -195,6 +197,7 @@ const kernelProvided = /^linux-(vdso|gate)\.so\.\d+$/;
 // The dynamic loader lives where its PT_INTERP path says, often outside the search path (/lib64).
 const loader = /^ld-linux.*\.so(\.\d+)*$/;
 const loaderDirs = ['/lib', '/lib64', '/usr/lib', '/usr/lib64'];
+const maxLibraryBytes = 512 * 1024 * 1024;
 
 export function verifyWheel(file: string, o: VerifyOptions): WheelReport {
   const name = parseWheelName(file);
@@ -208,8 +211,25 @@ export function verifyWheel(file: string, o: VerifyOptions): WheelReport {
   const dirs = libraryDirs(o.rootHost, o.arch);
   const inImage = new Map<string, boolean>();
 
-  const report: WheelReport = { name, problems, elves: [], unresolved: [] };
-  for (const elf of elvesIn(file, entries)) {
+  const report: WheelReport = { name, problems, elves: [], unresolved: [], missingVersions: [] };
+  const elves = elvesIn(file, entries);
+  // Version definitions of a library: the wheel's own copy, or the image's file (read once).
+  const shippedDefs = new Map(elves.filter((e) => e.dynamic && e.arch === o.arch).map((e) => [path.posix.basename(e.member), { where: e.member, defs: e.dynamic!.verdef }]));
+  const imageDefs = new Map<string, { where: string; defs: string[] } | undefined>();
+  const definitions = (soname: string, rpathDirs: string[]) => {
+    if (shippedDefs.has(soname)) return shippedDefs.get(soname);
+    if (provided.has(soname) || kernelProvided.test(soname)) return undefined;
+    const key = `${rpathDirs.join(':')}\0${soname}`;
+    if (!imageDefs.has(key)) {
+      const inner = (rpathDirs.length > 0 && findLibrary(o.rootHost, rpathDirs, soname, o.arch)) || findLibrary(o.rootHost, loader.test(soname) ? [...dirs, ...loaderDirs] : dirs, soname, o.arch);
+      const r = inner ? resolveSafely(o.rootHost, inner) : undefined;
+      // A library too big to read (none real is; a hostile image's may be) is not checked.
+      const readable = r?.type === 'file' && fs.statSync(r.host).size <= maxLibraryBytes;
+      imageDefs.set(key, readable && inner ? { where: `${inner}${r.inner !== inner ? ` (${path.posix.basename(r.inner)})` : ''}`, defs: readElfDynamic(fs.readFileSync(r.host))?.verdef ?? [] } : undefined);
+    }
+    return imageDefs.get(key);
+  };
+  for (const elf of elves) {
     const needed = elf.dynamic?.needed ?? [];
     report.elves.push(elf.arch ? { member: elf.member, arch: elf.arch, needed } : { member: elf.member, needed });
     if (elf.arch !== o.arch) {
@@ -230,8 +250,45 @@ export function verifyWheel(file: string, o: VerifyOptions): WheelReport {
       report.unresolved.push({ member: elf.member, soname });
       problems.push(`${elf.member} needs ${soname}, which the image does not have (searched ${searched.join(', ')})`);
     }
+    // As ld.so does: a library without version definitions satisfies any version; a weak need only warns.
+    const wanted = new Map<string, string[]>();
+    for (const n of elf.dynamic?.verneed ?? []) if (!n.weak) wanted.set(n.file, [...(wanted.get(n.file) ?? []), n.version]);
+    for (const [soname, versions] of wanted) {
+      const lib = definitions(soname, rpathDirs);
+      if (!lib || lib.defs.length === 0) continue;
+      const missing = [...new Set(versions.filter((v) => !lib.defs.includes(v)))].sort(compareVersions);
+      if (missing.length === 0) continue;
+      report.missingVersions.push({ member: elf.member, file: soname, library: lib.where, versions: missing });
+      const newest = newestOfKind(lib.defs, missing[0]!);
+      problems.push(
+        `${elf.member} needs ${missing.join(', ')} from ${soname}, which ${shippedDefs.has(soname) ? 'the wheel\'s' : 'the image\'s'} ${lib.where} does not define${newest ? ` (it has up to ${newest})` : ''}: it was built against a newer ${soname} than the board has`,
+      );
+    }
   }
   return report;
+}
+
+/** Dotted version names compared by their numbers: GLIBCXX_3.4.9 < GLIBCXX_3.4.29. */
+export function compareVersions(a: string, b: string): number {
+  const split = (v: string) => v.split(/(\d+)/).map((p, i) => (i % 2 ? Number(p) : p));
+  const x = split(a);
+  const y = split(b);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) {
+    const p = x[i];
+    const q = y[i];
+    if (p === q) continue;
+    if (p === undefined) return -1;
+    if (q === undefined) return 1;
+    if (typeof p === 'number' && typeof q === 'number') return p - q;
+    return String(p) < String(q) ? -1 : 1;
+  }
+  return 0;
+}
+
+/** The newest of `defs` with the same name part as `like` (GLIBCXX_ for GLIBCXX_3.4.29). */
+function newestOfKind(defs: string[], like: string): string | undefined {
+  const kind = /^[^\d]*/.exec(like)![0];
+  return defs.filter((d) => /^[^\d]*/.exec(d)![0] === kind && /\d/.test(d)).sort(compareVersions).pop();
 }
 
 /** resolveInRoot, with a hostile layout (symlink loop, file used as a directory) read as "not there". */

@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { type Arch, archTable } from '../../lib/arch.js';
 import { elfArch, readElfDynamic, readElfHeader } from '../../lib/elf.js';
 import { UsageError } from '../../lib/errors.js';
-import { findLibrary, libraryDirs, parseWheelName, tagProblems, verifyWheel, wheelElves } from '../../lib/wheel.js';
+import { compareVersions, findLibrary, libraryDirs, parseWheelName, tagProblems, verifyWheel, wheelElves } from '../../lib/wheel.js';
 import { ZipError, isSafeEntryName, readEntry, readEntryHead, readZip } from '../../lib/zip.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-wheel-'));
@@ -171,14 +171,14 @@ function fakeRoot(files: Record<string, Buffer | string>): string {
 test('readElfDynamic reads ELF32 and ELF64, both byte orders, via program headers', (t) => {
   for (const [cls, bigEndian, machine] of [[2, false, 183], [1, false, 40], [2, true, 43], [1, true, 8]] as const) {
     const b = synthElf({ cls, bigEndian, machine, needed: ['libm.so.6', 'libc.so.6'], soname: 'libx.so.1', rpath: '$ORIGIN:/opt/x', runpath: '$ORIGIN/../lib' });
-    t.deepEqual(readElfDynamic(b), { needed: ['libm.so.6', 'libc.so.6'], soname: 'libx.so.1', rpath: ['$ORIGIN', '/opt/x'], runpath: ['$ORIGIN/../lib'] }, `class ${cls} ${bigEndian ? 'BE' : 'LE'}`);
+    t.deepEqual(readElfDynamic(b), { needed: ['libm.so.6', 'libc.so.6'], soname: 'libx.so.1', rpath: ['$ORIGIN', '/opt/x'], runpath: ['$ORIGIN/../lib'], verneed: [], verdef: [] }, `class ${cls} ${bigEndian ? 'BE' : 'LE'}`);
   }
 });
 
 test('readElfDynamic falls back to .dynamic and its sh_link string table without program headers', (t) => {
   const b = synthElf({ cls: 1, bigEndian: true, machine: 8, needed: ['libz.so.1'], sectionsOnly: true });
-  t.deepEqual(readElfDynamic(b), { needed: ['libz.so.1'], rpath: [], runpath: [] });
-  t.deepEqual(readElfDynamic(synthElf({ cls: 2, machine: 62, needed: [], sectionsOnly: true })), { needed: [], rpath: [], runpath: [] });
+  t.deepEqual(readElfDynamic(b), { needed: ['libz.so.1'], rpath: [], runpath: [], verneed: [], verdef: [] });
+  t.deepEqual(readElfDynamic(synthElf({ cls: 2, machine: 62, needed: [], sectionsOnly: true })), { needed: [], rpath: [], runpath: [], verneed: [], verdef: [] });
 });
 
 test('readElfDynamic: undefined for non-ELF, static ELF and every truncation, never a throw', (t) => {
@@ -378,7 +378,7 @@ withPython('wheelElves finds ELF members by their magic, with machine, class and
     { name: 'm/bad-class.so', data: Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 9]), Buffer.alloc(60)]) },
   ]);
   t.deepEqual(wheelElves(zip), [
-    { member: 'm/a64.so', machine: 183, class: 2, littleEndian: true, arch: 'aarch64', dynamic: { needed: ['libc.so.6'], rpath: [], runpath: [] } },
+    { member: 'm/a64.so', machine: 183, class: 2, littleEndian: true, arch: 'aarch64', dynamic: { needed: ['libc.so.6'], rpath: [], runpath: [], verneed: [], verdef: [] } },
     { member: 'm/armhf.so', machine: 40, class: 1, littleEndian: true, arch: 'armhf' },
     { member: 'm/be.so', machine: 183, class: 2, littleEndian: false },
   ]);
@@ -497,4 +497,67 @@ withGcc('verifyWheel: a shipped library, a provided one and a missing one', asyn
   const missing = verifyWheel(alone, o);
   t.deepEqual(missing.unresolved, [{ member: 'demo/_ext.so', soname: 'libtiny.so.1' }]);
   t.deepEqual(missing.problems, [`demo/_ext.so needs libtiny.so.1, which the image does not have (searched ${libraryDirs(image, arch).join(', ')})`]);
+});
+
+// --- symbol versions --------------------------------------------------------------------------
+
+/** libver.so.1 in two releases (old: VER_1; new: VER_1 and VER_2) and an extension that uses VER_2. */
+let versioned: Promise<{ dir: string; arch: Arch; old: Buffer; current: Buffer; ext: Buffer; plain: Buffer }> | undefined;
+function buildVersioned() {
+  versioned ??= (async () => {
+    const dir = tmp('ver');
+    fs.mkdirSync(dir);
+    fs.writeFileSync(path.join(dir, 'old.map'), 'VER_1 { global: old_fn; local: *; };\n');
+    fs.writeFileSync(path.join(dir, 'new.map'), 'VER_1 { global: old_fn; local: *; };\nVER_2 { global: new_fn; } VER_1;\n');
+    fs.writeFileSync(path.join(dir, 'old.c'), 'int old_fn(void) { return 1; }\n');
+    fs.writeFileSync(path.join(dir, 'new.c'), 'int old_fn(void) { return 1; }\nint new_fn(void) { return 2; }\n');
+    fs.writeFileSync(path.join(dir, 'ext.c'), 'int old_fn(void);\nint new_fn(void);\nint ext(void) { return old_fn() + new_fn(); }\n');
+    const so = (out: string, src: string, map?: string) =>
+      execa('gcc', ['-shared', '-fPIC', '-Wl,-soname,libver.so.1', ...(map ? [`-Wl,--version-script=${map}`] : []), '-o', out, src], { cwd: dir });
+    for (const d of ['old', 'new', 'plain']) fs.mkdirSync(path.join(dir, d));
+    await so('old/libver.so.1', 'old.c', 'old.map');
+    await so('new/libver.so.1', 'new.c', 'new.map');
+    await so('plain/libver.so.1', 'new.c');
+    fs.symlinkSync('libver.so.1', path.join(dir, 'new', 'libver.so'));
+    await execa('gcc', ['-shared', '-fPIC', '-o', 'ext.so', 'ext.c', '-Lnew', '-lver'], { cwd: dir });
+    const read = (f: string) => fs.readFileSync(path.join(dir, f));
+    const ext = read('ext.so');
+    return { dir, arch: elfArch(readElfHeader(ext)!)!, old: read('old/libver.so.1'), current: read('new/libver.so.1'), ext, plain: read('plain/libver.so.1') };
+  })();
+  return versioned;
+}
+
+withGcc('readElfDynamic reads version needs and definitions as readelf -V shows them', async (t) => {
+  const { dir, ext, current, old } = await buildVersioned();
+  t.deepEqual(readElfDynamic(current)!.verdef, ['VER_1', 'VER_2']);
+  t.deepEqual(readElfDynamic(old)!.verdef, ['VER_1']);
+  const needs = readElfDynamic(ext)!.verneed;
+  t.true(needs.some((n) => n.file === 'libver.so.1' && n.version === 'VER_2' && !n.weak), JSON.stringify(needs));
+  const readelf = (await execa('readelf', ['-V', '--wide', path.join(dir, 'ext.so')])).stdout;
+  const names = [...readelf.split('Version needs section')[1]!.matchAll(/Name: (\S+)\s+Flags/g)].map((m) => m[1]);
+  t.deepEqual(needs.map((n) => n.version).sort(), names.sort());
+  for (let n = 0; n < ext.length; n += 7) t.notThrows(() => readElfDynamic(ext.subarray(0, n)));
+});
+
+withGcc('verifyWheel: a member needing a symbol version the image library lacks is named, with the newest it has', async (t) => {
+  const { arch, ext, old, current, plain } = await buildVersioned();
+  const { triplet, wheelMachine } = archTable[arch];
+  const tag = `cp311-cp311-linux_${wheelMachine}`;
+  const wheel = await makeZip(`demo-1.0-${tag}.whl`, [{ name: 'demo/_ext.so', data: ext }]);
+  const root = (lib: Buffer) => fakeRoot({ [`/usr/lib/${triplet}/libver.so.1`]: lib });
+
+  const stale = verifyWheel(wheel, { rootHost: root(old), arch, python: '3.11' });
+  t.deepEqual(stale.missingVersions, [{ member: 'demo/_ext.so', file: 'libver.so.1', library: `/usr/lib/${triplet}/libver.so.1`, versions: ['VER_2'] }]);
+  t.deepEqual(stale.problems, [`demo/_ext.so needs VER_2 from libver.so.1, which the image's /usr/lib/${triplet}/libver.so.1 does not define (it has up to VER_1): it was built against a newer libver.so.1 than the board has`]);
+  // The release it was linked against; and, as ld.so has it, a library without versions satisfies any.
+  t.deepEqual(verifyWheel(wheel, { rootHost: root(current), arch, python: '3.11' }).problems, []);
+  t.deepEqual(verifyWheel(wheel, { rootHost: root(plain), arch, python: '3.11' }).problems, []);
+  // A copy shipped in the wheel is the one that counts.
+  const shipping = await makeZip(`demo-1.0-${tag}.whl`, [{ name: 'demo/_ext.so', data: ext }, { name: 'demo/libver.so.1', data: old }]);
+  t.regex(verifyWheel(shipping, { rootHost: root(current), arch, python: '3.11' }).problems.join('\n'), /needs VER_2 from libver.so.1, which the wheel's demo\/libver.so.1 does not define/);
+});
+
+test('compareVersions orders dotted version names by their numbers', (t) => {
+  t.deepEqual(['GLIBCXX_3.4.29', 'GLIBCXX_3.4.9', 'GLIBCXX_3.4', 'GLIBCXX_3.4.30'].sort(compareVersions), ['GLIBCXX_3.4', 'GLIBCXX_3.4.9', 'GLIBCXX_3.4.29', 'GLIBCXX_3.4.30']);
+  t.true(compareVersions('GLIBC_2.36', 'GLIBC_2.4') > 0);
 });

@@ -1,0 +1,82 @@
+// Files of a package from another Debian release, for tests that need an image older in one
+// respect (a board whose libstdc++ predates its compiler). apt-get fetches it from the host's own
+// mirrors with only the suite changed, so no mirror is named here; cached per machine.
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { hostAptSources } from '../../lib/sample.js';
+
+const cacheRoot = '/var/cache/imgbuild/test-debs';
+
+/** deb822 stanzas for `suite` on the mirrors the host uses for its own release (not -security or -updates). */
+export function sourcesFor(suite: string, files: string[], hostSuite: string): string {
+  const stanzas: string[] = [];
+  for (const file of files) {
+    const text = fs.readFileSync(file, 'utf8');
+    if (file.endsWith('.sources')) {
+      for (const stanza of text.split(/\n\s*\n/)) {
+        const field = (k: string) => new RegExp(`^${k}:[ \\t]*(.*)$`, 'mi').exec(stanza)?.[1]?.trim();
+        if (!/^\s*Enabled:\s*no\s*$/mi.test(stanza) && (field('Types') ?? '').split(/\s+/).includes('deb') && (field('Suites') ?? '').split(/\s+/).includes(hostSuite)) {
+          const signed = field('Signed-By');
+          stanzas.push(`Types: deb\nURIs: ${field('URIs')}\nSuites: ${suite}\nComponents: main\n${signed ? `Signed-By: ${signed}\n` : ''}`);
+        }
+      }
+    } else {
+      for (const line of text.split('\n')) {
+        const m = /^\s*deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s/.exec(line);
+        if (m && m[3] === hostSuite) {
+          const signed = /signed-by=(\S+?)[\s\]]/.exec(m[1] ?? '')?.[1];
+          stanzas.push(`Types: deb\nURIs: ${m[2]}\nSuites: ${suite}\nComponents: main\n${signed ? `Signed-By: ${signed}\n` : ''}`);
+        }
+      }
+    }
+  }
+  return stanzas.join('\n');
+}
+
+/**
+ * The unpacked files of `pkg` for Debian architecture `arch` from `suite`: the directory, or why it
+ * could not be had (no such mirror for this host, the network, the archive moved the release).
+ */
+export async function debianPackage(suite: string, arch: string, pkg: string): Promise<{ dir: string } | { unavailable: string }> {
+  const dir = path.join(cacheRoot, `${suite}-${arch}-${pkg}`);
+  if (fs.existsSync(path.join(dir, '.complete'))) return { dir };
+  const hostSuite = /^VERSION_CODENAME=(\S+)/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1]?.replace(/"/g, '');
+  if (!hostSuite) return { unavailable: 'cannot tell the host release from /etc/os-release' };
+  const sources = sourcesFor(suite, hostAptSources(), hostSuite);
+  if (!sources) return { unavailable: `no apt source of the host serves its own release ${hostSuite}, so there is no mirror to ask for ${suite}` };
+  const work = fs.mkdtempSync('/var/tmp/imgbuild-apt-');
+  try {
+    for (const d of ['parts', 'lists/partial', 'cache/archives/partial']) fs.mkdirSync(path.join(work, d), { recursive: true });
+    fs.writeFileSync(path.join(work, 'parts', `${suite}.sources`), sources);
+    fs.writeFileSync(path.join(work, 'status'), '');
+    const opts = [
+      `-oDir::Etc::SourceList=/dev/null`,
+      `-oDir::Etc::SourceParts=${work}/parts`,
+      `-oDir::State::Lists=${work}/lists`,
+      `-oDir::State::Status=${work}/status`,
+      `-oDir::Cache=${work}/cache`,
+      `-oAPT::Architecture=${arch}`,
+      `-oAPT::Architectures::=${arch}`,
+      '-oAcquire::Retries=3',
+      '-oAcquire::Languages=none',
+    ];
+    const update = await execa('apt-get', [...opts, 'update'], { reject: false, all: true });
+    if (update.exitCode !== 0 || /^(W|E): .*(Failed to fetch|does not have a Release file)/m.test(update.all)) {
+      return { unavailable: `apt-get update for ${suite} failed: ${update.all.trim().split('\n').slice(-2).join(' ')}` };
+    }
+    const dl = await execa('apt-get', [...opts, 'download', `${pkg}:${arch}`], { cwd: work, reject: false, all: true });
+    const deb = fs.readdirSync(work).find((f) => f.endsWith('.deb'));
+    if (dl.exitCode !== 0 || !deb) return { unavailable: `apt-get download ${pkg}:${arch} from ${suite} failed: ${dl.all.trim().split('\n').slice(-2).join(' ')}` };
+    const tmp = `${dir}.tmp-${process.pid}`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp, { recursive: true });
+    await execa('dpkg-deb', ['-x', path.join(work, deb), tmp]);
+    fs.writeFileSync(path.join(tmp, '.complete'), `${deb}\n`);
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.renameSync(tmp, dir);
+    return { dir };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
