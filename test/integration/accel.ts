@@ -6,13 +6,16 @@ import anyTest, { type TestFn } from 'ava';
 import { readElfHeader } from '../../lib/elf.js';
 import { ExitCode } from '../../lib/errors.js';
 import { hostCrossVersions } from '../../lib/accel.js';
-import { type HostContext, hostUnchanged, imgbuild, sampleSync, tmpdir } from '../helpers/cli.js';
+import { type HostContext, copySparse, hostUnchanged, imgbuild, sampleSync, tmpdir } from '../helpers/cli.js';
+import { debianPackage } from '../helpers/debian.js';
+import { onRoot } from '../helpers/hostile.js';
 
 const test = anyTest as TestFn<HostContext>;
 hostUnchanged(test);
 
 const hello = path.resolve('test/fixtures/py/cext-hello');
 const eat = path.resolve('test/fixtures/py/eat-memory');
+const reserve = path.resolve('test/fixtures/py/cxx-reserve');
 const aarch64 = sampleSync('aarch64');
 const armhf = sampleSync('armhf');
 
@@ -109,6 +112,40 @@ test('build with accel; the repeat comes from the wheel cache without a session;
   t.notRegex(forced.all, /from the wheel cache/);
   fs.rmSync(out, { recursive: true });
   fs.rmSync(src, { recursive: true });
+});
+
+// A board whose libstdc++ is older than its compiler: the image's g++ 12 links against
+// libstdc++.so.6.0.30, while the libstdc++.so.6 the board loads is bullseye's 6.0.28 (up to
+// GLIBCXX_3.4.28). A wheel that calls std::string::reserve() needs GLIBCXX_3.4.29: verification
+// must refuse it, whichever compiler ran.
+const mismatchTitle = 'verification refuses a wheel needing a newer libstdc++ than the board has, with the host compiler and emulated';
+const oldLibstdcxx = await debianPackage('bullseye', 'arm64', 'libstdc++6');
+if ('unavailable' in oldLibstdcxx) {
+  console.log(`skipped: ${mismatchTitle}: ${oldLibstdcxx.unavailable}`);
+  test.skip(`${mismatchTitle} [skipped: ${oldLibstdcxx.unavailable}]`, () => {});
+} else test(mismatchTitle, async (t) => {
+  const dir = tmpdir();
+  const image = await copySparse(aarch64, path.join(dir, 'old-runtime.img'));
+  const lib = 'usr/lib/aarch64-linux-gnu';
+  await onRoot(image, [
+    `cp "$OLD/${lib}/libstdc++.so.6.0.28" ${lib}/`,
+    `ln -sfn libstdc++.so.6.0.28 ${lib}/libstdc++.so.6`,
+    // The compiler's link-time library stays gcc 12's own.
+    `ln -sfn ../../../aarch64-linux-gnu/libstdc++.so.6.0.30 usr/lib/gcc/aarch64-linux-gnu/12/libstdc++.so`,
+    `test -e ${lib}/libstdc++.so.6.0.30`,
+  ].join('\n'), { env: { OLD: oldLibstdcxx.dir } });
+  for (const mode of ['cross', 'none']) {
+    const out = tmpdir();
+    const r = await imgbuild([image, '-t', `local:${reserve}`, '--out', out, '--accel', mode, '--no-wheel-cache']);
+    t.is(r.exitCode, ExitCode.failed, `--accel ${mode}\n${r.all}`);
+    t.regex(r.all, /imgbuild_reserve[^\n]*\.so needs GLIBCXX_3\.4\.29 from libstdc\+\+\.so\.6, which the image's \/(usr\/)?lib\/aarch64-linux-gnu\/libstdc\+\+\.so\.6 \(libstdc\+\+\.so\.6\.0\.28\) does not define \(it has up to GLIBCXX_3\.4\.28\)/, `--accel ${mode}`);
+    t.regex(r.all, /newer than its runtime libraries/);
+    if (mode === 'cross') t.regex(r.all, /accel: host-native aarch64-linux-gnu-gcc-12/);
+    else t.notRegex(r.all, /accel: host-native/);
+    t.deepEqual(fs.readdirSync(out).filter((f) => f.endsWith('.whl')), [], 'no wheel reported');
+    fs.rmSync(out, { recursive: true });
+  }
+  fs.rmSync(dir, { recursive: true });
 });
 
 test('a build that runs out of memory under --memory-limit is killed, and the error says so and which --jobs to try', async (t) => {
