@@ -9,7 +9,10 @@
  *
  * Map lines: INNER-PATH <TAB> HOST-PROGRAM <TAB> FLAGS   (FLAGS "cc": a compiler driver, which
  * goes through the launcher in /run/imgbuild-accel/launcher (ccache or distcc) when there is one;
- * "distcc": the host's distcc, which gets the compiler by the bare name of its host driver).
+ * "cpp": a driver without the launcher; "distcc": the host's distcc, which gets the compiler by
+ * the bare name of its host driver). Drivers get the lines of /run/imgbuild-accel/cflags (the
+ * image gcc's own target defaults where the host's differ, e.g. -march=armv6 -marm) first, once,
+ * before the launcher: ccache hashes them and distcc sends them to its servers.
  * Env lines: KEY=VALUE, set before the tool runs. Built by imgbuild with: cc -static -Os.
  */
 #define _GNU_SOURCE
@@ -112,6 +115,16 @@ int main(int argc, char **argv) {
     }
   }
 
+  /* The image gcc's target defaults, for a driver entered from outside (not from the launcher). */
+  int driver = strcmp(flags, "cc") == 0 || strcmp(flags, "cpp") == 0;
+  char *cflags[32];
+  int ncflags = 0;
+  if (driver && !getenv(DIRECT)) {
+    char *text = slurp(ROOT "/cflags");
+    for (char *line = text ? strtok(text, "\n") : NULL; line && ncflags < 32; line = strtok(NULL, "\n"))
+      if (*line) cflags[ncflags++] = line;
+  }
+
   /* A compiler driver goes through the launcher (ccache, distcc), which runs this path again
      with IMGBUILD_ACCEL_DIRECT set; then the real driver runs. */
   const char *program = host;
@@ -131,13 +144,14 @@ int main(int argc, char **argv) {
     }
   }
 
-  char **args = calloc((size_t)argc + 8, sizeof *args);
+  char **args = calloc((size_t)argc + 8 + (size_t)ncflags, sizeof *args);
   if (!args) die("out of memory", NULL);
   int i = 0;
   if (through_launcher && strncmp(program, ROOT "/bin/", strlen(ROOT "/bin/")) == 0) {
     /* A launcher that is itself a copy of this shim (distcc without ccache) runs as it is. */
     args[i++] = (char *)program;
     args[i++] = self;
+    for (int k = 0; k < ncflags; k++) args[i++] = cflags[k];
     for (int k = 1; k < argc; k++) args[i++] = argv[k];
     execv(program, args);
     die("cannot run", program);
@@ -151,6 +165,7 @@ int main(int argc, char **argv) {
   }
   args[i++] = (char *)program;
   if (through_launcher) args[i++] = self;
+  for (int k = 0; k < ncflags; k++) args[i++] = cflags[k];
   for (int k = 1; k < argc; k++) args[i++] = argv[k];
   args[i] = NULL;
   execv(args[0], args);

@@ -49,7 +49,17 @@ export interface HostCross {
 
 export type AccelDecision =
   | { kind: 'none'; reason: string }
-  | { kind: 'cross' | 'distcc'; image: ImageGcc; host: HostCross; forced: boolean; reason: string; distccHosts: string[]; ccache: boolean };
+  | {
+      kind: 'cross' | 'distcc';
+      image: ImageGcc;
+      host: HostCross;
+      forced: boolean;
+      reason: string;
+      distccHosts: string[];
+      ccache: boolean;
+      /** The image gcc's configured target defaults where the host's differ, given to every driver run. */
+      targetFlags: string[];
+    };
 
 const hostTools = ['as', 'ld.bfd', 'ld.gold', 'ar', 'ranlib', 'nm', 'strip', 'objcopy', 'objdump', 'readelf'];
 const gccExecutables = ['cc1', 'cc1plus', 'collect2', 'lto-wrapper', 'lto1'];
@@ -114,6 +124,86 @@ function safeList(dir: string): string[] {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Target defaults: what a gcc was configured to generate when no -march/-mfpu/... is given.
+
+/** The `--with-X=` options that set a gcc's default code generation, with the flag each becomes. */
+const targetOptions: Record<string, (v: string) => string> = {
+  arch: (v) => `-march=${v}`,
+  cpu: (v) => `-mcpu=${v}`,
+  fpu: (v) => `-mfpu=${v}`,
+  float: (v) => `-mfloat-abi=${v}`,
+  mode: (v) => `-m${v}`,
+  abi: (v) => `-mabi=${v}`,
+  tune: (v) => `-mtune=${v}`,
+};
+
+/** The configure command line a gcc driver was built with (what `gcc -v` prints), read from its file. */
+export function gccConfigureLine(driver: Buffer): string | undefined {
+  const text = driver.toString('latin1');
+  for (let at = text.indexOf('/configure '); at >= 0; at = text.indexOf('/configure ', at + 1)) {
+    const start = text.lastIndexOf('\0', at) + 1;
+    const end = text.indexOf('\0', at);
+    const line = text.slice(start, end < 0 ? undefined : end);
+    if (/ --target=\S+/.test(line) || / --prefix=\S+/.test(line)) return line;
+  }
+  return undefined;
+}
+
+/** The target defaults in a configure line: { arch: 'armv6', fpu: 'vfp', float: 'hard' }. */
+export function targetDefaults(configure: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of configure.matchAll(/(?:^|\s)--with-(arch|cpu|fpu|float|mode|abi|tune)=(\S+)/g)) out[m[1]!] = m[2]!.replace(/^'|'$/g, '');
+  return out;
+}
+
+/**
+ * Flags that make the host cross gcc generate what the image's gcc generates by default: the
+ * image's value wherever the two were configured differently. Raspberry Pi OS armhf (armv6, vfp,
+ * ARM mode) against Debian's cross gcc (armv7-a+fp, Thumb-2) gives -march=armv6 -mfpu=vfp -marm.
+ * A problem when the image leaves a default to gcc's built-in choice that the host overrides.
+ */
+export function targetFlags(image: Record<string, string>, host: Record<string, string>): { flags: string[] } | { problem: string } {
+  const flags: string[] = [];
+  for (const [key, flag] of Object.entries(targetOptions)) {
+    const mine = image[key];
+    const theirs = host[key];
+    if (mine === theirs) continue;
+    if (mine !== undefined) {
+      flags.push(flag(mine));
+      continue;
+    }
+    // The image's gcc uses its built-in default here; the host's was configured to another.
+    if (key === 'tune') continue; // speed only
+    if (key === 'mode') flags.push('-marm'); // gcc's built-in ARM default
+    else if (key === 'fpu') flags.push('-mfpu=auto'); // from the architecture, as gcc does by default
+    else if ((key === 'arch' && image.cpu) || (key === 'cpu' && image.arch)) continue; // the image's other one is given
+    else return { problem: `the host's cross gcc was configured --with-${key}=${theirs} and the image's gcc without it, so its default ${key} cannot be told` };
+  }
+  return { flags };
+}
+
+/** The image's gcc driver and the host's, as files: their configure lines give the target defaults. */
+function driverDefaults(rootHost: string, image: ImageGcc, host: HostCross, hostRoot: string): { flags: string[] } | { problem: string } {
+  const imageDriver = [`/usr/bin/${image.triple}-gcc-${image.major}`, `/usr/bin/${image.triple}-gcc-${image.dir}`, `/usr/bin/gcc-${image.major}`, `/usr/bin/gcc-${image.dir}`, '/usr/bin/gcc']
+    .map((p) => resolveInRoot(rootHost, p))
+    .find((r) => r.type === 'file');
+  const hostDriver = `/usr/bin/${host.triple}-gcc-${host.major}`;
+  const hostFile = path.join(hostRoot, hostDriver);
+  const read = (file: string) => {
+    try {
+      return fs.statSync(file).size <= 64 * 1024 * 1024 ? gccConfigureLine(fs.readFileSync(file)) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const mine = imageDriver && read(imageDriver.host);
+  if (!mine) return { problem: "cannot read the image gcc driver's configuration (its target defaults: -march, -mfpu, ...)" };
+  const theirs = read(hostFile);
+  if (!theirs) return { problem: `cannot read the configuration of ${hostDriver}` };
+  return targetFlags(targetDefaults(mine), targetDefaults(theirs));
+}
+
 /**
  * Whether and how to accelerate, with the reason in words. `auto` falls back to emulation
  * (saying why); `cross` and `distcc` fail instead. --accel-gcc forces a host gcc version.
@@ -144,12 +234,15 @@ export function decideAccel(req: AccelRequest, arch: Arch, rootHost: string, hos
   if (image.hasCxx && !host.hasCxx) {
     return fail(`the host has gcc-${major}-${triple} but not g++-${major}-${triple}`, `apt-get install g++-${major}-${triple}`);
   }
+  const defaults = driverDefaults(rootHost, image, host, hostRoot);
+  if ('problem' in defaults) return fail(defaults.problem, 'use --accel none (the image gcc, emulated)');
   const forced = host.major !== image.major;
   const distccHosts = req.distccHosts ?? [];
+  const withFlags = defaults.flags.length ? `, with the image gcc's target defaults ${defaults.flags.join(' ')}` : '';
   const reason = forced
-    ? `host cross gcc ${host.major} forced over the image's gcc ${image.major} (--accel-gcc): objects may need a newer libgcc/libstdc++ than the board has; the wheel is verified against the image`
-    : `host-native ${triple}-gcc-${host.major} for the image's gcc ${image.dir}${req.mode === 'distcc' ? `, compile jobs sent to distccd on ${distccHosts.join(' ')}` : ''}`;
-  return { kind: req.mode === 'distcc' ? 'distcc' : 'cross', image, host, forced, reason, distccHosts, ccache: req.ccache ?? true };
+    ? `host cross gcc ${host.major} forced over the image's gcc ${image.major} (--accel-gcc)${withFlags}: objects may need a newer libgcc/libstdc++ than the board has; the wheel is verified against the image`
+    : `host-native ${triple}-gcc-${host.major} for the image's gcc ${image.dir}${withFlags}${req.mode === 'distcc' ? `, compile jobs sent to distccd on ${distccHosts.join(' ')}` : ''}`;
+  return { kind: req.mode === 'distcc' ? 'distcc' : 'cross', image, host, forced, reason, distccHosts, ccache: req.ccache ?? true, targetFlags: defaults.flags };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,7 +366,7 @@ export async function enableAccel(ctx: Context, s: Session, decision: Extract<Ac
     const hostFile = `/usr/bin/${hostName}`;
     if (!fs.existsSync(hostFile)) continue;
     const program = tool(hostFile);
-    const flags = role === 'gcc' || role === 'g++' ? 'cc' : '-';
+    const flags = role === 'gcc' || role === 'g++' ? 'cc' : role === 'cpp' ? 'cpp' : '-';
     const names = [`/usr/bin/${it}-${role}-${image.major}`, `/usr/bin/${it}-${role}-${v}`, `/usr/bin/${role}-${image.major}`, `/usr/bin/${role}-${v}`, `/usr/bin/${it}-${role}`];
     if (!decision.forced) names.push(`/usr/bin/${role}`);
     if (role === 'gcc' && !decision.forced) names.push('/usr/bin/cc');
@@ -345,6 +438,7 @@ export async function enableAccel(ctx: Context, s: Session, decision: Extract<Ac
     await probeDistccHosts(ctx, decision.distccHosts.map(parseDistccHost), s.arch, { c: `${t}-gcc-${host.major}`, ...(drivers.has(cxx) ? { cxx } : {}) });
   }
   fs.writeFileSync(inAccel('launcher'), launcher ? `${launcher}\n` : '');
+  fs.writeFileSync(inAccel('cflags'), decision.targetFlags.map((f) => `${f}\n`).join(''));
   fs.writeFileSync(inAccel('map'), `${map.join('\n')}\n`);
   fs.writeFileSync(inAccel('env'), Object.entries(env).map(([k, val]) => `${k}=${val}\n`).join(''));
 
@@ -425,7 +519,7 @@ function findProgram(name: string): string | undefined {
 export function accelIdentity(req: AccelRequest, decision: AccelDecision | undefined): string {
   if (!decision) return `undecided:${req.mode}:${req.gcc ?? ''}`;
   if (decision.kind === 'none') return 'emulated';
-  return `cross:${decision.host.triple}-gcc-${decision.host.major}:${crossFullVersion(decision.host)}:${decision.image.triple}/${decision.image.dir}`;
+  return `cross:${decision.host.triple}-gcc-${decision.host.major}:${crossFullVersion(decision.host)}:${decision.image.triple}/${decision.image.dir}:${decision.targetFlags.join(' ')}`;
 }
 
 function crossFullVersion(host: HostCross): string {

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
+import { execa } from 'execa';
 import { readElfHeader } from '../../lib/elf.js';
 import { ExitCode } from '../../lib/errors.js';
 import { hostCrossVersions } from '../../lib/accel.js';
@@ -58,6 +59,38 @@ for (const [arch, image, triple, elf] of [['aarch64', aarch64, 'aarch64-linux-gn
     fs.rmSync(ws, { recursive: true });
   });
 }
+
+// Raspberry Pi OS armhf's gcc defaults to armv6 with VFP in ARM mode; Debian's cross gcc to
+// armv7-a Thumb-2, code an armv6 board cannot run (and qemu can, so only the objects tell). With
+// no Raspberry Pi OS archive reachable here, a copy of the Debian armhf sample has its gcc driver's
+// configure line rewritten to Raspberry Pi OS's target options: what imgbuild reads them from.
+test("armhf: the host compiler follows the image gcc's target defaults (armv6, vfp, ARM mode), through ccache and env -i", async (t) => {
+  const dir = tmpdir();
+  const image = await copySparse(armhf, path.join(dir, 'armv6.img'));
+  const debian = '--with-arch=armv7-a+fp --with-float=hard --with-mode=thumb';
+  const rpi = '--with-arch=armv6 --with-fpu=vfp --with-float=hard'.padEnd(debian.length, ' ');
+  const ws = workspace();
+  const compile = 'set -e; gcc -O2 -c -o t.o t.c; env -i /usr/bin/g++ -O2 -c -o tcc.o t.cc; cpp -dM </dev/null | grep "define __ARM_ARCH "; cat /run/imgbuild-accel/cflags | tr "\\n" " "; echo';
+  // First the unchanged image, so ccache holds armv7 objects of the same sources.
+  const before = await imgbuild(['run', armhf, '--workspace', ws, '--accel', 'cross', '--', 'sh', '-c', compile]);
+  t.is(before.exitCode, 0, before.all);
+  const attrs = async (f: string) => (await execa('readelf', ['-A', path.join(ws, f)])).stdout;
+  t.regex(await attrs('t.o'), /Tag_CPU_arch: v7/);
+  await onRoot(image, 'perl -0777 -pi -e \'s/\\Q$ENV{FROM}\\E/$ENV{TO}/ or die "configure line not found\\n"\' usr/bin/arm-linux-gnueabihf-gcc-12', { env: { FROM: debian, TO: rpi } });
+  const r = await imgbuild(['run', image, '--workspace', ws, '--accel', 'cross', '--', 'sh', '-c', compile]);
+  t.is(r.exitCode, 0, r.all);
+  t.regex(r.all, /with the image gcc's target defaults -march=armv6 -mfpu=vfp -marm/);
+  t.regex(r.stdout, /#define __ARM_ARCH 6\n-march=armv6 -mfpu=vfp -marm/);
+  for (const f of ['t.o', 'tcc.o']) {
+    const a = await attrs(f);
+    t.regex(a, /Tag_CPU_arch: v6\n/, `${f}: ${a}`);
+    t.regex(a, /Tag_ARM_ISA_use: Yes/, f);
+    t.regex(a, /Tag_FP_arch: VFPv2/, f);
+    t.regex(a, /Tag_ABI_VFP_args: VFP registers/, f);
+  }
+  fs.rmSync(ws, { recursive: true });
+  fs.rmSync(dir, { recursive: true });
+});
 
 const forcedTitle = '--accel-gcc forces another host gcc: the image gcc directory is bound under its version and still used';
 const noGcc11 = hostCrossVersions('aarch64').includes('11') ? undefined : 'the host has no gcc-11-aarch64-linux-gnu (scripts/setup-host.sh installs it)';

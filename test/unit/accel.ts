@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { accelIdentity, decideAccel, hostCrossVersions, imageGcc } from '../../lib/accel.js';
+import { accelIdentity, decideAccel, gccConfigureLine, hostCrossVersions, imageGcc, targetDefaults, targetFlags } from '../../lib/accel.js';
 import { PreconditionError, UsageError } from '../../lib/errors.js';
 import { defaultMemoryLimit } from '../../lib/build.js';
 import { memoryLimit } from '../../bin/commands/build.js';
@@ -21,16 +21,19 @@ function tree(files: Record<string, string>): string {
   return root;
 }
 
+/** A driver file as far as imgbuild reads it: the configure line among its strings. */
+const driver = (options = '', triple = 'aarch64-linux-gnu') => `\x7fELF...\0GCC is not configured to support %qs\0../src/configure -v --prefix=/usr ${options} --target=${triple}\0more\0`;
+
 const hostWith = (...versions: string[]) =>
   tree(Object.fromEntries(versions.flatMap((v) => [
     [`usr/lib/gcc-cross/aarch64-linux-gnu/${v}/cc1`, ''],
     [`usr/lib/gcc-cross/aarch64-linux-gnu/${v}/cc1plus`, ''],
-    [`usr/bin/aarch64-linux-gnu-gcc-${v}`, ''],
+    [`usr/bin/aarch64-linux-gnu-gcc-${v}`, driver()],
     [`usr/bin/aarch64-linux-gnu-g++-${v}`, ''],
   ])));
 
 const imageWith = (dir: string, triple = 'aarch64-linux-gnu', extra: Record<string, string> = {}) =>
-  tree({ [`usr/lib/gcc/${triple}/${dir}/cc1`]: '', [`usr/lib/gcc/${triple}/${dir}/cc1plus`]: '', ...extra });
+  tree({ [`usr/lib/gcc/${triple}/${dir}/cc1`]: '', [`usr/lib/gcc/${triple}/${dir}/cc1plus`]: '', [`usr/bin/${triple}-gcc-${dir.split('.')[0]}`]: driver('', triple), ...extra });
 
 test('the image gcc is found from its files; several versions: the one /usr/bin/cc leads to', (t) => {
   t.like(imageGcc(imageWith('12'), 'aarch64'), { triple: 'aarch64-linux-gnu', dir: '12', major: '12', hasCxx: true });
@@ -90,6 +93,42 @@ test('the compiler identity in wheel cache keys tells emulated, undecided and cr
   const ids = [accelIdentity({ mode: 'auto' }, cross), accelIdentity({ mode: 'none' }, { kind: 'none', reason: '' }), accelIdentity({ mode: 'auto' }, undefined)];
   t.is(new Set(ids).size, 3);
   t.regex(ids[0]!, /^cross:aarch64-linux-gnu-gcc-12:/);
+});
+
+// Configure lines as `gcc -v` prints them (abridged) on Debian armhf and Raspberry Pi OS armhf.
+const debianArmhf = "../src/configure -v --with-pkgversion='Debian 12.2.0-14' --prefix=/usr --enable-multiarch --disable-sjlj-exceptions --with-arch=armv7-a+fp --with-float=hard --with-mode=thumb --disable-werror --target=arm-linux-gnueabihf";
+const raspbian = "../src/configure -v --with-pkgversion='Raspbian 12.2.0-14+rpi1' --prefix=/usr --enable-multiarch --disable-sjlj-exceptions --with-arch=armv6 --with-fpu=vfp --with-float=hard --disable-werror --target=arm-linux-gnueabihf";
+
+test("target defaults: the image gcc's own, where the host cross gcc was configured otherwise", (t) => {
+  t.deepEqual(targetDefaults(raspbian), { arch: 'armv6', fpu: 'vfp', float: 'hard' });
+  t.deepEqual(targetFlags(targetDefaults(raspbian), targetDefaults(debianArmhf)), { flags: ['-march=armv6', '-mfpu=vfp', '-marm'] });
+  t.deepEqual(targetFlags(targetDefaults(debianArmhf), targetDefaults(debianArmhf)), { flags: [] });
+  // Tuning only changes speed; a -mcpu default covers an -march one the host has.
+  t.deepEqual(targetFlags({ cpu: 'cortex-a53' }, { arch: 'armv8-a', tune: 'cortex-a72' }), { flags: ['-mcpu=cortex-a53'] });
+  const unknown = targetFlags({}, { arch: 'armv8.2-a' });
+  t.true('problem' in unknown && /configured --with-arch=armv8.2-a and the image's gcc without it/.test(unknown.problem));
+  t.is(gccConfigureLine(Buffer.from(driver('--with-arch=armv6'))), '../src/configure -v --prefix=/usr --with-arch=armv6 --target=aarch64-linux-gnu');
+  t.is(gccConfigureLine(Buffer.from('no configure line here')), undefined);
+});
+
+test("accel gives the drivers the image gcc's target defaults; one it cannot tell means emulation", (t) => {
+  const rpi = imageWith('12', 'arm-linux-gnueabihf', { 'usr/bin/arm-linux-gnueabihf-gcc-12': `x\0${raspbian}\0` });
+  const host = tree({
+    'usr/lib/gcc-cross/arm-linux-gnueabihf/12/cc1': '',
+    'usr/lib/gcc-cross/arm-linux-gnueabihf/12/cc1plus': '',
+    'usr/bin/arm-linux-gnueabihf-gcc-12': `x\0${debianArmhf}\0`,
+    'usr/bin/arm-linux-gnueabihf-g++-12': '',
+  });
+  const d = decideAccel({ mode: 'auto' }, 'armhf', rpi, host);
+  t.is(d.kind, 'cross');
+  if (d.kind === 'cross') t.deepEqual(d.targetFlags, ['-march=armv6', '-mfpu=vfp', '-marm']);
+  t.regex(d.reason, /with the image gcc's target defaults -march=armv6 -mfpu=vfp -marm/);
+  const plain = decideAccel({ mode: 'auto' }, 'armhf', imageWith('12', 'arm-linux-gnueabihf', { 'usr/bin/arm-linux-gnueabihf-gcc-12': `x\0${debianArmhf}\0` }), host);
+  t.true(plain.kind === 'cross' && plain.targetFlags.length === 0);
+  t.not(accelIdentity({ mode: 'auto' }, d), accelIdentity({ mode: 'auto' }, plain), 'other target flags, another wheel cache key');
+  const unreadable = imageWith('12', 'arm-linux-gnueabihf', { 'usr/bin/arm-linux-gnueabihf-gcc-12': 'stripped' });
+  t.regex(decideAccel({ mode: 'auto' }, 'armhf', unreadable, host).reason, /emulated compiler: cannot read the image gcc driver's configuration/);
+  t.throws(() => decideAccel({ mode: 'cross' }, 'armhf', unreadable, host), { instanceOf: PreconditionError });
 });
 
 test('memory limit: sizes, none, auto; the default leaves a reserve and is at least 1 GiB', (t) => {
