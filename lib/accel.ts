@@ -392,7 +392,9 @@ export async function enableAccel(ctx: Context, s: Session, decision: Extract<Ac
     }
   }
   const env: Record<string, string> = { GCC_EXEC_PREFIX: execPrefix };
-  const cxx = [`/usr/include/c++/${v}`, `/usr/include/${it}/c++/${v}`, `/usr/include/c++/${v}/backward`].filter((d) => resolveInRoot(rootHost, d).type === 'dir');
+  // The image's libstdc++ headers, in gcc's order: the generic ones, the target's (multiarch
+  // /usr/include/TRIPLE/c++/V on Debian; /usr/include/c++/V/TRIPLE elsewhere), then backward.
+  const cxx = [`/usr/include/c++/${v}`, `/usr/include/${it}/c++/${v}`, `/usr/include/c++/${v}/${it}`, `/usr/include/c++/${v}/backward`].filter((d) => resolveInRoot(rootHost, d).type === 'dir');
   if (cxx.length) env.CPLUS_INCLUDE_PATH = cxx.join(':');
 
   // A launcher for compiler drivers: the host's ccache and/or distcc.

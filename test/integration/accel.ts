@@ -92,6 +92,33 @@ test("armhf: the host compiler follows the image gcc's target defaults (armv6, v
   fs.rmSync(dir, { recursive: true });
 });
 
+// Distributions without multiarch (Arch Linux ARM, Buildroot, Yocto) keep gcc under its full
+// triple and version, the C++ target headers inside /usr/include/c++/V, and crt files, libc.so
+// and the C headers in plain /usr/lib and /usr/include. A copy of the aarch64 sample is
+// rearranged so; the host's multiarch cross gcc must still find all of it.
+test('aarch64: a compiler laid out without multiarch (gcc/aarch64-unknown-linux-gnu/12.2.0, /usr/lib crt files) compiles C and C++', async (t) => {
+  const dir = tmpdir();
+  const image = await copySparse(aarch64, path.join(dir, 'flat.img'));
+  await onRoot(image, [
+    'T=aarch64-linux-gnu U=aarch64-unknown-linux-gnu',
+    'mkdir usr/lib/gcc/$U && mv usr/lib/gcc/$T/12 usr/lib/gcc/$U/12.2.0 && rmdir usr/lib/gcc/$T',
+    'mv usr/include/c++/12 usr/include/c++/12.2.0 && mv usr/include/$T/c++/12 usr/include/c++/12.2.0/$U && rmdir usr/include/$T/c++',
+    'for f in usr/lib/$T/*crt*.o usr/lib/$T/libc.so usr/lib/$T/libc.a usr/lib/$T/libc_nonshared.a usr/lib/$T/libm.so usr/lib/$T/libm.a; do [ ! -e $f ] || mv $f usr/lib/; done',
+    'sed -i "s#/usr/lib/$T/#/usr/lib/#g" usr/lib/libc.so',
+    'cp -a usr/include/$T/. usr/include/ && rm -r usr/include/$T',
+    'rm -f usr/bin/gcc usr/bin/g++ usr/bin/cc usr/bin/c++',
+    'ln -s $T-gcc-12 usr/bin/gcc && ln -s $T-g++-12 usr/bin/g++',
+  ].join('\n'));
+  const ws = workspace();
+  const r = await imgbuild(['run', image, '--workspace', ws, '--accel', 'cross', '--', 'sh', '-c', 'set -e; gcc -O2 -o tc t.c && ./tc; g++ -O2 -o tcc t.cc && ./tcc; env -i /usr/bin/g++ -o tcc2 t.cc && ./tcc2 >/dev/null && echo scrubbed ok']);
+  t.is(r.exitCode, 0, r.all);
+  t.regex(r.all, /accel: host-native aarch64-linux-gnu-gcc-12 for the image's gcc 12\.2\.0/);
+  t.regex(r.stdout, /c ok\nc\+\+ ok xxx\nscrubbed ok/);
+  t.is(machineOf(path.join(ws, 'tcc')), 183);
+  fs.rmSync(ws, { recursive: true });
+  fs.rmSync(dir, { recursive: true });
+});
+
 const forcedTitle = '--accel-gcc forces another host gcc: the image gcc directory is bound under its version and still used';
 const noGcc11 = hostCrossVersions('aarch64').includes('11') ? undefined : 'the host has no gcc-11-aarch64-linux-gnu (scripts/setup-host.sh installs it)';
 if (noGcc11) {
