@@ -7,6 +7,7 @@ import path from 'node:path';
 import { hashFile } from './hash.js';
 import type { ManifestWheel } from './manifest.js';
 import { safeRemoveTree } from './safe-remove.js';
+import { verificationLevel } from './wheel.js';
 import { type FetchedSource, skippedTopLevel } from './sources.js';
 import type { TargetSource } from './targets/index.js';
 
@@ -255,6 +256,7 @@ export function wheelCacheKey(parts: WheelKeyParts): string {
     needs: [...parts.needs].sort(),
     source: parts.source,
     compiler: parts.compiler,
+    verification: verificationLevel,
   };
   return crypto.createHash('sha256').update(canonicalJson(keyed)).digest('hex');
 }

@@ -199,6 +199,13 @@ const loader = /^ld-linux.*\.so(\.\d+)*$/;
 const loaderDirs = ['/lib', '/lib64', '/usr/lib', '/usr/lib64'];
 const maxLibraryBytes = 512 * 1024 * 1024;
 
+/**
+ * What verifyWheel checks, as a number that grows with it (1: tags, machines, NEEDED libraries;
+ * 2: symbol versions too). Part of the wheel cache key, so a wheel verified by fewer checks is
+ * never served as verified.
+ */
+export const verificationLevel = 2;
+
 export function verifyWheel(file: string, o: VerifyOptions): WheelReport {
   const name = parseWheelName(file);
   const problems = tagProblems(name, o);
