@@ -97,7 +97,7 @@ interface Prepared {
 /** Build (or with dryRun, plan) the requested targets. */
 export async function build(ctx: Context, req: BuildRequest): Promise<BuildResult> {
   const prep = prepare(ctx, req);
-  const image = await readImage(ctx, req);
+  const image = await readImage(ctx, req, prep.wheels);
   const plan = makePlan(ctx, req, prep, image);
   for (const w of plan.warnings) ctx.emit({ kind: 'warn', message: w });
   if (req.dryRun) return { plan };
@@ -218,7 +218,7 @@ interface ImageInfo {
 }
 
 /** Facts the plan needs, from a read-only session (read-only loop, ro,noload mounts: nothing changes). */
-async function readImage(ctx: Context, req: BuildRequest): Promise<ImageInfo> {
+async function readImage(ctx: Context, req: BuildRequest, supplied: Prepared['wheels'] = []): Promise<ImageInfo> {
   return withSession(ctx, { image: req.image, mode: 'inspect', verb: 'build (read image)', attach: req.attach, allowBlockDevice: req.allowBlockDevice }, async (s) => {
     const facts = sessionFacts(s);
     if (!facts.python) {
@@ -228,6 +228,7 @@ async function readImage(ctx: Context, req: BuildRequest): Promise<ImageInfo> {
     const exists = (inner: string) => resolveInRoot(root, inner).type === 'file';
     const v = facts.python.version;
     const pipDirs = ['/usr/lib/python3/dist-packages', `/usr/local/lib/python${v}/dist-packages`, `/usr/lib/python${v}/site-packages`, `/usr/local/lib/python${v}/site-packages`];
+    checkSupplied(supplied, root, s.arch, v);
     // An explicit --accel that cannot work fails here, before anything is changed.
     const accel = resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? decideAccel(req.accel ?? { mode: 'auto' }, s.arch, root) : undefined;
     return {
@@ -239,6 +240,24 @@ async function readImage(ctx: Context, req: BuildRequest): Promise<ImageInfo> {
       hasCxx: exists('/usr/bin/g++') || exists('/usr/bin/c++'),
     };
   });
+}
+
+/**
+ * --with-wheel wheels get the checks built wheels get (tags, machines, libraries, symbol
+ * versions) against the image, before anything is built on them: what the targets build against
+ * them would not load on the board either.
+ */
+function checkSupplied(supplied: Prepared['wheels'], root: string, arch: Arch, python: string): void {
+  for (const w of supplied) {
+    const provided = supplied.filter((o) => o !== w).flatMap((o) => sonamesOf(o.path));
+    const report = verifyWheel(w.path, { rootHost: root, arch, python, provided });
+    if (report.problems.length > 0) {
+      throw new PreconditionError(
+        `--with-wheel ${w.path} does not fit the image:\n${report.problems.map((p) => `  - ${p}`).join('\n')}`,
+        'give a wheel built for this image (imgbuild builds one with --target), or install what it needs into the image first',
+      );
+    }
+  }
 }
 
 function makePlan(ctx: Context, req: BuildRequest, prep: Prepared, image: ImageInfo): BuildPlan {

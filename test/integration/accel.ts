@@ -205,7 +205,18 @@ if ('unavailable' in oldLibstdcxx) {
     t.deepEqual(fs.readdirSync(out).filter((f) => f.endsWith('.whl')), [], 'no wheel reported');
     fs.rmSync(out, { recursive: true });
   }
-  fs.rmSync(dir, { recursive: true });
+  // The same wheel built for the unchanged image, handed to a build for the old one: refused
+  // before anything is built on it, exit 3.
+  const good = tmpdir();
+  const built = await imgbuild([aarch64, '-t', `local:${reserve}`, '--out', good, '--no-wheel-cache']);
+  t.is(built.exitCode, 0, built.all);
+  const wheel = path.join(good, fs.readdirSync(good).find((f) => f.endsWith('.whl'))!);
+  const out = tmpdir();
+  const r = await imgbuild([image, '-t', `local:${hello}`, '--with-wheel', wheel, '--out', out]);
+  t.is(r.exitCode, ExitCode.precondition, r.all);
+  t.regex(r.all, /--with-wheel \S+imgbuild_reserve\S+\.whl does not fit the image:\n\s+- imgbuild_reserve\S*\.so needs GLIBCXX_3\.4\.29 from libstdc\+\+\.so\.6/);
+  t.notRegex(r.all, /mount \/proc/, 'refused while reading the image');
+  for (const d of [good, out, dir]) fs.rmSync(d, { recursive: true });
 });
 
 test('a build that runs out of memory under --memory-limit is killed, and the error says so and which --jobs to try', async (t) => {
