@@ -773,7 +773,7 @@ export function formatPlan(plan: BuildPlan): string {
       ...Object.entries(t.env).map(([k, v]) => `    ${k}=${v}`),
       '  commands:',
       ...t.commands.map((c) => `    ${c.join(' ')}`),
-      `  wheel:    ${t.wheelDir}/*.whl, then checked: tags ${f.wheelTag ?? ''}, ELF machine ${f.arch}, NEEDED libraries in the image, python3 -c "import ${t.importName}"`,
+      `  wheel:    ${t.wheelDir}/*.whl, then checked: tags ${f.wheelTag ?? ''}, ELF machine ${f.arch}, NEEDED libraries and symbol versions in the image, python3 -c "import ${t.importName}"`,
       `  space:    about ${human(t.diskBytes)}; memory about ${human(t.memoryPerJobBytes)} per job`,
       ...t.notes.map((n) => `  note:     ${n}`),
       ...t.warnings.map((w) => `  warning:  ${w}`),
