@@ -23,7 +23,8 @@ export interface SampleOptions {
   fresh?: boolean;
 }
 
-function hostSuite(): string {
+/** The host's release codename (bookworm), from /etc/os-release. */
+export function hostSuite(): string {
   const text = fs.readFileSync('/etc/os-release', 'utf8');
   const m = /^VERSION_CODENAME=(\S+)/m.exec(text);
   if (!m) throw new PreconditionError('cannot tell the host distribution release from /etc/os-release', 'sample images need a Debian or Ubuntu host');

@@ -3,8 +3,9 @@
 // mirrors with only the suite changed, so no mirror is named here; cached per machine.
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
-import { hostAptSources } from '../../lib/sample.js';
+import { execaSync } from 'execa';
+import { aptOptions } from '../../bench/sources.js';
+import { hostAptSources, hostSuite } from '../../lib/sample.js';
 
 const cacheRoot = '/var/cache/imgbuild/test-debs';
 
@@ -37,41 +38,32 @@ export function sourcesFor(suite: string, files: string[], hostSuite: string): s
 /**
  * The unpacked files of `pkg` for Debian architecture `arch` from `suite`: the directory, or why it
  * could not be had (no such mirror for this host, the network, the archive moved the release).
+ * Synchronous: AVA wants tests declared synchronously, and whether one runs depends on this.
  */
-export async function debianPackage(suite: string, arch: string, pkg: string): Promise<{ dir: string } | { unavailable: string }> {
+export function debianPackage(suite: string, arch: string, pkg: string): { dir: string } | { unavailable: string } {
   const dir = path.join(cacheRoot, `${suite}-${arch}-${pkg}`);
   if (fs.existsSync(path.join(dir, '.complete'))) return { dir };
-  const hostSuite = /^VERSION_CODENAME=(\S+)/m.exec(fs.readFileSync('/etc/os-release', 'utf8'))?.[1]?.replace(/"/g, '');
-  if (!hostSuite) return { unavailable: 'cannot tell the host release from /etc/os-release' };
-  const sources = sourcesFor(suite, hostAptSources(), hostSuite);
-  if (!sources) return { unavailable: `no apt source of the host serves its own release ${hostSuite}, so there is no mirror to ask for ${suite}` };
+  const host = hostSuite();
+  const sources = sourcesFor(suite, hostAptSources(), host);
+  if (!sources) return { unavailable: `no apt source of the host serves its own release ${host}, so there is no mirror to ask for ${suite}` };
   const work = fs.mkdtempSync('/var/tmp/imgbuild-apt-');
   try {
-    for (const d of ['parts', 'lists/partial', 'cache/archives/partial']) fs.mkdirSync(path.join(work, d), { recursive: true });
-    fs.writeFileSync(path.join(work, 'parts', `${suite}.sources`), sources);
+    for (const d of ['sources.list.d', 'lists/partial', 'cache/archives/partial']) fs.mkdirSync(path.join(work, d), { recursive: true });
+    fs.writeFileSync(path.join(work, 'sources.list.d', `${suite}.sources`), sources);
     fs.writeFileSync(path.join(work, 'status'), '');
-    const opts = [
-      `-oDir::Etc::SourceList=/dev/null`,
-      `-oDir::Etc::SourceParts=${work}/parts`,
-      `-oDir::State::Lists=${work}/lists`,
-      `-oDir::State::Status=${work}/status`,
-      `-oDir::Cache=${work}/cache`,
-      `-oAPT::Architecture=${arch}`,
-      `-oAPT::Architectures::=${arch}`,
-      '-oAcquire::Retries=3',
-      '-oAcquire::Languages=none',
-    ];
-    const update = await execa('apt-get', [...opts, 'update'], { reject: false, all: true });
-    if (update.exitCode !== 0 || /^(W|E): .*(Failed to fetch|does not have a Release file)/m.test(update.all)) {
-      return { unavailable: `apt-get update for ${suite} failed: ${update.all.trim().split('\n').slice(-2).join(' ')}` };
+    // The benchmark's private apt configuration, with an empty dpkg status and the image's arch.
+    const opts = [...aptOptions(work), `-oDir::State::Status=${work}/status`, `-oAPT::Architecture=${arch}`, `-oAPT::Architectures::=${arch}`, '-oAcquire::Languages=none'];
+    const update = execaSync('apt-get', [...opts, 'update'], { reject: false, all: true });
+    if (update.exitCode !== 0 || /^(W|E): .*(Failed to fetch|does not have a Release file)/m.test(String(update.all))) {
+      return { unavailable: `apt-get update for ${suite} failed: ${String(update.all).trim().split('\n').slice(-2).join(' ')}` };
     }
-    const dl = await execa('apt-get', [...opts, 'download', `${pkg}:${arch}`], { cwd: work, reject: false, all: true });
+    const dl = execaSync('apt-get', [...opts, 'download', `${pkg}:${arch}`], { cwd: work, reject: false, all: true });
     const deb = fs.readdirSync(work).find((f) => f.endsWith('.deb'));
-    if (dl.exitCode !== 0 || !deb) return { unavailable: `apt-get download ${pkg}:${arch} from ${suite} failed: ${dl.all.trim().split('\n').slice(-2).join(' ')}` };
+    if (dl.exitCode !== 0 || !deb) return { unavailable: `apt-get download ${pkg}:${arch} from ${suite} failed: ${String(dl.all).trim().split('\n').slice(-2).join(' ')}` };
     const tmp = `${dir}.tmp-${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp, { recursive: true });
-    await execa('dpkg-deb', ['-x', path.join(work, deb), tmp]);
+    execaSync('dpkg-deb', ['-x', path.join(work, deb), tmp]);
     fs.writeFileSync(path.join(tmp, '.complete'), `${deb}\n`);
     fs.rmSync(dir, { recursive: true, force: true });
     fs.renameSync(tmp, dir);

@@ -179,7 +179,7 @@ test('build with accel; the repeat comes from the wheel cache without a session;
 // GLIBCXX_3.4.28). A wheel that calls std::string::reserve() needs GLIBCXX_3.4.29: verification
 // must refuse it, whichever compiler ran.
 const mismatchTitle = 'verification refuses a wheel needing a newer libstdc++ than the board has, with the host compiler and emulated';
-const oldLibstdcxx = await debianPackage('bullseye', 'arm64', 'libstdc++6');
+const oldLibstdcxx = debianPackage('bullseye', 'arm64', 'libstdc++6');
 if ('unavailable' in oldLibstdcxx) {
   console.log(`skipped: ${mismatchTitle}: ${oldLibstdcxx.unavailable}`);
   test.skip(`${mismatchTitle} [skipped: ${oldLibstdcxx.unavailable}]`, () => {});
