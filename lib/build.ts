@@ -24,6 +24,7 @@ import type { MemoryCgroup } from './cgroup.js';
 import { type Session, type SessionMode, withSession } from './session.js';
 import { checkProjectPath, declaredName, fetchSource, type FetchedSource, prefetchPip } from './sources.js';
 import { parseTargetArg, type TargetArg } from './spec.js';
+import { isWheelFrontend, wheelFrontend, wheelFrontendSource } from './targets/local.js';
 import { cmakeForRelease, normalizeName, orderPlans, pairingWarnings, planTarget, type TargetPlan } from './targets/index.js';
 import { GiB, MiB } from './targets/types.js';
 import { findLibrary, libraryDirs, parseWheelName, verifyWheel, wheelElves, type WheelName, type WheelReport } from './wheel.js';
@@ -286,7 +287,10 @@ function makePlan(ctx: Context, req: BuildRequest, prep: Prepared, image: ImageI
     }
   };
   if (!facts.python?.headers) add('python3-dev', `the image has no Python.h for python${image.python}`);
-  const usesPip = ordered.some((p) => p.pip.length > 0 || p.commands.some((c) => c.includes('pip'))) || prep.wheels.length > 0 || ordered.some((p) => p.needs.length > 0);
+  // The wheel front end reads pyproject.toml with tomllib (Python 3.11) or else with pip's own parser.
+  const [major = 0, minor = 0] = image.python.split('.').map(Number);
+  const frontendNeedsPip = major < 3 || (major === 3 && minor < 11);
+  const usesPip = ordered.some((p) => p.pip.length > 0 || p.commands.some((c) => c.includes('pip') || (frontendNeedsPip && isWheelFrontend(c)))) || prep.wheels.length > 0 || ordered.some((p) => p.needs.length > 0);
   if (usesPip && !image.hasPip) add('python3-pip', 'the image has no pip');
   if (!image.hasCc) add('gcc', 'the image has no C compiler');
   if (!image.hasCxx) add('g++', 'the image has no C++ compiler');
@@ -402,6 +406,14 @@ export function slug(plan: TargetPlan): string {
   return `${plan.name}${plan.version ? `-${plan.version}` : ''}`.replace(/[^A-Za-z0-9._-]+/g, '_');
 }
 
+/** lib/build-wheel.py at targets/local.ts wheelFrontend, in the workspace bound at /workspace. */
+function installFrontend(buildDir: string): void {
+  const dest = path.join(buildDir, path.posix.relative('/workspace', wheelFrontend));
+  fs.mkdirSync(path.dirname(dest), { recursive: true });
+  fs.copyFileSync(wheelFrontendSource, dest);
+  fs.chmodSync(dest, 0o644);
+}
+
 // pip's cache lives in the workspace: never in the image (--persist), and reused within a run.
 const pipEnv = { PIP_CACHE_DIR: '/workspace/.cache/pip', PIP_BREAK_SYSTEM_PACKAGES: '1', PIP_ROOT_USER_ACTION: 'ignore', PIP_DISABLE_PIP_VERSION_CHECK: '1', PIP_NO_INPUT: '1' };
 
@@ -414,6 +426,7 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
   safeRemoveTree(upper);
   fs.mkdirSync(path.join(buildDir, 'src'), { recursive: true });
   fs.mkdirSync(path.join(buildDir, 'wheels'), { recursive: true });
+  installFrontend(buildDir);
   fs.mkdirSync(upper, { mode: 0o700 });
   fs.mkdirSync(plan.out, { recursive: true });
   const logs = path.join(plan.out, 'logs');

@@ -10,6 +10,7 @@ import { safeRemoveTree } from './safe-remove.js';
 import { verificationLevel } from './wheel.js';
 import { type FetchedSource, skippedTopLevel } from './sources.js';
 import type { TargetSource } from './targets/index.js';
+import { isWheelFrontend, wheelFrontendSource } from './targets/local.js';
 
 /** Part of every key: bump it when the key's inputs or the entry layout change. */
 export const wheelCacheFormat = 1;
@@ -229,6 +230,14 @@ export interface WheelKeyParts {
   compiler: string;
 }
 
+let frontendHash: string | undefined;
+
+/** sha256 of lib/build-wheel.py: the commands name the front end, this stands for what it does. */
+function wheelFrontendHash(): string {
+  frontendHash ??= crypto.createHash('sha256').update(fs.readFileSync(wheelFrontendSource)).digest('hex');
+  return frontendHash;
+}
+
 function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value && typeof value === 'object') {
@@ -251,6 +260,7 @@ export function wheelCacheKey(parts: WheelKeyParts): string {
     targetVersion: parts.targetVersion ?? null,
     env: parts.env,
     commands: parts.commands,
+    frontend: parts.commands.some(isWheelFrontend) ? wheelFrontendHash() : null,
     pip: parts.pip,
     apt: [...parts.apt].sort(),
     needs: [...parts.needs].sort(),

@@ -150,8 +150,8 @@ export function listRecipes(): RecipeListing[] {
     table: r.versions,
   }));
   listed.push(
-    { name: 'local', spec: 'local:PATH', describe: 'a Python project directory or sdist tarball on the host, built with pip wheel', versions: [], options: { ...projectOptions }, table: [] },
-    { name: 'git', spec: 'git:URL@REF', describe: 'a Python project in a git repository at a tag, branch or commit, built with pip wheel', versions: [], options: { ...projectOptions, ...gitOptions }, table: [] },
+    { name: 'local', spec: 'local:PATH', describe: 'a Python project directory or sdist tarball on the host, built as pip wheel would (PEP 517, no build isolation)', versions: [], options: { ...projectOptions }, table: [] },
+    { name: 'git', spec: 'git:URL@REF', describe: 'a Python project in a git repository at a tag, branch or commit, built as pip wheel would (PEP 517, no build isolation)', versions: [], options: { ...projectOptions, ...gitOptions }, table: [] },
   );
   return listed;
 }

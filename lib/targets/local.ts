@@ -1,6 +1,7 @@
-// Any Python project on the host: a source tree or an sdist tarball, built with pip against the
-// image's own setuptools (no build isolation: the chroot may have no index to fetch them from).
+// Any Python project on the host: a source tree or an sdist tarball, built by its PEP 517 backend
+// with the image's own setuptools (no build isolation: the chroot may have no index to fetch them from).
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
 import { GiB, MiB, type PlanOptions, type TargetPlan, type TargetSource, checkOptions, jobsArg } from './types.js';
 
@@ -27,7 +28,26 @@ export function guessImportName(name: string): string {
   return name.toLowerCase().replace(/[-.]+/g, '_');
 }
 
-export const pipWheel = ['python3', '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-w', 'dist'];
+/**
+ * Where the build puts lib/build-wheel.py in the chroot: imgbuild's one-process PEP 517 front end,
+ * which does what `pip wheel --no-deps --no-build-isolation -w DIR SOURCE` does without pip's own
+ * start-up and its two extra Python processes (seconds each under qemu). It lives in the host
+ * workspace, never in the image.
+ */
+export const wheelFrontend = '/workspace/.imgbuild/build-wheel.py';
+
+/** The front end on the host (shipped beside dist/, as lib/accel-shim.c is). */
+export const wheelFrontendSource = fileURLToPath(new URL('../../../lib/build-wheel.py', import.meta.url));
+
+/** The command that builds a project's wheel into `dir` (relative to the source directory). */
+export function wheelCommand(source: string, dir = 'dist'): string[] {
+  return ['python3', wheelFrontend, dir, source];
+}
+
+/** Whether a command is the front end's, which needs pip only to read pyproject.toml on a Python older than 3.11. */
+export function isWheelFrontend(cmd: readonly string[]): boolean {
+  return cmd[1] === wheelFrontend;
+}
 
 /** The plan shared by local: and git: targets. `what` names the recipe in errors. */
 export function projectPlan(what: string, id: string, source: TargetSource, guess: { name: string; version?: string }, o: PlanOptions, extraOptions: Record<string, string> = {}): TargetPlan {
@@ -46,7 +66,7 @@ export function projectPlan(what: string, id: string, source: TargetSource, gues
     apt: [],
     pip: [],
     env: { MAX_JOBS: jobs, CMAKE_BUILD_PARALLEL_LEVEL: jobs },
-    commands: [[...pipWheel, tarball ? `./${path.basename(source.path)}` : '.']],
+    commands: [wheelCommand(tarball ? `./${path.basename(source.path)}` : '.')],
     wheelDir: 'dist',
     importName: opts.import ?? guessImportName(name),
     needs,

@@ -1,4 +1,5 @@
 // ONNX from source against the image's own protobuf (shared), built by its setup.py's cmake step.
+import { wheelCommand } from './local.js';
 import { GiB, MiB, type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, cmakeFromPip, findRule, jobsArg, pythonWarnings } from './types.js';
 
 // onnx <= 1.12 uses np.object/np.bool, gone in numpy 1.24; protobuf 4 broke the code onnx 1.11
@@ -38,7 +39,7 @@ export const onnx: Recipe = {
         MAX_JOBS: jobs,
         CMAKE_BUILD_PARALLEL_LEVEL: jobs,
       },
-      commands: [['python3', '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-w', 'dist', '.']],
+      commands: [wheelCommand('.')],
       wheelDir: 'dist',
       importName: 'onnx',
       needs: [],
