@@ -1,7 +1,9 @@
-// A small read-only ZIP reader for wheels: the central directory, then one entry at a time.
-// Stored and deflated entries only; ZIP64, split and encrypted archives are refused. Every offset
-// and size comes from the file, so each is checked against the file before it is used.
+// A small ZIP reader for wheels: the central directory, then one entry at a time; and the one
+// writer imgbuild needs, deflateStored. Stored and deflated entries only; ZIP64, split and
+// encrypted archives are refused. Every offset and size comes from the file, so each is checked
+// against the file before it is used.
 import fs from 'node:fs';
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { PreconditionError } from './errors.js';
 
@@ -165,4 +167,105 @@ function readAt(file: string, fd: number, position: number, length: number): Buf
     done += n;
   }
   return b;
+}
+
+/** What deflateStored did to an archive. */
+export interface DeflateResult {
+  /** Entries it deflated (stored before, non-empty). */
+  deflated: number;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+const deflateRaw = promisify(zlib.deflateRaw);
+const FLAG_DATA_DESCRIPTOR = 0x8;
+
+/**
+ * Write `file` with its stored entries deflated to `dest` (a new file), here and natively: the
+ * build in the chroot writes wheels uncompressed, because deflate under qemu costs seconds per
+ * megabyte. Names, order, times, attributes, extra fields, comments and contents stay as they were;
+ * every entry is CRC-checked on the way. On any error `dest` is removed. An archive with nothing
+ * stored gets no `dest` (deflated: 0). Deflate runs on libuv's threads: the caller may go on.
+ */
+export async function deflateStored(file: string, dest: string, level = zlib.constants.Z_DEFAULT_COMPRESSION): Promise<DeflateResult> {
+  const entries = readZip(file);
+  const bytesBefore = fs.statSync(file).size;
+  if (!entries.some((e) => e.method === 0 && e.size > 0)) return { deflated: 0, bytesBefore, bytesAfter: bytesBefore };
+  const { central, eocd } = withFd(file, (fd, fileSize) => {
+    const tailSize = Math.min(fileSize, 22 + 0xffff);
+    const tail = readAt(file, fd, fileSize - tailSize, tailSize);
+    const at = findEocd(tail);
+    const cdSize = tail.readUInt32LE(at + 12);
+    const cdOffset = tail.readUInt32LE(at + 16);
+    return { central: readAt(file, fd, cdOffset, cdSize), eocd: Buffer.from(tail.subarray(at, at + 22 + tail.readUInt16LE(at + 20))) };
+  });
+  const out = fs.openSync(dest, 'wx', 0o644);
+  let offset = 0;
+  let deflated = 0;
+  const write = (b: Buffer) => {
+    let done = 0;
+    while (done < b.length) done += fs.writeSync(out, b, done, b.length - done, offset + done);
+    offset += b.length;
+  };
+  try {
+    const records: Buffer[] = [];
+    let p = 0;
+    for (const e of entries) {
+      const record = Buffer.from(central.subarray(p, p + 46 + central.readUInt16LE(p + 28) + central.readUInt16LE(p + 30) + central.readUInt16LE(p + 32)));
+      p += record.length;
+      const localHead = withFd(file, (fd) => readAt(file, fd, e.headerOffset, 30));
+      const localExtra = withFd(file, (fd) => readAt(file, fd, e.headerOffset + 30 + localHead.readUInt16LE(26), localHead.readUInt16LE(28)));
+      let method = e.method;
+      let data: Buffer;
+      if (e.method === 0 && e.size > 0) {
+        data = await deflateRaw(readEntry(file, e), { level });
+        method = 8;
+        deflated++;
+      } else {
+        readEntry(file, e); // the CRC check, for entries copied as they are
+        data = readRaw(file, e, e.compressedSize);
+      }
+      if (data.length >= 0xffffffff || offset >= 0xffffffff) throw new ZipError(file, 'the deflated archive would need ZIP64');
+      const flags = e.flags & ~FLAG_DATA_DESCRIPTOR;
+      const version = method === 8 ? Math.max(20, record.readUInt16LE(6)) : record.readUInt16LE(6);
+      const name = record.subarray(46, 46 + record.readUInt16LE(28));
+      const local = Buffer.alloc(30);
+      local.writeUInt32LE(LOCAL, 0);
+      local.writeUInt16LE(version, 4);
+      local.writeUInt16LE(flags, 6);
+      local.writeUInt16LE(method, 8);
+      record.copy(local, 10, 12, 16); // modification time and date
+      local.writeUInt32LE(e.crc32, 14);
+      local.writeUInt32LE(data.length, 18);
+      local.writeUInt32LE(e.size, 22);
+      local.writeUInt16LE(name.length, 26);
+      local.writeUInt16LE(localExtra.length, 28);
+      record.writeUInt16LE(version, 6);
+      record.writeUInt16LE(flags, 8);
+      record.writeUInt16LE(method, 10);
+      record.writeUInt32LE(data.length, 20);
+      record.writeUInt32LE(offset, 42);
+      records.push(record);
+      write(local);
+      write(name);
+      write(localExtra);
+      write(data);
+    }
+    const cdOffset = offset;
+    for (const r of records) write(r);
+    if (offset >= 0xffffffff) throw new ZipError(file, 'the deflated archive would need ZIP64');
+    eocd.writeUInt32LE(offset - cdOffset, 12);
+    eocd.writeUInt32LE(cdOffset, 16);
+    write(eocd);
+    fs.closeSync(out);
+  } catch (error) {
+    try {
+      fs.closeSync(out);
+    } catch {
+      // closed already
+    }
+    fs.rmSync(dest, { force: true });
+    throw error;
+  }
+  return { deflated, bytesBefore, bytesAfter: offset };
 }

@@ -116,3 +116,17 @@ withPython(title('a backend that exits with a message (as setuptools does for a 
   t.regex(r.all, /build-wheel: simple_backend failed to build the wheel of \S+intree-1\.0 \(error: command '\/usr\/bin\/gcc' failed with exit code 1\)/);
   t.deepEqual(fs.readdirSync(path.join(dir, 'dist')), []);
 });
+
+withPython(title('IMGBUILD_STORE_WHEELS=1: the wheel is written with its members stored (imgbuild deflates it on the host)'), async (t) => {
+  const methods = async (env: Record<string, string>) => {
+    const dir = copyProject();
+    // The fixture's backend deflates, as wheel and setuptools do.
+    const backend = path.join(dir, '_backend', 'simple_backend.py');
+    fs.writeFileSync(backend, fs.readFileSync(backend, 'utf8').replace("zipfile.ZipFile(os.path.join(wheel_directory, filename), 'w')", "zipfile.ZipFile(os.path.join(wheel_directory, filename), 'w', zipfile.ZIP_DEFLATED)"));
+    const r = await frontend(dir, ['dist', '.'], env);
+    t.is(r.exitCode, 0, r.all);
+    return [...new Set(readZip(path.join(dir, 'dist', 'intree-1.0-py3-none-any.whl')).map((e) => e.method))];
+  };
+  t.deepEqual(await methods({}), [8]);
+  t.deepEqual(await methods({ IMGBUILD_STORE_WHEELS: '1' }), [0]);
+});
