@@ -5,9 +5,10 @@ import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import { readElfHeader } from '../../lib/elf.js';
+import { readZip } from '../../lib/zip.js';
 import { ExitCode } from '../../lib/errors.js';
 import { hostCrossVersions } from '../../lib/accel.js';
-import { type HostContext, copySparse, hostUnchanged, imgbuild, sampleSync, tmpdir } from '../helpers/cli.js';
+import { type HostContext, copySparse, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir } from '../helpers/cli.js';
 import { debianPackage } from '../helpers/debian.js';
 import { onRoot } from '../helpers/hostile.js';
 
@@ -153,6 +154,12 @@ test('build with accel; the repeat comes from the wheel cache without a session;
   const m1 = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
   t.regex(m1.wheels[0].accel, /^cross: host-native aarch64-linux-gnu-gcc-12/);
   t.is(m1.wheels[0].cached, undefined);
+  // Written stored in the chroot, deflated on the host: every non-empty member deflated, the
+  // manifest's hash that of the final file, the log saying so.
+  const wheel = path.join(out, m1.wheels[0].file);
+  t.deepEqual([...new Set(readZip(wheel).filter((e) => e.size > 0).map((e) => e.method))], [8]);
+  t.is(await sha256(wheel), m1.wheels[0].sha256);
+  t.regex(fs.readFileSync(m1.wheels[0].log, 'utf8'), /imgbuild: deflated \d+ member\(s\) of \S+\.whl on the host in \d+ ms/);
 
   const again = await imgbuild(args);
   t.is(again.exitCode, 0, again.all);
@@ -170,6 +177,13 @@ test('build with accel; the repeat comes from the wheel cache without a session;
   const forced = await imgbuild([...args, '--no-wheel-cache']);
   t.is(forced.exitCode, 0, forced.all);
   t.notRegex(forced.all, /from the wheel cache/);
+
+  // Pure emulation moves nothing out of the chroot: the backend deflates the wheel itself.
+  const emulated = await imgbuild([...args, '--no-wheel-cache', '--accel', 'none']);
+  t.is(emulated.exitCode, 0, emulated.all);
+  const m3 = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+  t.deepEqual([...new Set(readZip(path.join(out, m3.wheels[0].file)).filter((e) => e.size > 0).map((e) => e.method))], [8]);
+  t.notRegex(fs.readFileSync(m3.wheels[0].log, 'utf8'), /on the host/);
   fs.rmSync(out, { recursive: true });
   fs.rmSync(src, { recursive: true });
 });
