@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Run } from '../lib/runner.js';
 import { safeRemoveTree } from '../lib/safe-remove.js';
+import { wheelFrontendSource } from '../lib/targets/local.js';
 import { parseTiming, timedScript } from './stats.js';
 import { buildExports } from './workloads.js';
 
@@ -50,7 +51,7 @@ export async function hostBuild(b: Bench, tree: string, command: string, name: s
   const dir = path.join(b.work, 'host', path.basename(tree));
   await freshCopy(b, tree, dir);
   const log = path.join(b.work, 'host', 'build.log');
-  const r = await b.run('sh', ['-c', timedScript(dir, command, log, buildExports)], { env: b.hostEnv, extendEnv: false, allowFailure: true, quiet: true });
+  const r = await b.run('sh', ['-c', timedScript(dir, command, log, { ...buildExports, WHEEL_FRONTEND: wheelFrontendSource })], { env: b.hostEnv, extendEnv: false, allowFailure: true, quiet: true });
   const kept = keepLog(b, log, name);
   const t = parseTiming(r.stdout);
   if (!t) return failure(b, kept, `no timing (exit ${r.exitCode}): ${r.all.trim().split('\n').slice(-2).join(' / ')}`);
@@ -63,10 +64,11 @@ export async function chrootBuild(b: Bench, tree: string, command: string, args:
   const ws = path.join(b.work, 'ws');
   const inner = `/workspace/${path.basename(tree)}`;
   await freshCopy(b, tree, path.join(ws, path.basename(tree)));
+  fs.copyFileSync(wheelFrontendSource, path.join(ws, 'build-wheel.py'));
   const log = path.join(ws, 'build.log');
   fs.rmSync(log, { force: true });
   const [node, ...cli] = b.imgbuild;
-  const argv = [...cli, 'run', b.image, '--workspace', ws, ...args, '--', 'sh', '-c', timedScript(inner, command, '/workspace/build.log', buildExports)];
+  const argv = [...cli, 'run', b.image, '--workspace', ws, ...args, '--', 'sh', '-c', timedScript(inner, command, '/workspace/build.log', { ...buildExports, WHEEL_FRONTEND: '/workspace/build-wheel.py' })];
   const r = await b.run(node!, argv, { allowFailure: true, quiet: true });
   const kept = keepLog(b, log, name);
   const t = parseTiming(r.stdout);

@@ -22,7 +22,9 @@ export interface CrossTools {
   ranlib: string;
 }
 
-const pipWheel = 'python3 -m pip wheel --no-deps --no-build-isolation -w dist .';
+// What imgbuild's build verb runs for a Python project (lib/build-wheel.py, its PEP 517 front end);
+// measure.ts puts the script where $WHEEL_FRONTEND says, on the host and in the chroot.
+const frontendWheel = 'python3 "$WHEEL_FRONTEND" dist .';
 const noCross = { na: "needs the image's Python headers" };
 
 export const workloads: readonly Workload[] = [
@@ -45,10 +47,10 @@ export const workloads: readonly Workload[] = [
   },
   {
     id: 'markupsafe',
-    title: 'MarkupSafe wheel (one C file; mostly pip and setuptools)',
+    title: 'MarkupSafe wheel (one C file; mostly setuptools)',
     source: 'markupsafe',
     compileHeavy: false,
-    build: () => pipWheel,
+    build: () => frontendWheel,
     cross: noCross,
   },
   {
@@ -56,7 +58,7 @@ export const workloads: readonly Workload[] = [
     title: 'Brotli wheel (C library + C++ binding, setuptools)',
     source: 'brotli',
     compileHeavy: true,
-    build: () => pipWheel,
+    build: () => frontendWheel,
     cross: noCross,
   },
 ];
