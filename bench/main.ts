@@ -124,7 +124,7 @@ async function main(): Promise<number> {
   // Never aborted: children share our process group and get a terminal's Ctrl-C themselves, so
   // imgbuild cleans up after itself instead of being killed.
   const run = createRunner({ emit, signal: new AbortController().signal });
-  const imgbuild = [process.execPath, path.join(repo, 'dist', 'bin', 'imgbuild.js')];
+  const imgbuild = [process.execPath, path.join(repo, 'dist', 'imgbuild.mjs')];
   const work = fs.mkdtempSync('/var/tmp/imgbuild-bench-');
   const logs = path.join(cacheDir, 'bench-logs');
   safeRemoveTree(logs);

@@ -10,7 +10,7 @@ import { buildExports } from './workloads.js';
 
 export interface Bench {
   run: Run;
-  /** argv prefix that starts this checkout's imgbuild: [node, dist/bin/imgbuild.js] */
+  /** argv prefix that starts this checkout's imgbuild: [node, dist/imgbuild.mjs] */
   imgbuild: string[];
   image: string;
   /** Host scratch directory (removed at the end). */

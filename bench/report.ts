@@ -30,7 +30,7 @@ export interface SessionResult {
   imgbuildAccel: Measured;
   /** The same mounts with plain commands in a shell (bench/raw-session.sh). */
   raw: Measured;
-  /** node dist/bin/imgbuild.js --version: the part of imgbuild's time that is Node starting. */
+  /** node dist/imgbuild.mjs --version: the part of imgbuild's time that is Node starting. */
   node: Measured;
 }
 

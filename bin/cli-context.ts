@@ -1,7 +1,7 @@
 // Shared CLI plumbing: signals become an AbortController, errors become exit codes and one
 // clear message. Only bin/ prints or exits.
 import { CleanupError, createContext, type Context, errorMessage, ExitCode, ImgbuildError, InterruptedError } from '../lib/index.js';
-import { createReporter } from './reporter.js';
+import { createReporter, loadSpinner } from './reporter.js';
 
 export interface GlobalArgs {
   verbose?: boolean;
@@ -26,7 +26,8 @@ export async function runCli(args: GlobalArgs, fn: (ctx: Context) => Promise<num
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
-  const emit = createReporter({ verbose: !!args.verbose, quiet: !!args.json, tty: !!process.stderr.isTTY && (process.stderr.columns ?? 0) > 0 });
+  const tty = !!process.stderr.isTTY && (process.stderr.columns ?? 0) > 0;
+  const emit = createReporter({ verbose: !!args.verbose, quiet: !!args.json, tty, spinner: await loadSpinner(tty, !!args.verbose) });
   const ctx = createContext({ emit, signal: controller.signal, stateDir: args['state-dir'], cacheDir: args['cache-dir'] });
   let code: number;
   try {

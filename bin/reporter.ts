@@ -1,6 +1,6 @@
 // Draws library events: an ora spinner per stage on a TTY (elapsed time and the last line of
 // the build log), plain lines otherwise (with a heartbeat for long stages, for CI logs).
-import ora, { type Ora } from 'ora';
+import type { Ora, Options as OraOptions } from 'ora';
 import { errorMessage, type ImgbuildEvent } from '../lib/index.js';
 import { shellJoin } from '../lib/quote.js';
 
@@ -11,6 +11,13 @@ export interface ReporterOptions {
   tty: boolean;
   /** Plain mode: print a progress line for a running stage this often (ms). */
   heartbeatMs?: number;
+  /** ora's default export, for spinners on a terminal (loaded only then: see loadSpinner). */
+  spinner?: (options: OraOptions) => Ora;
+}
+
+/** ora, when the reporter will draw spinners: scripts and CI (no terminal) skip loading it. */
+export async function loadSpinner(tty: boolean, verbose: boolean): Promise<ReporterOptions['spinner']> {
+  return tty && !verbose ? (await import('ora')).default : undefined;
 }
 
 export function elapsed(ms: number): string {
@@ -45,8 +52,8 @@ export function createReporter(o: ReporterOptions): (e: ImgbuildEvent) => void {
         if (e.phase === 'start') {
           endCurrent();
           current = { name: e.name, t0: performance.now(), last: '' };
-          if (o.tty && !o.verbose) {
-            spinner = ora({ text: e.name, stream }).start();
+          if (o.tty && !o.verbose && o.spinner) {
+            spinner = o.spinner({ text: e.name, stream }).start();
             current.timer = setInterval(render, 1000);
           } else {
             line(`imgbuild: ${e.name} ...`);

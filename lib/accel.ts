@@ -8,11 +8,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type Arch, archTable, needsEmulation } from './arch.js';
 import type { Context } from './context.js';
 import { checkDistccRequest, distccEnv, parseDistccHost, probeDistccHosts } from './distcc.js';
 import { PreconditionError } from './errors.js';
+import { packageFile } from './resources.js';
 import { resolveInRoot } from './safe-path.js';
 import type { Session } from './session.js';
 
@@ -248,7 +248,7 @@ export function decideAccel(req: AccelRequest, arch: Arch, rootHost: string, hos
 // ---------------------------------------------------------------------------------------------
 // The shim
 
-const shimSource = fileURLToPath(new URL('../../lib/accel-shim.c', import.meta.url));
+const shimSource = packageFile('lib/accel-shim.c');
 
 /** The static shim, compiled once per source version into the cache (needs the host's cc and libc.a). */
 export async function ensureShim(ctx: Context): Promise<string> {
@@ -478,7 +478,8 @@ export async function enableAccel(ctx: Context, s: Session, decision: Extract<Ac
   s.defer('remove the host compiler binds', disable);
   const script = binds
     .map((b, i) => `mount ${b.recursive ? '--rbind' : '--bind'} -o ${b.rw ? 'nosuid,nodev,noexec' : 'ro,nosuid,nodev'} "\${${2 * i + 1}}" "\${${2 * i + 2}}" || exit 1`)
-    .join('\n');
+    // One line: the namespace holder runs it (see namespace.ts servable).
+    .join('; ');
   const args = binds.flatMap((b) => [b.source, nsRoot(b.inner)]);
   const r = await s.ns.exec('sh', ['-c', script, 'sh', ...args], { allowFailure: true, signal: null });
   if (r.exitCode !== 0) throw new Error(`binding the host compiler into the chroot failed: ${r.all.trim()}`);

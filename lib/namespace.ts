@@ -3,6 +3,7 @@
 // closes, the holder exits, the kernel kills every process in the PID namespace and tears the
 // mount namespace down: no mount of a session ever reaches the host's namespace.
 // The holder also holds the image's flock, released by the kernel however the session ends.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Context } from './context.js';
@@ -11,13 +12,32 @@ import { type FileId, fileId, sameFile } from './identity.js';
 import { listJournals, sessionAlive } from './journal.js';
 import { devString, waitFor } from './loop.js';
 import { type MountEntry, readMountinfo } from './mountinfo.js';
+import { shellJoin } from './quote.js';
 import { type RunOptions, type RunResult, type Started, start } from './runner.js';
 import { hostBinfmtDir } from './binfmt.js';
 
 const lockConflict = 75;
 
+/**
+ * The holder's script: PID 1 of the namespaces and a small command server. It runs each line we
+ * send (an argv, shell-quoted) with stdin from /dev/null, then prints the output and a line
+ * "NONCE EXIT-CODE". A mount or umount through it costs a fork and an exec, against a Node
+ * spawn plus nsenter; a session makes a few dozen. End of input (our close, or our death) ends
+ * it, and with it the namespaces.
+ */
+const holderScript = 'echo ready; while IFS= read -r c; do o=$(eval "$c" 2>&1 </dev/null); r=$?; [ -z "$o" ] || printf "%s\\n" "$o"; echo "$1 $r"; done; exit 0';
+
+interface Pending {
+  output: string[];
+  resolve: (r: { exitCode: number; all: string }) => void;
+  reject: (e: Error) => void;
+}
+
 export class Namespace {
   private binfmt: string | undefined;
+  private pending: Pending | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private gone = false;
 
   private constructor(
     private readonly ctx: Context,
@@ -25,12 +45,31 @@ export class Namespace {
     readonly pid: number,
     private readonly holder: Started,
     readonly mntns: string,
-  ) {}
+    private readonly nonce: string,
+  ) {
+    holder.onLine((line) => {
+      const p = this.pending;
+      if (!p) return;
+      const m = line.startsWith(`${nonce} `) ? /^\S+ (\d+)$/.exec(line) : null;
+      if (!m) {
+        p.output.push(line);
+        return;
+      }
+      this.pending = undefined;
+      p.resolve({ exitCode: Number(m[1]), all: p.output.join('\n') });
+    });
+    void holder.exited.then((r) => {
+      this.gone = true;
+      const p = this.pending;
+      this.pending = undefined;
+      p?.reject(new CommandError('namespace holder', r.exitCode, `the session's namespace holder exited (${r.signal ?? `exit ${r.exitCode}`}) ${r.all}`.trim()));
+    });
+  }
 
   /** Start a holder. With `lock`, take flock(LOCK_EX|LOCK_NB) on that file for the session's life. */
   static async open(ctx: Context, options: { lock?: string } = {}): Promise<Namespace> {
-    const script = 'echo ready; read -r _; exit 0';
-    const ns = ['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', 'sh', '-c', script];
+    const nonce = `imgbuild-${crypto.randomBytes(8).toString('hex')}`;
+    const ns = ['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', 'sh', '-c', holderScript, 'sh', nonce];
     const argv = options.lock ? ['flock', '--exclusive', '--nonblock', '--conflict-exit-code', String(lockConflict), '--no-fork', options.lock, ...ns] : ns;
     const holder = start(ctx.emit, argv[0]!, argv.slice(1));
     try {
@@ -43,7 +82,7 @@ export class Namespace {
     const pid = childOf(holder.pid);
     if (!pid) throw new Error('namespace holder vanished');
     const mntns = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
-    const opened = new Namespace(ctx, pid, holder, mntns);
+    const opened = new Namespace(ctx, pid, holder, mntns, nonce);
     await opened.dropForeignDeviceMounts();
     return opened;
   }
@@ -74,8 +113,34 @@ export class Namespace {
   }
 
   exec(file: string, args: readonly string[], options: RunOptions & { pidns?: boolean } = {}): Promise<RunResult> {
+    if (servable(file, args, options)) return this.served(file, args, options);
     const [f, ...a] = this.argv(file, args, options.pidns);
     return this.ctx.run(f!, a, options);
+  }
+
+  /**
+   * Run a short, uncancellable command (a mount, an umount) through the holder: in both
+   * namespaces, with this process's environment and working directory, output merged. One at a
+   * time, in the order asked.
+   */
+  private served(file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
+    const argv = [file, ...args];
+    const run = () =>
+      new Promise<{ exitCode: number; all: string }>((resolve, reject) => {
+        if (this.gone) {
+          reject(new CommandError(shellJoin(argv), undefined, 'the session\'s namespace holder has exited'));
+          return;
+        }
+        if (!options.quiet) this.ctx.emit({ kind: 'cmd', argv });
+        this.pending = { output: [], resolve, reject };
+        this.holder.write(`${shellJoin(argv)}\n`);
+      });
+    const result = this.queue.then(run, run).then(({ exitCode, all }): RunResult => {
+      if (exitCode !== 0 && !options.allowFailure) throw new CommandError(shellJoin(argv), exitCode === 127 ? undefined : exitCode, exitCode === 127 ? `${file}: command not found\n${all}` : all);
+      return { exitCode, stdout: all, stderr: '', all };
+    });
+    this.queue = result.catch(() => undefined);
+    return result;
   }
 
   /** The namespace's mount table; empty once the namespace is gone. */
@@ -134,6 +199,15 @@ export class Namespace {
       throw new CommandError('namespace holder', r.exitCode, r.all);
     }
   }
+}
+
+/**
+ * What the holder can run: uncancellable (signal: null, as every mount and umount is), no input,
+ * environment, working directory, log or terminal of its own, and one line of argv.
+ */
+function servable(file: string, args: readonly string[], o: RunOptions): boolean {
+  if (o.signal !== null || o.input !== undefined || o.stdio === 'inherit' || o.logFile || o.onLine || o.env || o.extendEnv === false || o.cwd || o.group) return false;
+  return ![file, ...args].some((a) => /[\n\r\0]/.test(a));
 }
 
 function childOf(pid: number): number | undefined {

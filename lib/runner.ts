@@ -148,6 +148,10 @@ export interface Started {
   pid: number;
   /** Resolves with the first stdout line that satisfies `test`, rejects if the process exits first. */
   waitForLine(test: (line: string) => boolean): Promise<string>;
+  /** Every later stdout line goes to `listener` too. */
+  onLine(listener: (line: string) => void): void;
+  /** Write to the child's stdin. */
+  write(text: string): void;
   /** Close the child's stdin (our holders exit on EOF). */
   closeStdin(): void;
   /** Resolves when the process has exited. */
@@ -159,27 +163,36 @@ export function start(emit: Emit, file: string, args: readonly string[]): Starte
   emit({ kind: 'cmd', argv: [file, ...args] });
   // Its own process group: a Ctrl-C on the terminal must not end a holder (and release its lock or
   // drop its namespace) while imgbuild is still using it. It ends when its stdin closes.
-  const child = execa(file, args, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', all: true, buffer: true, cleanup: false, detached: true });
-  let out = '';
+  const child = execa(file, args, { reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', all: true, buffer: false, cleanup: false, detached: true });
+  let partial = '';
+  let errors = '';
   const waiters: { test: (l: string) => boolean; resolve: (l: string) => void; reject: (e: Error) => void }[] = [];
+  const listeners: ((line: string) => void)[] = [];
   child.stdout?.on('data', (chunk: Buffer) => {
-    out += chunk.toString('utf8');
-    const lines = out.split('\n');
-    for (const line of lines.slice(0, -1)) {
+    const lines = (partial + chunk.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
       for (const w of [...waiters]) {
         if (w.test(line)) {
           waiters.splice(waiters.indexOf(w), 1);
           w.resolve(line);
         }
       }
+      for (const l of listeners) l(line);
     }
   });
+  // Only stderr is kept for the result: stdout is a protocol, read line by line above.
+  child.stderr?.on('data', (chunk: Buffer) => {
+    errors = (errors + chunk.toString('utf8')).slice(-64 * 1024);
+  });
+  // A holder that exits (or is killed) while we write to it must not crash imgbuild with EPIPE.
+  child.stdin?.on('error', () => undefined);
   const exited = child.then((r) => {
     const result: RunResult = {
       exitCode: r.exitCode ?? 1,
-      stdout: typeof r.stdout === 'string' ? r.stdout : '',
-      stderr: typeof r.stderr === 'string' ? r.stderr : '',
-      all: typeof r.all === 'string' ? r.all : '',
+      stdout: partial,
+      stderr: errors,
+      all: errors,
       ...(r.signal ? { signal: r.signal } : {}),
     };
     for (const w of waiters.splice(0)) {
@@ -190,6 +203,8 @@ export function start(emit: Emit, file: string, args: readonly string[]): Starte
   return {
     pid: child.pid ?? 0,
     waitForLine: (test) => new Promise((resolve, reject) => waiters.push({ test, resolve, reject })),
+    onLine: (listener) => listeners.push(listener),
+    write: (text) => child.stdin?.write(text),
     closeStdin: () => child.stdin?.end(),
     exited,
   };

@@ -419,7 +419,7 @@ async function mountSystem(m: MountCtx, hostPts: boolean): Promise<void> {
   const dev = await mountpoint(m, '/dev', 'mount:dev');
   await mountIn(tx, ns, '/dev', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,noexec,size=4m', 'imgbuild-dev'], dev);
   const nodes = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty', ...(hostPts ? ['/dev/ptmx'] : [])];
-  await ns.exec('cp', ['-a', '--no-dereference', ...nodes, `${dev}/`]);
+  await ns.exec('cp', ['-a', '--no-dereference', ...nodes, `${dev}/`], { signal: null });
   const devHost = ns.hostPath(dev);
   for (const d of ['pts', 'shm']) fs.mkdirSync(path.join(devHost, d));
   const links: [string, string][] = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
-img=$(node dist/bin/imgbuild.js sample --arch aarch64)
-node dist/bin/imgbuild.js inspect "$img"
-node dist/bin/imgbuild.js "$img" --target local:test/fixtures/py/cext-hello --out wheels
+img=$(node dist/imgbuild.mjs sample --arch aarch64)
+node dist/imgbuild.mjs inspect "$img"
+node dist/imgbuild.mjs "$img" --target local:test/fixtures/py/cext-hello --out wheels
 echo "demo: wheels and manifest.json in $PWD/wheels"

@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
-node dist/bin/imgbuild.js sample --arch aarch64 >/dev/null
-node dist/bin/imgbuild.js sample --arch armhf >/dev/null
+node dist/imgbuild.mjs sample --arch aarch64 >/dev/null
+node dist/imgbuild.mjs sample --arch armhf >/dev/null
 IMGBUILD_RANDOM_KILLS="${1:-200}" npx ava --serial --timeout=60m test/integration/faults.ts

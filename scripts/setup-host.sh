@@ -72,5 +72,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run --silent build
-chmod +x dist/bin/imgbuild.js
-echo "setup-host: ready (node dist/bin/imgbuild.js, or npm link for an imgbuild command)"
+chmod +x dist/imgbuild.mjs
+echo "setup-host: ready (node dist/imgbuild.mjs, or npm link for an imgbuild command)"

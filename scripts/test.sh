@@ -7,9 +7,9 @@ bash scripts/setup-host.sh
 echo "== unit tests"
 npx ava 'test/unit/**/*.ts'
 echo "== sample images (cached under /var/cache/imgbuild/samples)"
-node dist/bin/imgbuild.js sample --arch aarch64 --table mbr
-node dist/bin/imgbuild.js sample --arch armhf --table mbr
-node dist/bin/imgbuild.js sample --arch aarch64 --table gpt
+node dist/imgbuild.mjs sample --arch aarch64 --table mbr
+node dist/imgbuild.mjs sample --arch armhf --table mbr
+node dist/imgbuild.mjs sample --arch aarch64 --table gpt
 echo "== integration tests (root, real loops, mounts and qemu)"
 npx ava --serial --timeout=15m 'test/integration/**/*.ts'
 if [ -x scripts/vm-test.sh ]; then

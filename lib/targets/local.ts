@@ -1,8 +1,8 @@
 // Any Python project on the host: a source tree or an sdist tarball, built by its PEP 517 backend
 // with the image's own setuptools (no build isolation: the chroot may have no index to fetch them from).
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
+import { packageFile } from '../resources.js';
 import { GiB, MiB, type PlanOptions, type TargetPlan, type TargetSource, checkOptions, jobsArg } from './types.js';
 
 export const projectOptions: Record<string, string> = {
@@ -37,7 +37,7 @@ export function guessImportName(name: string): string {
 export const wheelFrontend = '/workspace/.imgbuild/build-wheel.py';
 
 /** The front end on the host (shipped beside dist/, as lib/accel-shim.c is). */
-export const wheelFrontendSource = fileURLToPath(new URL('../../../lib/build-wheel.py', import.meta.url));
+export const wheelFrontendSource = packageFile('lib/build-wheel.py');
 
 /** The command that builds a project's wheel into `dir` (relative to the source directory). */
 export function wheelCommand(source: string, dir = 'dist'): string[] {

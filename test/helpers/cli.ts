@@ -6,7 +6,7 @@ import { execa, execaSync, type ResultPromise } from 'execa';
 import { hashFile } from '../../lib/hash.js';
 import { snapshot, type HostSnapshot } from './host.js';
 
-export const cliPath = path.resolve('dist/bin/imgbuild.js');
+export const cliPath = path.resolve('dist/imgbuild.mjs');
 
 export function imgbuild(args: string[], options: { input?: string; env?: Record<string, string> } = {}) {
   return execa('node', [cliPath, ...args], { reject: false, all: true, input: options.input, env: options.env, timeout: 10 * 60_000 });

@@ -249,7 +249,7 @@ test('a workspace too small for the build stops before the build session, with t
 
 test('Ctrl-C on a terminal (SIGINT to the whole process group) mid-compile: exit 130, everything undone', async (t) => {
   const dir = tmpdir();
-  const child = execa('node', [path.resolve('dist/bin/imgbuild.js'), aarch64, '-t', `local:${hello}`, '--out', path.join(dir, 'out')], { reject: false, all: true, detached: true });
+  const child = execa('node', [path.resolve('dist/imgbuild.mjs'), aarch64, '-t', `local:${hello}`, '--out', path.join(dir, 'out')], { reject: false, all: true, detached: true });
   await waitForChrooted(/build-wheel\.py/, 120_000);
   process.kill(-child.pid!, 'SIGINT');
   const r = await child;

@@ -92,7 +92,7 @@ for (const strategy of attachStrategies as readonly AttachStrategy[]) {
 }
 
 test('shell through a pty runs interactively and undoes everything on exit', async (t) => {
-  const r = await execa('script', ['-qec', `node dist/bin/imgbuild.js shell ${aarch64}`, '/dev/null'], {
+  const r = await execa('script', ['-qec', `node dist/imgbuild.mjs shell ${aarch64}`, '/dev/null'], {
     input: 'uname -m\necho "tty: $(tty)"\nexit 5\n',
     reject: false,
     all: true,
