@@ -62,7 +62,8 @@ export class Namespace {
       this.gone = true;
       const p = this.pending;
       this.pending = undefined;
-      p?.reject(new CommandError('namespace holder', r.exitCode, `the session's namespace holder exited (${r.signal ?? `exit ${r.exitCode}`}) ${r.all}`.trim()));
+      // As a command that failed: with allowFailure the caller checks the mount table (empty now).
+      p?.resolve({ exitCode: 1, all: `the session's namespace holder exited (${r.signal ?? `exit ${r.exitCode}`}) ${r.all}`.trim() });
     });
   }
 
@@ -128,7 +129,7 @@ export class Namespace {
     const run = () =>
       new Promise<{ exitCode: number; all: string }>((resolve, reject) => {
         if (this.gone) {
-          reject(new CommandError(shellJoin(argv), undefined, 'the session\'s namespace holder has exited'));
+          resolve({ exitCode: 1, all: 'the session\'s namespace holder has exited: its namespaces and mounts are gone' });
           return;
         }
         if (!options.quiet) this.ctx.emit({ kind: 'cmd', argv });

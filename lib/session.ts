@@ -181,6 +181,11 @@ const roOptions: Partial<Record<FsType, string>> = { ext2: 'ro', ext3: 'ro,noloa
 
 export async function openSession(ctx: Context, o: SessionOptions): Promise<Session> {
   const { emit, run } = ctx;
+  // The loop list is read while the partition table is (two processes, no order between them).
+  const loops = listLoops(run).then(
+    (list) => ({ list }),
+    (error: unknown) => ({ error }),
+  );
   const image = await stage(emit, 'read partition table', () => openImage(run, o.image, { allowBlockDevice: o.allowBlockDevice }));
   const candidates = rootCandidates(image);
   if (candidates.length === 0) {
@@ -196,7 +201,9 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
   const caps = await probeCapabilities(ctx);
   const strategy = chooseStrategy(o.attach ?? 'auto', caps, image);
   if (lockHolder(image.path)) throw inUseError(image.path, ctx.stateDir);
-  const inUse = loopsOfImage(await listLoops(run), image.id);
+  const listed = await loops;
+  if ('error' in listed) throw listed.error;
+  const inUse = loopsOfImage(listed.list, image.id);
   if (inUse.length > 0) {
     throw new PreconditionError(
       `${image.path} is already attached as ${inUse.map((l) => l.name).join(', ')}`,
@@ -408,16 +415,75 @@ async function createInImage(m: MountCtx, inner: string, type: 'file' | 'dir', m
   });
 }
 
-const underTmpfs = (inner: string) => /^\/(run|tmp|dev)(\/|$)/.test(inner);
+// Strictly below: /run, /tmp and /dev themselves are directories of the image (created, when
+// missing, like any other mount point).
+const underTmpfs = (inner: string) => /^\/(run|tmp|dev)\//.test(inner);
+
+/**
+ * Mounts undone as one: a single undo, registered before the first of them, unmounts the ones
+ * that landed, newest first, in one umount run (a session makes a dozen such mounts and unmounts;
+ * each run is a process). Register it only once every mount point exists: undos registered after
+ * it (a directory created in the image) would run before it.
+ */
+class MountGroup {
+  private readonly landed: string[] = [];
+
+  constructor(
+    private readonly tx: Transaction,
+    private readonly ns: Namespace,
+    name: string,
+  ) {
+    tx.defer(name, () => umountAllIn(this.ns, [...this.landed].reverse()));
+  }
+
+  async mount(label: string, args: string[], target: string, pidns = false): Promise<void> {
+    // Not cancellable: see mountIn.
+    await this.ns.exec('mount', [...args, target], { pidns, signal: null });
+    this.landed.push(target);
+    if (this.tx.ctx.signal.aborted) {
+      const reason: unknown = this.tx.ctx.signal.reason;
+      throw new InterruptedError(typeof reason === 'string' ? reason : 'SIGINT');
+    }
+    if (!this.ns.mountinfo().some((m) => m.target === target)) throw new Error(`mount of ${label} did not land at ${target}`);
+  }
+}
+
+/** umountIn for several targets (newest first) in one umount run, then each checked. */
+async function umountAllIn(ns: Namespace, targets: string[]): Promise<void> {
+  if (targets.length === 0) return;
+  checkpoint('teardown:umount');
+  const mounted = () => {
+    const now = new Set(ns.mountinfo().map((m) => m.target));
+    return targets.filter((t) => now.has(t));
+  };
+  let r = await ns.exec('umount', targets, { allowFailure: true, signal: null });
+  let left = mounted();
+  if (left.length > 0 && /busy/i.test(r.all)) {
+    const mine = new Set(targets);
+    const below = ns.mountinfo().filter((m) => !mine.has(m.target) && left.some((t) => m.target.startsWith(`${t}/`)));
+    if (below.length > 0) throw new Error(`umount ${left.join(' ')}: still mounted below: ${below.map((m) => m.target).join(', ')}`);
+    await ns.killAll();
+    r = await ns.exec('umount', left, { allowFailure: true, signal: null });
+    left = mounted();
+  }
+  // A lazy unmount would hide a busy mount while the image stays live: never count it as done.
+  if (left.length > 0) throw new Error(`umount ${left.join(' ')}: ${r.all.trim()}`);
+}
 
 async function mountSystem(m: MountCtx, hostPts: boolean): Promise<void> {
   const { tx, ns } = m;
-  await mountIn(tx, ns, '/proc', ['-t', 'proc', '-o', 'nosuid,nodev,noexec', 'proc'], await mountpoint(m, '/proc', 'mount:proc'), true);
-  await mountIn(tx, ns, '/sys', ['-t', 'sysfs', '-o', 'ro,nosuid,nodev,noexec', 'sysfs'], await mountpoint(m, '/sys', 'mount:sys'));
+  // Every mount point first (a missing one is created, with its own undo), then the group.
+  const proc = await mountpoint(m, '/proc', 'mount:proc');
+  const sys = await mountpoint(m, '/sys', 'mount:sys');
+  const dev = await mountpoint(m, '/dev', 'mount:dev');
+  const run = await mountpoint(m, '/run', 'mount:run');
+  const tmp = await mountpoint(m, '/tmp', 'mount:tmp');
+  const group = new MountGroup(tx, ns, 'unmount /tmp /run /dev/shm /dev/pts /dev /sys /proc');
+  await group.mount('/proc', ['-t', 'proc', '-o', 'nosuid,nodev,noexec', 'proc'], proc, true);
+  await group.mount('/sys', ['-t', 'sysfs', '-o', 'ro,nosuid,nodev,noexec', 'sysfs'], sys);
   // A fresh tmpfs with a few device nodes, not the host's /dev: nothing in the chroot can reach
   // the host's disks, and no recursive delete can descend into the host's /dev.
-  const dev = await mountpoint(m, '/dev', 'mount:dev');
-  await mountIn(tx, ns, '/dev', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,noexec,size=4m', 'imgbuild-dev'], dev);
+  await group.mount('/dev', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,noexec,size=4m', 'imgbuild-dev'], dev);
   const nodes = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty', ...(hostPts ? ['/dev/ptmx'] : [])];
   await ns.exec('cp', ['-a', '--no-dereference', ...nodes, `${dev}/`], { signal: null });
   const devHost = ns.hostPath(dev);
@@ -425,12 +491,12 @@ async function mountSystem(m: MountCtx, hostPts: boolean): Promise<void> {
   const links: [string, string][] = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
   if (!hostPts) links.push(['ptmx', 'pts/ptmx']);
   for (const [name, target] of links) fs.symlinkSync(target, path.join(devHost, name));
-  if (hostPts) await mountIn(tx, ns, '/dev/pts', ['--bind', '-o', 'nosuid,noexec', '/dev/pts'], `${dev}/pts`);
-  else await mountIn(tx, ns, '/dev/pts', ['-t', 'devpts', '-o', 'newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec', 'devpts'], `${dev}/pts`);
-  await mountIn(tx, ns, '/dev/shm', ['-t', 'tmpfs', '-o', 'mode=1777,nosuid,nodev', 'shm'], `${dev}/shm`);
-  await mountIn(tx, ns, '/run', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,nodev', 'imgbuild-run'], await mountpoint(m, '/run', 'mount:run'));
+  if (hostPts) await group.mount('/dev/pts', ['--bind', '-o', 'nosuid,noexec', '/dev/pts'], `${dev}/pts`);
+  else await group.mount('/dev/pts', ['-t', 'devpts', '-o', 'newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec', 'devpts'], `${dev}/pts`);
+  await group.mount('/dev/shm', ['-t', 'tmpfs', '-o', 'mode=1777,nosuid,nodev', 'shm'], `${dev}/shm`);
+  await group.mount('/run', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,nodev', 'imgbuild-run'], run);
   fs.mkdirSync(path.join(ns.hostPath(path.join(m.root, 'run')), 'lock'), { mode: 0o1777 });
-  await mountIn(tx, ns, '/tmp', ['-t', 'tmpfs', '-o', 'mode=1777,nosuid,nodev', 'imgbuild-tmp'], await mountpoint(m, '/tmp', 'mount:tmp'));
+  await group.mount('/tmp', ['-t', 'tmpfs', '-o', 'mode=1777,nosuid,nodev', 'imgbuild-tmp'], tmp);
 }
 
 /** Where the image's fstab mounts its boot partition (PYNQ: /boot; Raspberry Pi OS 12: /boot/firmware). */

@@ -311,6 +311,23 @@ async function refusesSymlinkedMountpoint(t: ExecutionContext<HostContext>, mp: 
   }
 }
 
+test('--rw on an image without /proc, /sys, /dev, /run and /tmp: created for the session, removed afterwards, the root as it was', async (t) => {
+  const scratch = new Scratch();
+  try {
+    const image = await hostileImage(scratch, 'rmdir proc sys dev run tmp');
+    const before = await topLevel(image);
+    t.notRegex(before, /^\.\/(proc|sys|dev|run|tmp) /m);
+    const r = await watched([], ['run', image, '--rw', '--', 'sh', '-c', 'test -r /proc/self/status && test -d /sys/kernel && test -c /dev/null && test -d /run/lock && test -d /tmp && echo inside-ok']);
+    t.is(r.exitCode, 0, r.all);
+    t.regex(r.stdout, /inside-ok/);
+    t.deepEqual(r.strays, []);
+    t.is(await topLevel(image), before, 'the directories made for the mounts are gone again');
+    t.is(await fsckRoot(image), 0);
+  } finally {
+    scratch.remove();
+  }
+});
+
 for (const mp of mountpoints) {
   test(`${mp} a symlink (absolute and relative) to a host directory: refused, exit 3, the message names ${mp}, nothing mounted`, (t) => refusesSymlinkedMountpoint(t, mp));
 }
