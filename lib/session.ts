@@ -372,17 +372,7 @@ async function mountIn(tx: Transaction, ns: Namespace, label: string, args: stri
 }
 
 export async function umountIn(ns: Namespace, target: string): Promise<void> {
-  checkpoint('teardown:umount');
-  let r = await ns.exec('umount', [target], { allowFailure: true, signal: null });
-  if (r.exitCode !== 0 && /busy/i.test(r.all)) {
-    // Busy because something is still mounted below it: killing processes would not help.
-    const below = ns.mountinfo().filter((m) => m.target.startsWith(`${target}/`));
-    if (below.length > 0) throw new Error(`umount ${target}: still mounted below it: ${below.map((m) => m.target).join(', ')}`);
-    await ns.killAll();
-    r = await ns.exec('umount', [target], { allowFailure: true, signal: null });
-  }
-  // A lazy unmount would hide a busy mount while the image stays live: never count it as done.
-  if (r.exitCode !== 0 && ns.mountinfo().some((m) => m.target === target)) throw new Error(`umount ${target}: ${r.all.trim()}`);
+  await umountAllIn(ns, [target]);
 }
 
 /** Resolve a mount point inside the image; it must be a real directory reached through no symlink. */
@@ -448,7 +438,11 @@ class MountGroup {
   }
 }
 
-/** umountIn for several targets (newest first) in one umount run, then each checked. */
+/**
+ * Unmount targets (newest first) in one umount run, then check each is gone. A busy one: if
+ * something is still mounted below it, say so (killing processes would not help); else kill the
+ * session's processes and try once more.
+ */
 async function umountAllIn(ns: Namespace, targets: string[]): Promise<void> {
   if (targets.length === 0) return;
   checkpoint('teardown:umount');

@@ -314,7 +314,7 @@ async function refusesSymlinkedMountpoint(t: ExecutionContext<HostContext>, mp: 
 test('--rw on an image without /proc, /sys, /dev, /run and /tmp: created for the session, removed afterwards, the root as it was', async (t) => {
   const scratch = new Scratch();
   try {
-    const image = await hostileImage(scratch, 'rmdir proc sys dev run tmp');
+    const image = await hostileImage(scratch, 'rm -rf -- proc sys dev run tmp');
     const before = await topLevel(image);
     t.notRegex(before, /^\.\/(proc|sys|dev|run|tmp) /m);
     const r = await watched([], ['run', image, '--rw', '--', 'sh', '-c', 'test -r /proc/self/status && test -d /sys/kernel && test -c /dev/null && test -d /run/lock && test -d /tmp && echo inside-ok']);
