@@ -80,12 +80,15 @@ export function formatReport(r: BenchResults): string {
     out.push('## Builds', '');
     out.push('Compile time only, timed inside the host or the chroot around the build command (no session set-up, no copy of the tree).', '');
     const modes = r.accelModes;
-    const header = ['workload', 'native', 'host cross', 'emulated', ...modes.map((m) => `accel ${m}`), 'emulated/native', ...modes.map((m) => `accel ${m}/native`), `target accel <= ${targets.accel}x`];
+    // Judged by the default mode (cross; the first measured when it was not): distcc to a local
+    // distccd is a reference, and the best of several noisy modes would flatter.
+    const judged = modes.includes('cross') ? 'cross' : modes[0];
+    const header = ['workload', 'native', 'host cross', 'emulated', ...modes.map((m) => `accel ${m}`), 'emulated/native', ...modes.map((m) => `accel ${m}/native`), `target accel${judged ? ` ${judged}` : ''} <= ${targets.accel}x`];
     const rows = r.builds.map((b) => {
       const n = medianOf(b.native);
       const accelRatios = modes.map((m) => ratio(medianOf(b.accel[m]), n));
-      const best = accelRatios.filter((x): x is number => x !== undefined);
-      const target = !b.compileHeavy ? 'n/a (not compile-bound)' : verdict(best.length === 0 ? undefined : Math.min(...best) <= targets.accel);
+      const mine = judged === undefined ? undefined : accelRatios[modes.indexOf(judged)];
+      const target = !b.compileHeavy ? 'n/a (not compile-bound)' : verdict(mine === undefined ? undefined : mine <= targets.accel);
       return [b.title, cell(b.native), cell(b.cross), cell(b.emulated), ...modes.map((m) => cell(b.accel[m])), formatRatio(ratio(medianOf(b.emulated), n)), ...accelRatios.map(formatRatio), target];
     });
     out.push(table(header, rows), '');

@@ -594,10 +594,9 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
             const r = await exec(cmd, { env: t.env, cwd: srcInner, log });
             await checked(r, cmd.join(' '), log, undefined, t.id, { cgroup: s.memory, jobs: plan.jobs });
           }
-          const dir = path.join(srcHost, t.wheelDir);
-          const wheels = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.whl')) : [];
+          const wheels = builtWheels(srcHost, t.wheelDir, t.id);
           if (wheels.length === 0) throw new StepError(`${t.id} built no wheel: nothing in ${t.wheelDir}/`, `see ${log}`);
-          return wheels.map((f) => path.join(dir, f));
+          return wheels;
         });
 
         const provided = t.needs.flatMap((n) => shipped.get(normalizeName(n)) ?? []);
@@ -656,6 +655,35 @@ async function runBuild(ctx: Context, req: BuildRequest, prep: Prepared, plan: B
   if (req.persist) manifestImage.sha256 = await stage(ctx.emit, 'hash the image', () => hashFile(imagePath));
   manifest.wheels = [...written];
   return writeManifest(plan.out, manifest, owner);
+}
+
+/**
+ * The wheels a build left in `wheelDir` of its tree. That tree is the chroot's to write while it
+ * runs, and imgbuild reads, renames and copies these files on the host: the directory must be a
+ * plain one (no symlink on the way, which could lead to a host directory) and each wheel a
+ * regular file (not a symlink to a host file).
+ */
+function builtWheels(srcHost: string, wheelDir: string, id: string): string[] {
+  const want = `/${wheelDir.split('/').filter(Boolean).join('/')}`;
+  let r;
+  try {
+    r = resolveInRoot(srcHost, want);
+  } catch (error) {
+    throw new StepError(`${id}: ${wheelDir}/ cannot be read: ${errorMessage(error)}`, 'a build step changed the tree\'s layout');
+  }
+  if (r.inner === want && r.type === 'missing') return [];
+  if (r.inner !== want || r.type !== 'dir') {
+    throw new StepError(`${id}: ${wheelDir}/ in the build tree is not a plain directory (it leads to ${r.inner}, ${r.type}): wheels are not read through it`, 'a build step replaced it with a symlink or a file; check the project\'s build scripts');
+  }
+  const files: string[] = [];
+  for (const name of fs.readdirSync(r.host).filter((f) => f.endsWith('.whl')).sort()) {
+    const file = path.join(r.host, name);
+    if (!fs.lstatSync(file).isFile()) {
+      throw new StepError(`${id}: ${wheelDir}/${name} is not a regular file (a symlink?): it is not read`, 'a build step put a link where a wheel belongs; check the project\'s build scripts');
+    }
+    files.push(file);
+  }
+  return files;
 }
 
 /**

@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { execa, execaSync, type ResultPromise } from 'execa';
 import { hashFile } from '../../lib/hash.js';
+import { safeRemoveTree } from '../../lib/safe-remove.js';
 import { snapshot, type HostSnapshot } from './host.js';
 
 export const cliPath = path.resolve('dist/imgbuild.mjs');
@@ -61,9 +62,29 @@ export async function copySparse(src: string, dst: string): Promise<string> {
 /** sha256 of a file: the library's own streaming hash. */
 export const sha256 = hashFile;
 
+const made: string[] = [];
+
+/**
+ * A fresh directory under /var/tmp, removed when the test file's process ends, whether its tests
+ * passed or not (never across a mount: safeRemoveTree refuses, and the hostUnchanged snapshot
+ * reports the mount).
+ */
 export function tmpdir(prefix = 'imgbuild-test-'): string {
   fs.mkdirSync('/var/tmp', { recursive: true });
-  return fs.mkdtempSync(path.join('/var/tmp', prefix));
+  const dir = fs.mkdtempSync(path.join('/var/tmp', prefix));
+  if (made.length === 0) process.once('exit', removeMade);
+  made.push(dir);
+  return dir;
+}
+
+function removeMade(): void {
+  for (const dir of made.reverse()) {
+    try {
+      safeRemoveTree(dir);
+    } catch (error) {
+      process.stderr.write(`test: left ${dir}: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  }
 }
 
 /** Wait until a process whose command line matches `re` runs under a chroot; returns its pid. */

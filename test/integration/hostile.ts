@@ -311,6 +311,56 @@ async function refusesSymlinkedMountpoint(t: ExecutionContext<HostContext>, mp: 
   }
 }
 
+// ---- 1d. a build that leaves links where its wheels belong ----
+
+// An in-tree PEP 517 backend (no setuptools): it writes a wheel, then, as the file "mode" in the
+// project says, replaces the wheel directory or the wheel with a symlink to the path in "target".
+// Inside the chroot that path does not exist; on the host it is a canary directory or file.
+const linkingBackend = `import os, zipfile
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name = 'evil-1.0-py3-none-any.whl'
+    wheel = os.path.join(wheel_directory, name)
+    with zipfile.ZipFile(wheel, 'w') as z:
+        z.writestr('evil/__init__.py', '')
+        z.writestr('evil-1.0.dist-info/METADATA', 'Metadata-Version: 2.1\\nName: evil\\nVersion: 1.0\\n')
+        z.writestr('evil-1.0.dist-info/WHEEL', 'Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n')
+        z.writestr('evil-1.0.dist-info/RECORD', '')
+    mode, target = open('mode').read().strip(), open('target').read().strip()
+    if mode == 'dir':
+        os.rename(wheel_directory, wheel_directory + '.real')
+        os.symlink(target, wheel_directory)
+    else:
+        os.remove(wheel)
+        os.symlink(target, wheel)
+    return name
+`;
+
+for (const mode of ['dir', 'file'] as const) {
+  test(`a build that turns ${mode === 'dir' ? 'its wheel directory' : 'its wheel'} into a symlink to the host: refused, the host ${mode === 'dir' ? 'directory' : 'file'} untouched, nothing reported`, async (t) => {
+    const canary = new Canary({ 'evil-1.0-py3-none-any.whl': 'not a wheel: a host file\n' });
+    const scratch = new Scratch();
+    try {
+      const project = scratch.path('evil');
+      fs.mkdirSync(project);
+      fs.writeFileSync(path.join(project, 'pyproject.toml'), '[build-system]\nrequires = []\nbuild-backend = "evil_backend"\nbackend-path = ["."]\n');
+      fs.writeFileSync(path.join(project, 'evil_backend.py'), linkingBackend);
+      fs.writeFileSync(path.join(project, 'mode'), mode);
+      fs.writeFileSync(path.join(project, 'target'), mode === 'dir' ? canary.dir : canary.path('evil-1.0-py3-none-any.whl'));
+      const out = scratch.path('out');
+      const before = canary.fingerprint();
+      const r = await watched([canary.dir], [aarch64, '-t', `local:${project}`, '--out', out, '--accel', 'cross']);
+      t.is(r.exitCode, 1, r.all);
+      t.regex(r.stderr, mode === 'dir' ? /dist\/ in the build tree is not a plain directory/ : /dist\/evil-1\.0-py3-none-any\.whl is not a regular file/);
+      t.deepEqual(r.strays, []);
+      t.deepEqual(canary.fingerprint(), before, 'the host side was not read into --out, renamed or written');
+      t.deepEqual(fs.existsSync(out) ? fs.readdirSync(out).filter((f) => f.endsWith('.whl')) : [], []);
+    } finally {
+      scratch.remove();
+      canary.remove();
+    }
+  });
+}
+
 test('--rw on an image without /proc, /sys, /dev, /run and /tmp: created for the session, removed afterwards, the root as it was', async (t) => {
   const scratch = new Scratch();
   try {

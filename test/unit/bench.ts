@@ -119,3 +119,24 @@ test('the report: medians, ratios against native, and each target met or missed'
   t.regex(text, /lua: the host cross gcc alone 1.02x native; accel cross 1.22x of the host cross gcc\./);
   t.regex(text, /- top note/);
 });
+
+test('the accel target is judged by --accel cross, not by the best of the modes', (t) => {
+  const ok = (...seconds: number[]) => ({ kind: 'ok' as const, seconds });
+  const r: BenchResults = {
+    date: '2026-01-01T00:00:00Z',
+    host: 'test host',
+    image: 'sample.img',
+    commit: 'abc1234',
+    reps: 3,
+    sessionReps: 10,
+    jobs: 2,
+    accelModes: ['cross', 'distcc'],
+    builds: [{ id: 'tiny', title: 'Tiny', compileHeavy: true, native: ok(2), cross: ok(2.2), emulated: ok(20), accel: { cross: ok(2.8), distcc: ok(2.4) } }],
+    session: { imgbuild: ok(0.2), imgbuildAccel: ok(0.3), raw: ok(0.1), node: ok(0.1) },
+    wheel: { project: 'brotli', mode: 'cross', cold: ok(40), warm: ok(6), cached: ok(1.5), notes: [] },
+    notes: [],
+  };
+  const text = formatReport(r);
+  t.regex(text, /\| target accel cross <= 1.3x \|/);
+  t.regex(text, /\| Tiny \| 2.00 s \| 2.20 s \| 20.0 s \| 2.80 s \| 2.40 s \| 10.0x \| 1.40x \| 1.20x \| \*\*missed\*\* \|/);
+});
