@@ -131,7 +131,7 @@ export function formatReport(r: BenchResults): string {
     const warm = medianOf(w.warm);
     const cached = medianOf(w.cached);
     out.push(`## Wheel builds through imgbuild (${w.project}, --accel ${w.mode})`, '');
-    out.push('Wall time of `imgbuild IMAGE --target local:DIR`, everything included (session, pip, verification).', '');
+    out.push('Wall time of `imgbuild IMAGE --target local:DIR`, everything included (session, build, verification).', '');
     const rows = [
       ['cold build (new source, empty ccache for it)', cell(w.cold), '1.00x', ''],
       ['rebuild with a warm ccache (wheel cache bypassed)', cell(w.warm), formatRatio(ratio(warm, cold)), `${verdict(warm === undefined || cold === undefined ? undefined : warm / cold <= targets.warm)} (<= ${targets.warm}x cold)`],
