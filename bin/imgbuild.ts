@@ -47,7 +47,7 @@ const cli = yargs(hideBin(process.argv))
   });
 
 // Before it runs a verb's handler, yargs lays out that verb's whole help text in case the handler
-// fails and help is shown afterwards: about 35 ms of measuring strings, a tenth of a short
+// fails and help is shown afterwards: about 50 ms of measuring strings, a sixth of a short
 // session. Our handlers report their own errors and never show help; --help and usage errors
 // still lay it out when they need it.
 const usage = (cli as unknown as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();

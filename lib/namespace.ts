@@ -30,7 +30,6 @@ const holderScript = 'echo ready; while IFS= read -r c; do o=$(eval "$c" 2>&1 </
 interface Pending {
   output: string[];
   resolve: (r: { exitCode: number; all: string }) => void;
-  reject: (e: Error) => void;
 }
 
 export class Namespace {
@@ -127,13 +126,13 @@ export class Namespace {
   private served(file: string, args: readonly string[], options: RunOptions): Promise<RunResult> {
     const argv = [file, ...args];
     const run = () =>
-      new Promise<{ exitCode: number; all: string }>((resolve, reject) => {
+      new Promise<{ exitCode: number; all: string }>((resolve) => {
         if (this.gone) {
           resolve({ exitCode: 1, all: 'the session\'s namespace holder has exited: its namespaces and mounts are gone' });
           return;
         }
         if (!options.quiet) this.ctx.emit({ kind: 'cmd', argv });
-        this.pending = { output: [], resolve, reject };
+        this.pending = { output: [], resolve };
         this.holder.write(`${shellJoin(argv)}\n`);
       });
     const result = this.queue.then(run, run).then(({ exitCode, all }): RunResult => {

@@ -358,11 +358,16 @@ interface MountCtx {
   where: { image: FileId; imagePath: string; offset: number; sizelimit: number; fstype: string };
 }
 
-async function mountIn(tx: Transaction, ns: Namespace, label: string, args: string[], target: string, pidns = false): Promise<void> {
+/**
+ * Mount, and register its undo the moment the mount is made: an unmount of its own, or, with
+ * `group`, a place in that group's one unmount.
+ */
+async function mountIn(tx: Transaction, ns: Namespace, label: string, args: string[], target: string, pidns = false, group?: MountGroup): Promise<void> {
   // Not cancellable: a mount that a signal interrupted may still have happened, and then its undo
   // must be registered. The signal is honoured right after.
   await ns.exec('mount', [...args, target], { pidns, signal: null });
-  tx.defer(`unmount ${label}`, () => umountIn(ns, target));
+  if (group) group.landed.push(target);
+  else tx.defer(`unmount ${label}`, () => umountIn(ns, target));
   if (tx.ctx.signal.aborted) {
     const reason: unknown = tx.ctx.signal.reason;
     throw new InterruptedError(typeof reason === 'string' ? reason : 'SIGINT');
@@ -416,7 +421,7 @@ const underTmpfs = (inner: string) => /^\/(run|tmp|dev)\//.test(inner);
  * it (a directory created in the image) would run before it.
  */
 class MountGroup {
-  private readonly landed: string[] = [];
+  readonly landed: string[] = [];
 
   constructor(
     private readonly tx: Transaction,
@@ -426,15 +431,8 @@ class MountGroup {
     tx.defer(name, () => umountAllIn(this.ns, [...this.landed].reverse()));
   }
 
-  async mount(label: string, args: string[], target: string, pidns = false): Promise<void> {
-    // Not cancellable: see mountIn.
-    await this.ns.exec('mount', [...args, target], { pidns, signal: null });
-    this.landed.push(target);
-    if (this.tx.ctx.signal.aborted) {
-      const reason: unknown = this.tx.ctx.signal.reason;
-      throw new InterruptedError(typeof reason === 'string' ? reason : 'SIGINT');
-    }
-    if (!this.ns.mountinfo().some((m) => m.target === target)) throw new Error(`mount of ${label} did not land at ${target}`);
+  mount(label: string, args: string[], target: string, pidns = false): Promise<void> {
+    return mountIn(this.tx, this.ns, label, args, target, pidns, this);
   }
 }
 

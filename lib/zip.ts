@@ -34,6 +34,11 @@ const LOCAL = 0x04034b50;
 const FLAG_ENCRYPTED = 0x1;
 
 export function readZip(file: string): ZipEntry[] {
+  return readDirectory(file).entries;
+}
+
+/** The central directory: its entries, its raw bytes (one record per entry, in order) and the end record. */
+function readDirectory(file: string): { entries: ZipEntry[]; central: Buffer; eocd: Buffer } {
   return withFd(file, (fd, fileSize) => {
     const tailSize = Math.min(fileSize, 22 + 0xffff);
     const tail = readAt(file, fd, fileSize - tailSize, tailSize);
@@ -79,7 +84,7 @@ export function readZip(file: string): ZipEntry[] {
       entries.push(entry);
       p = next;
     }
-    return entries;
+    return { entries, central: cd, eocd: Buffer.from(tail.subarray(at, at + 22 + tail.readUInt16LE(at + 20))) };
   });
 }
 
@@ -183,22 +188,15 @@ const FLAG_DATA_DESCRIPTOR = 0x8;
 /**
  * Write `file` with its stored entries deflated to `dest` (a new file), here and natively: the
  * build in the chroot writes wheels uncompressed, because deflate under qemu costs seconds per
- * megabyte. Names, order, times, attributes, extra fields, comments and contents stay as they were;
- * every entry is CRC-checked on the way. On any error `dest` is removed. An archive with nothing
- * stored gets no `dest` (deflated: 0). Deflate runs on libuv's threads: the caller may go on.
+ * megabyte. Names, order, times, attributes, extra fields, comments and contents stay as they
+ * were; every entry it deflates is CRC-checked first, the others are copied byte for byte. On any
+ * error `dest` is removed. An archive with nothing stored gets no `dest` (deflated: 0). Deflate
+ * runs on libuv's threads: the caller may go on.
  */
 export async function deflateStored(file: string, dest: string, level = zlib.constants.Z_DEFAULT_COMPRESSION): Promise<DeflateResult> {
-  const entries = readZip(file);
+  const { entries, central, eocd } = readDirectory(file);
   const bytesBefore = fs.statSync(file).size;
   if (!entries.some((e) => e.method === 0 && e.size > 0)) return { deflated: 0, bytesBefore, bytesAfter: bytesBefore };
-  const { central, eocd } = withFd(file, (fd, fileSize) => {
-    const tailSize = Math.min(fileSize, 22 + 0xffff);
-    const tail = readAt(file, fd, fileSize - tailSize, tailSize);
-    const at = findEocd(tail);
-    const cdSize = tail.readUInt32LE(at + 12);
-    const cdOffset = tail.readUInt32LE(at + 16);
-    return { central: readAt(file, fd, cdOffset, cdSize), eocd: Buffer.from(tail.subarray(at, at + 22 + tail.readUInt16LE(at + 20))) };
-  });
   const out = fs.openSync(dest, 'wx', 0o644);
   let offset = 0;
   let deflated = 0;
@@ -213,8 +211,10 @@ export async function deflateStored(file: string, dest: string, level = zlib.con
     for (const e of entries) {
       const record = Buffer.from(central.subarray(p, p + 46 + central.readUInt16LE(p + 28) + central.readUInt16LE(p + 30) + central.readUInt16LE(p + 32)));
       p += record.length;
-      const localHead = withFd(file, (fd) => readAt(file, fd, e.headerOffset, 30));
-      const localExtra = withFd(file, (fd) => readAt(file, fd, e.headerOffset + 30 + localHead.readUInt16LE(26), localHead.readUInt16LE(28)));
+      const localExtra = withFd(file, (fd) => {
+        const head = readAt(file, fd, e.headerOffset, 30);
+        return readAt(file, fd, e.headerOffset + 30 + head.readUInt16LE(26), head.readUInt16LE(28));
+      });
       let method = e.method;
       let data: Buffer;
       if (e.method === 0 && e.size > 0) {
@@ -222,8 +222,7 @@ export async function deflateStored(file: string, dest: string, level = zlib.con
         method = 8;
         deflated++;
       } else {
-        readEntry(file, e); // the CRC check, for entries copied as they are
-        data = readRaw(file, e, e.compressedSize);
+        data = readRaw(file, e, e.compressedSize); // copied as it is
       }
       if (data.length >= 0xffffffff || offset >= 0xffffffff) throw new ZipError(file, 'the deflated archive would need ZIP64');
       const flags = e.flags & ~FLAG_DATA_DESCRIPTOR;

@@ -87,16 +87,15 @@ test('workloads: a C library, a C++ project and C-extension wheels; unknown ids 
   t.is(typeof lua.cross === 'function' && lua.cross(2, { cc: 'aarch64-linux-gnu-gcc-12', cxx: '', ar: 'aarch64-linux-gnu-ar', ranlib: 'r' }), "make -j2 linux CC='aarch64-linux-gnu-gcc-12 -std=gnu99' AR='aarch64-linux-gnu-ar rcu' RANLIB=r");
 });
 
+const ok = (...seconds: number[]) => ({ kind: 'ok' as const, seconds });
+
+/** Results with the header fields filled in; the parts a test is about come from it. */
+function results(parts: Pick<BenchResults, 'accelModes' | 'builds' | 'session' | 'wheel' | 'notes'>): BenchResults {
+  return { date: '2026-01-01T00:00:00Z', host: 'test host', image: 'sample.img', commit: 'abc1234', reps: 3, sessionReps: 10, jobs: 2, ...parts };
+}
+
 test('the report: medians, ratios against native, and each target met or missed', (t) => {
-  const ok = (...seconds: number[]) => ({ kind: 'ok' as const, seconds });
-  const r: BenchResults = {
-    date: '2026-01-01T00:00:00Z',
-    host: 'test host',
-    image: 'sample.img',
-    commit: 'abc1234',
-    reps: 3,
-    sessionReps: 10,
-    jobs: 2,
+  const r = results({
     accelModes: ['cross'],
     builds: [
       { id: 'lua', title: 'Lua', compileHeavy: true, native: ok(4, 4.2, 3.8), cross: ok(4.1), emulated: ok(60, 62, 64), accel: { cross: ok(5, 5, 5) } },
@@ -106,7 +105,7 @@ test('the report: medians, ratios against native, and each target met or missed'
     session: { imgbuild: ok(0.5, 0.6, 0.55), imgbuildAccel: { kind: 'skipped', reason: 'no' }, raw: ok(0.1), node: ok(0.25) },
     wheel: { project: 'brotli', mode: 'cross', cold: ok(40), warm: ok(6), cached: ok(1.5), notes: ['a note'] },
     notes: ['top note'],
-  };
+  });
   const text = formatReport(r);
   t.regex(text, /\| Lua \| 4.00 s \| 4.10 s \| 62.0 s \| 5.00 s \| 15.5x \| 1.25x \| met \|/);
   t.regex(text, /\| Tiny \| 2.00 s \| skipped \| 20.0 s \| 2.40 s \| 10.0x \| 1.20x \| met \|/);
@@ -121,21 +120,13 @@ test('the report: medians, ratios against native, and each target met or missed'
 });
 
 test('the accel target is judged by --accel cross, not by the best of the modes', (t) => {
-  const ok = (...seconds: number[]) => ({ kind: 'ok' as const, seconds });
-  const r: BenchResults = {
-    date: '2026-01-01T00:00:00Z',
-    host: 'test host',
-    image: 'sample.img',
-    commit: 'abc1234',
-    reps: 3,
-    sessionReps: 10,
-    jobs: 2,
+  const r = results({
     accelModes: ['cross', 'distcc'],
     builds: [{ id: 'tiny', title: 'Tiny', compileHeavy: true, native: ok(2), cross: ok(2.2), emulated: ok(20), accel: { cross: ok(2.8), distcc: ok(2.4) } }],
     session: { imgbuild: ok(0.2), imgbuildAccel: ok(0.3), raw: ok(0.1), node: ok(0.1) },
     wheel: { project: 'brotli', mode: 'cross', cold: ok(40), warm: ok(6), cached: ok(1.5), notes: [] },
     notes: [],
-  };
+  });
   const text = formatReport(r);
   t.regex(text, /\| target accel cross <= 1.3x \|/);
   t.regex(text, /\| Tiny \| 2.00 s \| 2.20 s \| 20.0 s \| 2.80 s \| 2.40 s \| 10.0x \| 1.40x \| 1.20x \| \*\*missed\*\* \|/);

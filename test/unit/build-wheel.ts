@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
+import { needs } from '../helpers/tools.js';
 import { wheelFrontendSource } from '../../lib/targets/local.js';
 import { readEntry, readZip } from '../../lib/zip.js';
 
@@ -13,9 +14,7 @@ const fixture = path.resolve('test/fixtures/py/intree-backend');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-frontend-'));
 test.after.always(() => fs.rmSync(work, { recursive: true, force: true }));
 
-const hasPython = (process.env['PATH'] ?? '').split(':').some((d) => d && fs.existsSync(path.join(d, 'python3')));
-const withPython = hasPython ? test : test.skip;
-const title = (s: string) => (hasPython ? s : `${s} (skipped: python3 not on this host)`);
+const withPython = needs('python3');
 
 let serial = 0;
 function copyProject(): string {
@@ -33,7 +32,7 @@ function builtIn(wheel: string): string {
   return readEntry(wheel, zip.find((e) => e.name.endsWith('/built-in'))!).toString();
 }
 
-withPython(title('a project directory: the in-tree backend (backend-path) builds in the project directory'), async (t) => {
+withPython('a project directory: the in-tree backend (backend-path) builds in the project directory', async (t) => {
   const dir = copyProject();
   const r = await frontend(dir, ['dist', '.']);
   t.is(r.exitCode, 0, r.all);
@@ -43,7 +42,7 @@ withPython(title('a project directory: the in-tree backend (backend-path) builds
   t.is(builtIn(wheel), dir);
 });
 
-withPython(title('an sdist: unpacked beside the wheel directory, built there, the unpacked copy removed'), async (t) => {
+withPython('an sdist: unpacked beside the wheel directory, built there, the unpacked copy removed', async (t) => {
   const dir = copyProject();
   const parent = path.dirname(dir);
   await execa('tar', ['-czf', 'intree-1.0.tar.gz', 'intree-1.0'], { cwd: parent });
@@ -55,7 +54,7 @@ withPython(title('an sdist: unpacked beside the wheel directory, built there, th
   t.deepEqual(fs.readdirSync(parent).sort(), ['dist', 'intree-1.0.tar.gz']);
 });
 
-withPython(title('an sdist with a member outside its directory is refused and writes nothing outside'), async (t) => {
+withPython('an sdist with a member outside its directory is refused and writes nothing outside', async (t) => {
   const dir = copyProject();
   const parent = path.dirname(dir);
   const script = 'import io, sys, tarfile\nwith tarfile.open(sys.argv[1], "w:gz") as t:\n  for n in ("x-1.0/pyproject.toml", "x-1.0/../../escaped"):\n    i = tarfile.TarInfo(n); i.size = 1; t.addfile(i, io.BytesIO(b"x"))';
@@ -68,7 +67,7 @@ withPython(title('an sdist with a member outside its directory is refused and wr
   t.false(fs.existsSync(path.join(parent, 'dist', 'intree-1.0-py3-none-any.whl')));
 });
 
-withPython(title('no TOML parser in the image: it hands over to pip wheel --no-deps --no-build-isolation with the same arguments'), async (t) => {
+withPython('no TOML parser in the image: it hands over to pip wheel --no-deps --no-build-isolation with the same arguments', async (t) => {
   const dir = copyProject();
   // An image Python without tomllib, tomli or pip's vendored parser: modules that fail to import,
   // and a pip whose `-m pip` only prints what it was given.
@@ -84,7 +83,7 @@ withPython(title('no TOML parser in the image: it hands over to pip wheel --no-d
   t.regex(r.all, /pip got \['wheel', '--no-deps', '--no-build-isolation', '-w', '\S+\/dist', '\.'\]/);
 });
 
-withPython(title('a project without pyproject.toml gets setuptools\' legacy backend, as pip gives it'), async (t) => {
+withPython('a project without pyproject.toml gets setuptools\' legacy backend, as pip gives it', async (t) => {
   const dir = copyProject();
   fs.rmSync(path.join(dir, 'pyproject.toml'));
   // A stand-in setuptools on the path shows which backend was asked for.
@@ -98,7 +97,7 @@ withPython(title('a project without pyproject.toml gets setuptools\' legacy back
   t.regex(r.all, /built none\.whl with setuptools\.build_meta:__legacy__/);
 });
 
-withPython(title('a backend that fails: its error and a non-zero exit, no wheel'), async (t) => {
+withPython('a backend that fails: its error and a non-zero exit, no wheel', async (t) => {
   const dir = copyProject();
   fs.appendFileSync(path.join(dir, '_backend', 'simple_backend.py'), '\ndef build_wheel(*a, **k):\n    raise RuntimeError("compiler exploded")\n');
   const r = await frontend(dir, ['dist', '.']);
@@ -108,7 +107,7 @@ withPython(title('a backend that fails: its error and a non-zero exit, no wheel'
   t.deepEqual(fs.readdirSync(path.join(dir, 'dist')), []);
 });
 
-withPython(title('a backend that exits with a message (as setuptools does for a failed compiler): the message, exit 1, no wheel'), async (t) => {
+withPython('a backend that exits with a message (as setuptools does for a failed compiler): the message, exit 1, no wheel', async (t) => {
   const dir = copyProject();
   fs.appendFileSync(path.join(dir, '_backend', 'simple_backend.py'), '\ndef build_wheel(*a, **k):\n    raise SystemExit("error: command \'/usr/bin/gcc\' failed with exit code 1")\n');
   const r = await frontend(dir, ['dist', '.']);
@@ -117,7 +116,7 @@ withPython(title('a backend that exits with a message (as setuptools does for a 
   t.deepEqual(fs.readdirSync(path.join(dir, 'dist')), []);
 });
 
-withPython(title('IMGBUILD_STORE_WHEELS=1: the wheel is written with its members stored (imgbuild deflates it on the host)'), async (t) => {
+withPython('IMGBUILD_STORE_WHEELS=1: the wheel is written with its members stored (imgbuild deflates it on the host)', async (t) => {
   const methods = async (env: Record<string, string>) => {
     const dir = copyProject();
     // The fixture's backend deflates, as wheel and setuptools do.

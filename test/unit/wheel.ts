@@ -1,24 +1,18 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { execa } from 'execa';
 import { type Arch, archTable } from '../../lib/arch.js';
 import { elfArch, readElfDynamic, readElfHeader } from '../../lib/elf.js';
 import { UsageError } from '../../lib/errors.js';
 import { compareVersions, findLibrary, libraryDirs, parseWheelName, tagProblems, verifyWheel, wheelElves } from '../../lib/wheel.js';
 import { ZipError, isSafeEntryName, readEntry, readEntryHead, readZip } from '../../lib/zip.js';
+import { needs } from '../helpers/tools.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-wheel-'));
 test.after.always(() => fs.rmSync(work, { recursive: true, force: true }));
 
-// Tests that need a host tool are skipped, visibly and with the reason in the title, when it is missing.
-const onPath = (tool: string) => (process.env['PATH'] ?? '').split(':').some((d) => d && fs.existsSync(path.join(d, tool)));
-const needs = (...tools: string[]) => {
-  const missing = tools.filter((tool) => !onPath(tool));
-  return (title: string, fn: (t: ExecutionContext) => void | Promise<void>) =>
-    missing.length === 0 ? test(title, fn) : test.skip(`${title} (skipped: ${missing.join(', ')} not on this host)`, fn);
-};
 const withPython = needs('python3');
 const withZip = needs('zip');
 const withGcc = needs('gcc', 'readelf', 'python3');

@@ -5,13 +5,12 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
+import { needs } from '../helpers/tools.js';
 import { ZipError, deflateStored, readZip } from '../../lib/zip.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-zip-'));
 test.after.always(() => fs.rmSync(work, { recursive: true, force: true }));
-const hasPython = (process.env['PATH'] ?? '').split(':').some((d) => d && fs.existsSync(path.join(d, 'python3')));
-const withPython = hasPython ? test : test.skip;
-const title = (s: string) => (hasPython ? s : `${s} (skipped: python3 not on this host)`);
+const withPython = needs('python3');
 let serial = 0;
 
 /** A wheel-like archive written by Python's zipfile with every member stored, as the chroot writes it. */
@@ -49,7 +48,7 @@ with zipfile.ZipFile(sys.argv[1]) as z:
   return JSON.parse((await execa('python3', ['-c', script, file])).stdout);
 }
 
-withPython(title('stored members come out deflated; everything else Python can see is the same'), async (t) => {
+withPython('stored members come out deflated; everything else Python can see is the same', async (t) => {
   const file = await storedArchive();
   const before = await describe(file);
   const original = fs.readFileSync(file);
@@ -66,7 +65,7 @@ withPython(title('stored members come out deflated; everything else Python can s
   t.deepEqual(after.members.map((m) => [m['name'], m['method']]), before.members.map((m) => [m['name'], (m['size'] as number) > 0 ? 8 : 0]));
 });
 
-withPython(title('an archive with nothing stored is left as it is (nothing written)'), async (t) => {
+withPython('an archive with nothing stored is left as it is (nothing written)', async (t) => {
   const file = await storedArchive('ZIP_DEFLATED');
   const bytes = fs.readFileSync(file);
   const ino = fs.statSync(file).ino;
@@ -77,7 +76,7 @@ withPython(title('an archive with nothing stored is left as it is (nothing writt
   t.true(fs.readFileSync(file).equals(bytes));
 });
 
-withPython(title('a member that fails its CRC: an error naming it, the partial output removed'), async (t) => {
+withPython('a member that fails its CRC: an error naming it, the partial output removed', async (t) => {
   const file = await storedArchive();
   const e = readZip(file).find((x) => x.name === 'pkg/_native.so')!;
   const bytes = fs.readFileSync(file);

@@ -1,0 +1,13 @@
+// Tests that need a host tool are skipped, visibly and with the reason in the title, when it is missing.
+import fs from 'node:fs';
+import path from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+
+const onPath = (tool: string) => (process.env['PATH'] ?? '').split(':').some((d) => d && fs.existsSync(path.join(d, tool)));
+
+/** `test`, or `test.skip` with "(skipped: TOOL not on this host)" in the title. */
+export function needs(...tools: string[]) {
+  const missing = tools.filter((tool) => !onPath(tool));
+  return (title: string, fn: (t: ExecutionContext) => void | Promise<void>) =>
+    missing.length === 0 ? test(title, fn) : test.skip(`${title} (skipped: ${missing.join(', ')} not on this host)`, fn);
+}
