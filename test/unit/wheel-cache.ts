@@ -347,3 +347,13 @@ test('imgbuilds storing the same key at once leave one valid entry', async (t) =
   t.is(new Set(r.entries.map((e) => e.seconds)).size, 1, 'the files and entries of one process');
   t.deepEqual(fs.readdirSync(path.join(cache, 'wheels', key.slice(0, 2))), [key]);
 });
+
+// Pinned before the code moved into folders (and to be kept through any later move): a user's
+// cache stays valid only while these exact bytes come out. A deliberate change of the key's
+// inputs bumps wheelCacheFormat and this pin with it.
+test('the key bytes are pinned: a real local: plan with the wheel front end, and plain parts', (t) => {
+  const local = planTarget({ kind: 'local', path: '/src/markupsafe' }, { jobs: keyJobs, python: '3.11', arch: 'aarch64' });
+  const key = wheelCacheKey({ ...parts, target: local.id, targetVersion: local.version, env: local.env, commands: local.commands, pip: local.pip, source: 'tree:' + 'f'.repeat(64) });
+  t.is(key, '4c41f4f4ec8147849f8a40398feb343c27dd2e88237fd7ba31feb3e8b257fdd0');
+  t.is(wheelCacheKey(parts), '636763aa2ab5197085ad0c4b30574469b46e901498d317dd6c11f148ef853235');
+});
