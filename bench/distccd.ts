@@ -3,8 +3,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { silent } from '../lib/events.js';
-import { start } from '../lib/runner.js';
+import { silent } from '../lib/core/events.js';
+import { start } from '../lib/core/runner.js';
 import type { Bench } from './measure.js';
 
 export interface Distccd {

@@ -2,8 +2,8 @@
 // command, for the benchmark driver.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Run } from '../lib/runner.js';
-import { safeRemoveTree } from '../lib/safe-remove.js';
+import type { Run } from '../lib/core/runner.js';
+import { safeRemoveTree } from '../lib/host/safe-remove.js';
 import { wheelFrontendSource } from '../lib/targets/local.js';
 import { parseTiming, timedScript } from './stats.js';
 import { buildExports } from './workloads.js';

@@ -1,9 +1,9 @@
 // Session set-up + tear-down: `imgbuild run IMAGE -- true` against the same mounts made by hand
 // (bench/raw-session.sh), both measured in the same run, interleaved.
 import path from 'node:path';
-import { type Arch, archTable } from '../lib/arch.js';
-import { qemuInterpreter, registrationLine } from '../lib/binfmt.js';
-import { openImage, rootCandidates } from '../lib/image.js';
+import { type Arch, archTable } from '../lib/core/arch.js';
+import { qemuInterpreter, registrationLine } from '../lib/host/binfmt.js';
+import { openImage, rootCandidates } from '../lib/host/image.js';
 import type { Capabilities } from './cli-help.js';
 import { type Bench, type Outcome, timeCommand } from './measure.js';
 import type { SessionResult } from './report.js';

@@ -3,8 +3,8 @@
 // mirror is named here), and cached, extracted, under CACHE/bench-src/PACKAGE.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Run } from '../lib/runner.js';
-import { hostAptSources } from '../lib/sample.js';
+import type { Run } from '../lib/core/runner.js';
+import { hostAptSources } from '../lib/image-tools/sample.js';
 
 export interface SourceTree {
   package: string;

@@ -3,7 +3,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { safeRemoveTree } from '../lib/safe-remove.js';
+import { safeRemoveTree } from '../lib/host/safe-remove.js';
 import type { Capabilities } from './cli-help.js';
 import { type Bench, timeCommand } from './measure.js';
 import type { WheelResult } from './report.js';

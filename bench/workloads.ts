@@ -22,7 +22,7 @@ export interface CrossTools {
   ranlib: string;
 }
 
-// What imgbuild's build verb runs for a Python project (lib/build-wheel.py, its PEP 517 front end);
+// What imgbuild's build verb runs for a Python project (lib/build/build-wheel.py, its PEP 517 front end);
 // measure.ts puts the script where $WHEEL_FRONTEND says, on the host and in the chroot.
 const frontendWheel = 'python3 "$WHEEL_FRONTEND" dist .';
 const noCross = { na: "needs the image's Python headers" };

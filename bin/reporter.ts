@@ -2,7 +2,7 @@
 // the build log), plain lines otherwise (with a heartbeat for long stages, for CI logs).
 import type { Ora, Options as OraOptions } from 'ora';
 import { errorMessage, type ImgbuildEvent } from '../lib/index.js';
-import { shellJoin } from '../lib/quote.js';
+import { shellJoin } from '../lib/core/quote.js';
 
 export interface ReporterOptions {
   verbose: boolean;

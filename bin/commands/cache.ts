@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs';
-import { human } from '../../lib/build.js';
-import { cacheParts, clearCache, listCache } from '../../lib/cache.js';
+import { human } from '../../lib/build/index.js';
+import { cacheParts, clearCache, listCache } from '../../lib/host/cache-dir.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 
 export const command = 'cache [parts..]';

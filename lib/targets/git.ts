@@ -1,5 +1,5 @@
 // Any Python project in a git repository at a given ref; otherwise built like local: targets.
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import { guessProject, projectPlan } from './local.js';
 import type { PlanOptions, TargetPlan } from './types.js';
 

@@ -1,7 +1,7 @@
 // The recipe registry: spec -> plan, plans in dependency order, pairing checks, and the data
 // `imgbuild targets` prints.
-import { UsageError } from '../errors.js';
-import type { TargetSpec } from '../spec.js';
+import { UsageError } from '../core/errors.js';
+import type { TargetSpec } from './spec.js';
 import { gitOptions, planGit } from './git.js';
 import { planLocal, projectOptions } from './local.js';
 import { onnx } from './onnx.js';

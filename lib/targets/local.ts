@@ -1,8 +1,8 @@
 // Any Python project on the host: a source tree or an sdist tarball, built by its PEP 517 backend
 // with the image's own setuptools (no build isolation: the chroot may have no index to fetch them from).
 import path from 'node:path';
-import { UsageError } from '../errors.js';
-import { packageFile } from '../resources.js';
+import { UsageError } from '../core/errors.js';
+import { packageFile } from '../core/resources.js';
 import { GiB, MiB, type PlanOptions, type TargetPlan, type TargetSource, checkOptions, jobsArg } from './types.js';
 
 export const projectOptions: Record<string, string> = {
@@ -29,15 +29,15 @@ export function guessImportName(name: string): string {
 }
 
 /**
- * Where the build puts lib/build-wheel.py in the chroot: imgbuild's one-process PEP 517 front end,
+ * Where the build puts lib/build/build-wheel.py in the chroot: imgbuild's one-process PEP 517 front end,
  * which does what `pip wheel --no-deps --no-build-isolation -w DIR SOURCE` does without pip's own
  * start-up and its two extra Python processes (seconds each under qemu). It lives in the host
  * workspace, never in the image.
  */
 export const wheelFrontend = '/workspace/.imgbuild/build-wheel.py';
 
-/** The front end on the host (shipped beside dist/, as lib/accel-shim.c is). */
-export const wheelFrontendSource = packageFile('lib/build-wheel.py');
+/** The front end on the host (shipped beside dist/, as lib/accel/shim.c is). */
+export const wheelFrontendSource = packageFile('lib/build/build-wheel.py');
 
 /** The command that builds a project's wheel into `dir` (relative to the source directory). */
 export function wheelCommand(source: string, dir = 'dist'): string[] {

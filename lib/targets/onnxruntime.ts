@@ -1,6 +1,6 @@
 // ONNX Runtime from source with its own build.sh, as the Graviton guide does it, plus the vendor
 // variant with the QNN execution provider (ep=qnn) that board vendors ship as onnxruntime_qnn.
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import { GiB, MiB, type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, cmakeFromPip, compareVersions, findRule, jobsArg, pythonWarnings } from './types.js';
 
 interface OrtRule extends VersionRule {

@@ -1,6 +1,6 @@
 // torchvision from source. It builds against the torch installed in the chroot, so torch comes
 // first (a --target or a --with-wheel), and each torchvision release pairs with one torch release.
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import { torchVersions } from './torch.js';
 import { GiB, type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, findRule, jobsArg, pythonWarnings } from './types.js';
 

@@ -1,8 +1,8 @@
 // The recipe contract. A recipe turns a version and a few facts about the image into a TargetPlan:
 // the complete description of one wheel build, printed by --dry-run and executed by the build.
 // Recipes are pure (no file system, no processes), so every plan can be tested without root.
-import type { Arch } from '../arch.js';
-import { UsageError } from '../errors.js';
+import type { Arch } from '../core/arch.js';
+import { UsageError } from '../core/errors.js';
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;

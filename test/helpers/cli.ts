@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { execa, execaSync, type ResultPromise } from 'execa';
-import { hashFile } from '../../lib/hash.js';
-import { safeRemoveTree } from '../../lib/safe-remove.js';
+import { hashFile } from '../../lib/core/hash.js';
+import { safeRemoveTree } from '../../lib/host/safe-remove.js';
 import { snapshot, type HostSnapshot } from './host.js';
 
 export const cliPath = path.resolve('dist/imgbuild.mjs');

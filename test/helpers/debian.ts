@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execaSync } from 'execa';
 import { aptOptions } from '../../bench/sources.js';
-import { hostAptSources, hostSuite } from '../../lib/sample.js';
+import { hostAptSources, hostSuite } from '../../lib/image-tools/sample.js';
 
 const cacheRoot = '/var/cache/imgbuild/test-debs';
 

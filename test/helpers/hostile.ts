@@ -5,8 +5,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { isAtOrBelow, parseMountinfo } from '../../lib/mountinfo.js';
-import { safeRemoveTree } from '../../lib/safe-remove.js';
+import { isAtOrBelow, parseMountinfo } from '../../lib/parse/mountinfo.js';
+import { safeRemoveTree } from '../../lib/host/safe-remove.js';
 import { cliPath, tmpdir } from './cli.js';
 
 /** imgbuild with a working directory (for relative image names). */

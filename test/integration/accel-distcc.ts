@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
-import { hostCrossVersions } from '../../lib/accel.js';
-import { readElfHeader } from '../../lib/elf.js';
+import { hostCrossVersions } from '../../lib/accel/index.js';
+import { readElfHeader } from '../../lib/parse/elf.js';
 import { type HostContext, hostUnchanged, imgbuild, sampleSync, tmpdir } from '../helpers/cli.js';
 import { distccMissing, freePort, groupMembers, startDistccd } from '../helpers/distccd.js';
 

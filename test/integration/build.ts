@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
-import { readElfHeader } from '../../lib/elf.js';
-import { readEntry, readZip } from '../../lib/zip.js';
+import { readElfHeader } from '../../lib/parse/elf.js';
+import { readEntry, readZip } from '../../lib/parse/zip.js';
 import { copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir, waitForChrooted } from '../helpers/cli.js';
 
 // These tests are about building: a wheel cache hit would skip the build they mean to exercise.

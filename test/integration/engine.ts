@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
-import { type AttachStrategy, attachStrategies } from '../../lib/attach.js';
+import { type AttachStrategy, attachStrategies } from '../../lib/host/attach.js';
 import { attachSupport, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, spawnImgbuild, tmpdir, waitForChrooted } from '../helpers/cli.js';
 import { snapshot } from '../helpers/host.js';
 

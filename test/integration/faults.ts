@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execa } from 'execa';
-import { faultSteps } from '../../lib/fault.js';
-import { lockHolder } from '../../lib/namespace.js';
+import { faultSteps } from '../../lib/core/fault.js';
+import { lockHolder } from '../../lib/host/namespace.js';
 import { cliPath, copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir, waitForChrooted } from '../helpers/cli.js';
 import { type HostSnapshot, snapshot } from '../helpers/host.js';
 

@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execa, execaSync } from 'execa';
-import { kernelFilesystems } from '../../lib/capabilities.js';
-import { devString } from '../../lib/loop.js';
-import { type MountEntry, parseMountinfo } from '../../lib/mountinfo.js';
+import { kernelFilesystems } from '../../lib/host/capabilities.js';
+import { devString } from '../../lib/host/loop.js';
+import { type MountEntry, parseMountinfo } from '../../lib/parse/mountinfo.js';
 import { cliPath, copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, spawnImgbuild } from '../helpers/cli.js';
 import {
   binfmtDir,

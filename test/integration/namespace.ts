@@ -3,10 +3,10 @@
 // and exit code; everything else still goes through nsenter. Real namespaces, host unchanged.
 import fs from 'node:fs';
 import anyTest, { type TestFn } from 'ava';
-import { createContext } from '../../lib/context.js';
-import { CommandError } from '../../lib/errors.js';
-import type { ImgbuildEvent } from '../../lib/events.js';
-import { Namespace } from '../../lib/namespace.js';
+import { createContext } from '../../lib/core/context.js';
+import { CommandError } from '../../lib/core/errors.js';
+import type { ImgbuildEvent } from '../../lib/core/events.js';
+import { Namespace } from '../../lib/host/namespace.js';
 import { type HostContext, hostUnchanged, tmpdir } from '../helpers/cli.js';
 
 const test = anyTest as TestFn<HostContext>;

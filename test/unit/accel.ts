@@ -3,9 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { accelIdentity, decideAccel, gccConfigureLine, hostCrossVersions, imageGcc, targetDefaults, targetFlags } from '../../lib/accel.js';
-import { PreconditionError, UsageError } from '../../lib/errors.js';
-import { defaultMemoryLimit } from '../../lib/build.js';
+import { accelIdentity, decideAccel, gccConfigureLine, hostCrossVersions, imageGcc, targetDefaults, targetFlags } from '../../lib/accel/index.js';
+import { PreconditionError, UsageError } from '../../lib/core/errors.js';
+import { defaultMemoryLimit } from '../../lib/build/index.js';
 import { memoryLimit } from '../../bin/commands/build.js';
 
 const GiB = 1024 ** 3;

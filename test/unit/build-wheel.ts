@@ -1,4 +1,4 @@
-// lib/build-wheel.py, the one-process PEP 517 front end, run with the host's python3 on a project
+// lib/build/build-wheel.py, the one-process PEP 517 front end, run with the host's python3 on a project
 // whose backend lives in its own tree (no setuptools or wheel needed). The integration tests run
 // it inside real images for setuptools projects.
 import fs from 'node:fs';
@@ -8,7 +8,7 @@ import test from 'ava';
 import { execa } from 'execa';
 import { needs } from '../helpers/tools.js';
 import { wheelFrontendSource } from '../../lib/targets/local.js';
-import { readEntry, readZip } from '../../lib/zip.js';
+import { readEntry, readZip } from '../../lib/parse/zip.js';
 
 const fixture = path.resolve('test/fixtures/py/intree-backend');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-frontend-'));

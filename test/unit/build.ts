@@ -3,10 +3,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { autoJobs, defaultWorkspace, slug } from '../../lib/build.js';
-import { type Manifest, type ManifestWheel, mergeManifest } from '../../lib/manifest.js';
-import { declaredName, gitCacheDir } from '../../lib/sources.js';
-import { parseTargetArg } from '../../lib/spec.js';
+import { autoJobs, defaultWorkspace, slug } from '../../lib/build/index.js';
+import { type Manifest, type ManifestWheel, mergeManifest } from '../../lib/wheel/manifest.js';
+import { declaredName, gitCacheDir } from '../../lib/build/sources.js';
+import { parseTargetArg } from '../../lib/targets/spec.js';
 import { planTarget } from '../../lib/targets/index.js';
 import { GiB } from '../../lib/targets/types.js';
 

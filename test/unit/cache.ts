@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
-import { clearCache, listCache } from '../../lib/cache.js';
-import { cacheChecks } from '../../lib/doctor.js';
-import { UsageError } from '../../lib/errors.js';
+import { clearCache, listCache } from '../../lib/host/cache-dir.js';
+import { cacheChecks } from '../../lib/host/doctor.js';
+import { UsageError } from '../../lib/core/errors.js';
 
 function fakeCache(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-cache-'));

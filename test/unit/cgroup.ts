@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { type CgroupFacts, chooseMemoryCgroup, parseFlatKeyed, parseProcCgroup, removeCgroup, wrapArgv } from '../../lib/cgroup.js';
-import { fileId } from '../../lib/identity.js';
-import { parseMountinfo } from '../../lib/mountinfo.js';
+import { type CgroupFacts, chooseMemoryCgroup, parseFlatKeyed, parseProcCgroup, removeCgroup, wrapArgv } from '../../lib/host/cgroup.js';
+import { fileId } from '../../lib/core/identity.js';
+import { parseMountinfo } from '../../lib/parse/mountinfo.js';
 
 const fixtures = path.resolve('test/fixtures/tools');
 const fixture = (name: string) => fs.readFileSync(path.join(fixtures, name), 'utf8');

@@ -1,7 +1,7 @@
 // DISTCC_HOSTS entries: what --distcc-hosts accepts, and the usage errors for the rest.
 import test from 'ava';
-import { checkDistccRequest, distccEnv, parseDistccHost } from '../../lib/distcc.js';
-import { UsageError } from '../../lib/errors.js';
+import { checkDistccRequest, distccEnv, parseDistccHost } from '../../lib/accel/distcc.js';
+import { UsageError } from '../../lib/core/errors.js';
 
 test('TCP hosts in both orders, with limits and options', (t) => {
   t.like(parseDistccHost('10.0.0.5'), { kind: 'tcp', host: '10.0.0.5', port: 3632, options: [] });

@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { PreconditionError, UsageError } from '../../lib/errors.js';
-import { checkHostSpace, formatBytes, fsckVerdict, parseDumpe2fsHeader, parseSize, planGrow, sfdiskGrowArgs, sfdiskGrowInput, sfdiskRelocateArgs } from '../../lib/grow.js';
-import type { ImageFile, ImagePartition } from '../../lib/image.js';
-import { type FsType, parseSfdiskJson } from '../../lib/partitions.js';
+import { PreconditionError, UsageError } from '../../lib/core/errors.js';
+import { checkHostSpace, formatBytes, fsckVerdict, parseDumpe2fsHeader, parseSize, planGrow, sfdiskGrowArgs, sfdiskGrowInput, sfdiskRelocateArgs } from '../../lib/image-tools/grow.js';
+import type { ImageFile, ImagePartition } from '../../lib/host/image.js';
+import { type FsType, parseSfdiskJson } from '../../lib/parse/partitions.js';
 
 const fixture = (name: string) => fs.readFileSync(path.join('test/fixtures/tools', name), 'utf8');
 const MiB = 2 ** 20;

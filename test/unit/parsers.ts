@@ -1,15 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { entryMatches, parseBinfmtEntry, registrationLine } from '../../lib/binfmt.js';
-import { archTable, binfmtMagic, parseArch } from '../../lib/arch.js';
-import { elfArch, readElfHeader } from '../../lib/elf.js';
-import { parseKpartxAdd } from '../../lib/attach.js';
-import { devString, parseLosetupJson } from '../../lib/loop.js';
-import { isAtOrBelow, mountsAtOrBelow, parseMountinfo } from '../../lib/mountinfo.js';
-import { detectFilesystem, parseSfdiskJson } from '../../lib/partitions.js';
-import { glibcVersion, parseOsRelease, pythonAbi, wheelTag } from '../../lib/inspect.js';
-import { bootMountpoint } from '../../lib/session.js';
+import { entryMatches, parseBinfmtEntry, registrationLine } from '../../lib/host/binfmt.js';
+import { archTable, binfmtMagic, parseArch } from '../../lib/core/arch.js';
+import { elfArch, readElfHeader } from '../../lib/parse/elf.js';
+import { parseKpartxAdd } from '../../lib/host/attach.js';
+import { devString, parseLosetupJson } from '../../lib/host/loop.js';
+import { isAtOrBelow, mountsAtOrBelow, parseMountinfo } from '../../lib/parse/mountinfo.js';
+import { detectFilesystem, parseSfdiskJson } from '../../lib/parse/partitions.js';
+import { glibcVersion, parseOsRelease, pythonAbi, wheelTag } from '../../lib/session/inspect.js';
+import { bootMountpoint } from '../../lib/session/session.js';
 
 const fixtures = path.resolve('test/fixtures/tools');
 const fixture = (name: string) => fs.readFileSync(path.join(fixtures, name));

@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { isInside, resolveInRoot } from '../../lib/safe-path.js';
-import { MountedBelowError, assertNothingMounted } from '../../lib/safe-remove.js';
+import { isInside, resolveInRoot } from '../../lib/host/safe-path.js';
+import { MountedBelowError, assertNothingMounted } from '../../lib/host/safe-remove.js';
 
 function tree(): string {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-root-'));

@@ -1,6 +1,6 @@
 import test from 'ava';
-import { UsageError } from '../../lib/errors.js';
-import { parseTargetSpec } from '../../lib/spec.js';
+import { UsageError } from '../../lib/core/errors.js';
+import { parseTargetSpec } from '../../lib/targets/spec.js';
 import { cmakeForRelease, listRecipes, orderPlans, pairingWarnings, planTarget, recipes } from '../../lib/targets/index.js';
 import { guessProject } from '../../lib/targets/local.js';
 import { pairedTorch, pairedVision } from '../../lib/targets/torchvision.js';

@@ -2,12 +2,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { createContext } from '../../lib/context.js';
-import { CleanupError } from '../../lib/errors.js';
-import { type HostChange, Journal, parseJournal, readJournal } from '../../lib/journal.js';
-import type { Run } from '../../lib/runner.js';
-import { Transaction } from '../../lib/transaction.js';
-import { UndoStack } from '../../lib/undo.js';
+import { createContext } from '../../lib/core/context.js';
+import { CleanupError } from '../../lib/core/errors.js';
+import { type HostChange, Journal, parseJournal, readJournal } from '../../lib/undo/journal.js';
+import type { Run } from '../../lib/core/runner.js';
+import { Transaction } from '../../lib/undo/transaction.js';
+import { UndoStack } from '../../lib/undo/stack.js';
 
 test('undo steps run newest first, all of them, and failures are named', async (t) => {
   const order: string[] = [];

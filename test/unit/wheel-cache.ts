@@ -6,12 +6,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import test from 'ava';
 import { execa } from 'execa';
-import { createContext } from '../../lib/context.js';
-import { hashFile } from '../../lib/hash.js';
-import type { ManifestWheel } from '../../lib/manifest.js';
-import { fetchSource } from '../../lib/sources.js';
+import { createContext } from '../../lib/core/context.js';
+import { hashFile } from '../../lib/core/hash.js';
+import type { ManifestWheel } from '../../lib/wheel/manifest.js';
+import { fetchSource } from '../../lib/build/sources.js';
 import { planTarget } from '../../lib/targets/index.js';
-import { imageIdentity, keyJobs, lookupWheels, sourceFingerprint, storeWheels, type WheelKeyParts, wheelCacheKey, wheelEntryDir } from '../../lib/wheel-cache.js';
+import { imageIdentity, keyJobs, lookupWheels, sourceFingerprint, storeWheels, type WheelKeyParts, wheelCacheKey, wheelEntryDir } from '../../lib/wheel/cache.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-wcache-'));
 test.after.always(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -326,7 +326,7 @@ test('a damaged entry is a miss with the reason, and is removed', async (t) => {
 test('imgbuilds storing the same key at once leave one valid entry', async (t) => {
   const cache = tmp('cache');
   const key = keyOf('race');
-  const moduleUrl = new URL('../../lib/wheel-cache.js', import.meta.url).href;
+  const moduleUrl = new URL('../../lib/wheel/cache.js', import.meta.url).href;
   const jobs = [];
   for (let i = 0; i < 6; i++) {
     // Each process stores its own wheel bytes under the same key: whichever renames first wins whole.

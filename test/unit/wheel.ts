@@ -3,11 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
-import { type Arch, archTable } from '../../lib/arch.js';
-import { elfArch, readElfDynamic, readElfHeader } from '../../lib/elf.js';
-import { UsageError } from '../../lib/errors.js';
-import { compareVersions, findLibrary, libraryDirs, parseWheelName, tagProblems, verifyWheel, wheelElves } from '../../lib/wheel.js';
-import { ZipError, isSafeEntryName, readEntry, readEntryHead, readZip } from '../../lib/zip.js';
+import { type Arch, archTable } from '../../lib/core/arch.js';
+import { elfArch, readElfDynamic, readElfHeader } from '../../lib/parse/elf.js';
+import { UsageError } from '../../lib/core/errors.js';
+import { compareVersions, findLibrary, libraryDirs, parseWheelName, tagProblems, verifyWheel, wheelElves } from '../../lib/wheel/verify.js';
+import { ZipError, isSafeEntryName, readEntry, readEntryHead, readZip } from '../../lib/parse/zip.js';
 import { needs } from '../helpers/tools.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-wheel-'));

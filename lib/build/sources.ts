@@ -1,0 +1,178 @@
+// Sources are fetched and copied on the host, at native speed, before anything is mounted: a
+// directory or sdist from the host, or a git checkout from a clone cache reused across runs.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Context } from '../core/context.js';
+import { CommandError, PreconditionError } from '../core/errors.js';
+import { holdLock } from '../host/lock.js';
+import { isSdist } from '../targets/local.js';
+import type { TargetSource } from '../targets/index.js';
+
+/** Markers of a Python project a build backend can build. */
+const projectFiles = ['pyproject.toml', 'setup.py', 'setup.cfg'];
+
+/** Top-level directories of a host checkout that are build output, not source (they may hold host objects). */
+export const skippedTopLevel = ['build', 'dist'];
+
+/** Throws a PreconditionError unless `p` is a Python project directory or an sdist tarball. */
+export function checkProjectPath(p: string, what: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch {
+    throw new PreconditionError(`${what}: ${p} does not exist`, 'give the path of a Python project directory or an sdist (.tar.gz, .zip)');
+  }
+  if (st.isDirectory()) {
+    if (!projectFiles.some((f) => fs.existsSync(path.join(p, f)))) {
+      throw new PreconditionError(`${what}: ${p} is not a Python project (no ${projectFiles.join(', ')})`, 'point at the directory that holds setup.py or pyproject.toml');
+    }
+    return;
+  }
+  if (st.isFile() && isSdist(p)) return;
+  throw new PreconditionError(`${what}: ${p} is neither a project directory nor an sdist tarball`, 'give a directory with setup.py or pyproject.toml, or a .tar.gz/.zip sdist');
+}
+
+export interface FetchedSource {
+  /** What was built: a path, or URL@REF with the commit. */
+  origin: string;
+  commit?: string;
+}
+
+/**
+ * Put the source of one target into the empty directory `dest` on the host. A directory is
+ * copied without its top-level build/ and dist/ (host build output); an sdist is copied into it.
+ */
+export async function fetchSource(ctx: Context, source: TargetSource, dest: string): Promise<FetchedSource> {
+  fs.mkdirSync(dest, { recursive: true });
+  if (source.kind === 'path') {
+    const st = fs.statSync(source.path);
+    if (st.isDirectory()) await copyTree(ctx, source.path, dest, skippedTopLevel);
+    else await ctx.run('cp', ['--reflink=auto', '--preserve=mode,timestamps', source.path, path.join(dest, path.basename(source.path))]);
+    return { origin: source.path };
+  }
+  const repo = await updateGitCache(ctx, source.url, source.ref, source.submodules);
+  await copyTree(ctx, repo.dir, dest, []);
+  return { origin: `${source.url}@${source.ref}`, commit: repo.commit };
+}
+
+async function copyTree(ctx: Context, from: string, to: string, skip: string[]): Promise<void> {
+  const entries = fs.readdirSync(from).filter((n) => !skip.includes(n));
+  if (entries.length === 0) return;
+  await ctx.run('cp', ['-a', '--reflink=auto', '--', ...entries.map((n) => path.join(from, n)), `${to}/`]);
+}
+
+const gitEnv = { GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true' };
+
+/** The cache directory of a repository URL. */
+export function gitCacheDir(cacheDir: string, url: string): string {
+  const base = url.replace(/[/:]+$/, '').split(/[/:]/).pop()?.replace(/\.git$/, '').replace(/[^A-Za-z0-9._-]/g, '_') || 'repo';
+  const hash = crypto.createHash('sha256').update(url).digest('hex').slice(0, 12);
+  return path.join(cacheDir, 'git', `${base}-${hash}`);
+}
+
+/**
+ * Clone (first time) or fetch (later) `url` into the cache, check out `ref` with its submodules
+ * and return the working tree. The cache is locked while it is used.
+ */
+export async function updateGitCache(ctx: Context, url: string, ref: string, submodules: boolean): Promise<{ dir: string; commit: string }> {
+  const dir = gitCacheDir(ctx.cacheDir, url);
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  const lock = await holdLock(ctx, `${dir}.lock`, `the source cache ${dir}`);
+  const git = (args: string[], allowFailure = false) => ctx.run('git', ['-c', 'protocol.file.allow=always', '-C', dir, ...args], { env: gitEnv, allowFailure });
+  try {
+    if (!fs.existsSync(path.join(dir, '.git'))) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      const r = await ctx.run('git', ['-c', 'protocol.file.allow=always', 'clone', '--no-checkout', url, dir], { env: gitEnv, allowFailure: true });
+      if (r.exitCode !== 0) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw new PreconditionError(`cannot clone ${url}: ${lastLine(r.all)}`, 'check the URL and the network; on a machine without access use --source NAME=PATH with a local checkout');
+      }
+    } else {
+      const r = await git(['fetch', '--force', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*'], true);
+      if (r.exitCode !== 0) ctx.emit({ kind: 'warn', message: `could not update ${url} (${lastLine(r.all)}); using the cached clone` });
+    }
+    const commit = (await resolveRef(git, ref)) ?? '';
+    if (!commit) throw new PreconditionError(`${url} has no tag, branch or commit ${ref}`, 'check the ref (git ls-remote URL lists tags and branches)');
+    await git(['checkout', '--force', '--detach', commit]);
+    await git(['clean', '-ffdxq']);
+    if (submodules) {
+      await git(['submodule', 'sync', '--recursive']);
+      try {
+        await git(['submodule', 'update', '--init', '--recursive', '--force']);
+      } catch (error) {
+        throw new PreconditionError(`cannot fetch the submodules of ${url}@${ref}: ${error instanceof CommandError ? lastLine(error.output) : String(error)}`, 'check the network, or use --source NAME=PATH with a checkout that has its submodules');
+      }
+    }
+    return { dir, commit };
+  } finally {
+    await lock.release();
+  }
+}
+
+async function resolveRef(git: (args: string[], allowFailure?: boolean) => Promise<{ exitCode: number; stdout: string }>, ref: string): Promise<string | undefined> {
+  for (const candidate of [`refs/tags/${ref}`, `refs/remotes/origin/${ref}`, ref]) {
+    const r = await git(['rev-parse', '--verify', '--quiet', `${candidate}^{commit}`], true);
+    if (r.exitCode === 0 && r.stdout.trim()) return r.stdout.trim();
+  }
+  return undefined;
+}
+
+function lastLine(text: string): string {
+  return text.trim().split('\n').pop() ?? '';
+}
+
+/**
+ * The distribution name a project directory declares (pyproject.toml [project], setup.cfg
+ * [metadata], or a literal name= in setup.py), or undefined when it is computed or absent.
+ */
+export function declaredName(dir: string): string | undefined {
+  const read = (f: string) => {
+    try {
+      return fs.readFileSync(path.join(dir, f), 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const section = (text: string | undefined, header: RegExp) => {
+    if (!text) return undefined;
+    const lines = text.split('\n');
+    const start = lines.findIndex((l) => header.test(l.trim()));
+    if (start < 0) return undefined;
+    for (const l of lines.slice(start + 1)) {
+      if (/^\s*\[/.test(l)) break;
+      const m = /^\s*name\s*=\s*["']?([A-Za-z0-9][A-Za-z0-9._-]*)["']?\s*$/.exec(l);
+      if (m) return m[1];
+    }
+    return undefined;
+  };
+  const fromPyproject = section(read('pyproject.toml'), /^\[project\]$/);
+  if (fromPyproject) return fromPyproject;
+  const fromCfg = section(read('setup.cfg'), /^\[metadata\]$/);
+  if (fromCfg) return fromCfg;
+  const setupPy = read('setup.py');
+  const m = setupPy ? /\bsetup\s*\([^)]*?\bname\s*=\s*["']([A-Za-z0-9][A-Za-z0-9._-]*)["']/s.exec(setupPy) : undefined;
+  return m?.[1];
+}
+
+/**
+ * Download pip requirements on the host into `dest` (wheels for the image's platform where they
+ * exist, sdists otherwise), so the emulated chroot installs them from there. Best effort: what
+ * the host cannot fetch, the chroot's pip fetches itself. Returns the requirements not fetched.
+ */
+export async function prefetchPip(ctx: Context, requirements: string[], dest: string, image: { python: string; wheelMachine: string }): Promise<string[]> {
+  if (requirements.length === 0) return [];
+  const probe = await ctx.run('python3', ['-m', 'pip', '--version'], { allowFailure: true, quiet: true });
+  if (probe.exitCode !== 0) return requirements;
+  fs.mkdirSync(dest, { recursive: true });
+  const common = ['-m', 'pip', 'download', '--dest', dest, '--no-deps', '--disable-pip-version-check', '--no-input', '--timeout', '20', '--retries', '1'];
+  const platform = ['--only-binary=:all:', '--implementation', 'cp', '--python-version', image.python, '--platform', `linux_${image.wheelMachine}`, '--platform', `manylinux2014_${image.wheelMachine}`, '--platform', 'any'];
+  const missed: string[] = [];
+  for (const req of requirements) {
+    const binary = await ctx.run('python3', [...common, ...platform, req], { allowFailure: true });
+    if (binary.exitCode === 0) continue;
+    const sdist = await ctx.run('python3', [...common, '--no-binary=:all:', req], { allowFailure: true });
+    if (sdist.exitCode !== 0) missed.push(req);
+  }
+  return missed;
+}

@@ -1,0 +1,38 @@
+// The one object every stage receives: how to run processes, where to report, when to stop,
+// and where imgbuild keeps its state and caches.
+import path from 'node:path';
+import { type Emit, silent } from './events.js';
+import { defaultStateDir } from '../undo/journal.js';
+import { createRunner, type Run } from './runner.js';
+
+export interface Context {
+  run: Run;
+  emit: Emit;
+  signal: AbortSignal;
+  /** Journals and session directories (tmpfs: gone after a reboot, like what they describe). */
+  stateDir: string;
+  /** Sample images, sources, ccache, wheels. */
+  cacheDir: string;
+}
+
+export const defaultCacheDir = '/var/cache/imgbuild';
+
+export interface ContextOptions {
+  emit?: Emit;
+  signal?: AbortSignal;
+  run?: Run;
+  stateDir?: string;
+  cacheDir?: string;
+}
+
+export function createContext(options: ContextOptions = {}): Context {
+  const emit = options.emit ?? silent;
+  const signal = options.signal ?? new AbortController().signal;
+  return {
+    emit,
+    signal,
+    run: options.run ?? createRunner({ emit, signal }),
+    stateDir: path.resolve(options.stateDir ?? process.env.IMGBUILD_STATE_DIR ?? defaultStateDir),
+    cacheDir: path.resolve(options.cacheDir ?? process.env.IMGBUILD_CACHE_DIR ?? defaultCacheDir),
+  };
+}

@@ -1,0 +1,79 @@
+// Opening an image file for reading its layout: every check here is read-only, and every bad
+// input stops with a message that names the file and says what to do.
+import fs from 'node:fs';
+import path from 'node:path';
+import { PreconditionError } from '../core/errors.js';
+import type { FileId } from '../core/identity.js';
+import { type FsInfo, type Partition, type PartitionTable, linuxFilesystems, readFilesystem, readPartitionTable } from '../parse/partitions.js';
+import type { Run } from '../core/runner.js';
+
+export interface ImagePartition extends Partition, FsInfo {}
+
+export interface ImageFile {
+  /** Absolute path; always passed to tools as one argv element, never parsed. */
+  path: string;
+  id: FileId;
+  size: number;
+  blockDevice: boolean;
+  table: PartitionTable;
+  partitions: ImagePartition[];
+}
+
+const compressed: [string, number[]][] = [
+  ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
+  ['gzip', [0x1f, 0x8b]],
+  ['zip', [0x50, 0x4b, 0x03, 0x04]],
+  ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
+  ['bzip2', [0x42, 0x5a, 0x68]],
+];
+
+export async function openImage(run: Run, imagePath: string, options: { allowBlockDevice?: boolean } = {}): Promise<ImageFile> {
+  const abs = path.resolve(imagePath);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    throw new PreconditionError(`image not found: ${abs}`, 'check the path to the .img file');
+  }
+  if (st.isDirectory()) throw new PreconditionError(`${abs} is a directory, not an image file`, 'give the path of the .img file itself');
+  const blockDevice = st.isBlockDevice();
+  if (blockDevice && !options.allowBlockDevice) {
+    throw new PreconditionError(
+      `${abs} is a block device, not an image file`,
+      'imgbuild works on image files; to use a card or disk directly pass --allow-block-device (and be sure it is the right one)',
+    );
+  }
+  if (!blockDevice && !st.isFile()) throw new PreconditionError(`${abs} is not a regular file`, 'give the path of a raw .img file');
+  const size = blockDevice ? await blockDeviceSize(run, abs) : st.size;
+  if (size === 0) throw new PreconditionError(`${abs} is empty`, 'the download or copy failed; fetch the image again');
+  const head = Buffer.alloc(8);
+  const fd = fs.openSync(abs, 'r');
+  try {
+    fs.readSync(fd, head, 0, 8, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  for (const [name, magic] of compressed) {
+    if (magic.every((b, i) => head[i] === b)) {
+      throw new PreconditionError(`${abs} is ${name}-compressed`, `decompress it first (for example: ${name === 'zip' ? 'unzip' : name === 'xz' ? 'xz -dk' : `${name} -dk`} ...) and pass the .img`);
+    }
+  }
+  const table = await readPartitionTable(run, abs, size);
+  const partitions = table.partitions.map((p) => ({ ...p, ...readFilesystem(abs, p) }));
+  return { path: abs, id: { dev: st.dev, ino: st.ino }, size, blockDevice, table, partitions };
+}
+
+async function blockDeviceSize(run: Run, dev: string): Promise<number> {
+  const r = await run('blockdev', ['--getsize64', dev], { quiet: true });
+  return Number(r.stdout.trim());
+}
+
+/** Partitions that may hold a Linux root, most likely first (by label, then size). */
+export function rootCandidates(image: ImageFile): ImagePartition[] {
+  const score = (p: ImagePartition) => (/^(root|rootfs|writable|pynq)/i.test(p.label ?? '') ? 1e15 : 0) + p.size;
+  return image.partitions.filter((p) => linuxFilesystems.includes(p.fstype)).sort((a, b) => score(b) - score(a));
+}
+
+export function bootCandidates(image: ImageFile): ImagePartition[] {
+  return image.partitions.filter((p) => p.fstype === 'vfat');
+}

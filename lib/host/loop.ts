@@ -1,0 +1,163 @@
+// Loop devices: attached atomically (losetup --find --show), journaled with the backing file's
+// identity, and recognised later by device name plus diskseq, which changes on every attach.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { FileId } from '../core/identity.js';
+import type { HostChange } from '../undo/journal.js';
+import type { Run } from '../core/runner.js';
+import type { Transaction } from '../undo/transaction.js';
+
+export interface LoopInfo {
+  name: string;
+  backIno: number;
+  backDev: string;
+  offset: number;
+  sizelimit: number;
+  autoclear: boolean;
+  ro: boolean;
+  backFile: string;
+}
+
+const columns = 'NAME,BACK-INO,BACK-MAJ:MIN,OFFSET,SIZELIMIT,AUTOCLEAR,RO,BACK-FILE';
+
+/** Pure: `losetup --json --list --output NAME,BACK-INO,...` output. */
+export function parseLosetupJson(text: string): LoopInfo[] {
+  if (!text.trim()) return [];
+  const data = JSON.parse(text) as { loopdevices?: Record<string, unknown>[] };
+  return (data.loopdevices ?? []).map((d) => ({
+    name: String(d.name),
+    backIno: Number(d['back-ino']),
+    backDev: String(d['back-maj:min'] ?? '').trim(),
+    offset: Number(d.offset ?? 0),
+    sizelimit: Number(d.sizelimit ?? 0),
+    autoclear: d.autoclear === true || d.autoclear === '1' || d.autoclear === 1,
+    ro: d.ro === true || d.ro === '1' || d.ro === 1,
+    backFile: String(d['back-file'] ?? ''),
+  }));
+}
+
+export async function listLoops(run: Run): Promise<LoopInfo[]> {
+  const r = await run('losetup', ['--json', '--list', '--output', columns], { quiet: true, signal: null });
+  return parseLosetupJson(r.stdout);
+}
+
+/** st_dev as losetup prints it (major:minor). */
+export function devString(dev: number): string {
+  // Linux's new_encode_dev layout, as Node returns st_dev.
+  const major = (dev >> 8) & 0xfff;
+  const minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+  return `${major}:${minor}`;
+}
+
+export function loopsOfImage(loops: LoopInfo[], image: FileId): LoopInfo[] {
+  return loops.filter((l) => l.backIno === image.ino && l.backDev === devString(image.dev));
+}
+
+export function diskseq(device: string): string | undefined {
+  try {
+    return fs.readFileSync(`/sys/block/${path.basename(device)}/diskseq`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Is the loop still bound to something (size > 0 and a backing file)? */
+export function loopBound(device: string): boolean {
+  return fs.existsSync(`/sys/block/${path.basename(device)}/loop/backing_file`);
+}
+
+export interface AttachOptions {
+  image: FileId;
+  imagePath: string;
+  offset?: number;
+  sizelimit?: number;
+  readOnly: boolean;
+  partscan?: boolean;
+}
+
+export async function attachLoop(tx: Transaction, o: AttachOptions): Promise<{ device: string; diskseq: string }> {
+  const intent: HostChange = { kind: 'loop', image: o.image, imagePath: o.imagePath, offset: o.offset ?? 0, sizelimit: o.sizelimit ?? 0 };
+  const made = await tx.change(`detach loop of ${o.imagePath}`, intent, async () => {
+    const args = ['--find', '--show'];
+    if (o.readOnly) args.push('--read-only');
+    if (o.partscan) args.push('--partscan');
+    if (o.offset) args.push('--offset', String(o.offset));
+    if (o.sizelimit) args.push('--sizelimit', String(o.sizelimit));
+    args.push(o.imagePath);
+    const r = await tx.ctx.run('losetup', args);
+    const device = r.stdout.trim();
+    const seq = diskseq(device) ?? '';
+    return { ...intent, device, diskseq: seq };
+  });
+  if (made.kind !== 'loop' || !made.device) throw new Error('losetup did not name a device');
+  return { device: made.device, diskseq: made.diskseq ?? '' };
+}
+
+/** Wait (without sleeping blindly: poll the condition) until `test` holds or `ms` pass. */
+export async function waitFor(test: () => boolean, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+    if (test()) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/**
+ * Undo of a loop change: detach the device only if it is still ours (same diskseq). A loop that
+ * autoclear already released, or that someone else now uses, is left alone. With only an intent
+ * (we may have died inside losetup) we look for an unused loop over the same image and range.
+ */
+export async function detachLoop(run: Run, change: Extract<HostChange, { kind: 'loop' }>): Promise<void> {
+  let device = change.device;
+  if (!device) {
+    const loops = loopsOfImage(await listLoops(run), change.image).filter(
+      (l) => l.offset === change.offset && l.sizelimit === change.sizelimit && !l.autoclear,
+    );
+    if (loops.length !== 1) return;
+    device = loops[0]!.name;
+  } else if (diskseq(device) !== change.diskseq || !loopBound(device)) {
+    return;
+  }
+  // Partition nodes added by partx are not removed with the loop: drop them first.
+  await dropPartitions(run, device);
+  await run('losetup', ['--detach', device], { allowFailure: true, signal: null });
+  // A loop still open (mounted somewhere) is only flagged autoclear by losetup -d.
+  if (!(await waitFor(() => !loopBound(device!) || diskseq(device!) !== change.diskseq, 3000))) {
+    throw new Error(`${device} is still attached to ${change.imagePath} (in use?)`);
+  }
+}
+
+export function partitionNodes(device: string): string[] {
+  const base = path.basename(device);
+  try {
+    return fs.readdirSync(`/sys/block/${base}`).filter((n) => n.startsWith(`${base}p`));
+  } catch {
+    return [];
+  }
+}
+
+export async function dropPartitions(run: Run, device: string): Promise<void> {
+  // partx -d reports I/O errors on a released loop but still removes the nodes, and may race
+  // with an autoclear release in progress: check the result, not the exit code, and retry.
+  let busy = '';
+  let refusals = 0;
+  const gone = await waitForAsync(async () => {
+    if (partitionNodes(device).length === 0) return true;
+    const r = await run('partx', ['--delete', device], { allowFailure: true, signal: null, quiet: true });
+    // A partition still mounted (in any namespace) is refused: after a few tries, waiting longer
+    // would not change that (the caller retries the whole step once the rest is undone).
+    if (/error deleting partition|busy/i.test(r.all) && partitionNodes(device).length > 0 && ++refusals >= 4) busy = r.all.trim().split('\n')[0] ?? '';
+    return partitionNodes(device).length === 0 || busy !== '';
+  }, 3000);
+  if (!gone || busy) throw new Error(`partition nodes of ${device} remain: ${partitionNodes(device).join(', ')}${busy ? ` (${busy})` : ''}`);
+}
+
+async function waitForAsync(test: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+    if (await test()) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}

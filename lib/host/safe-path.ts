@@ -1,0 +1,65 @@
+// Paths inside an untrusted image are resolved inside the image root, the way openat2's
+// RESOLVE_IN_ROOT would: an absolute symlink is taken relative to the root and `..` stops at it.
+// mount(2), cp and fs.writeFile all follow symlinks, so nothing is ever done to an unresolved path.
+import fs from 'node:fs';
+import path from 'node:path';
+import { PreconditionError } from '../core/errors.js';
+
+export interface Resolved {
+  /** Path inside the image, absolute, with no symlinks. */
+  inner: string;
+  /** The same on the host (root + inner). */
+  host: string;
+  /** What is there: 'missing' when the last component does not exist. */
+  type: 'file' | 'dir' | 'missing' | 'other';
+}
+
+const maxLinks = 40;
+
+/**
+ * Resolve `inner` (absolute, inside the image) under `root`. Every component but the last must
+ * exist; the last may be missing. Throws when a non-final component is missing or not a dir.
+ */
+export function resolveInRoot(root: string, inner: string): Resolved {
+  let links = 0;
+  const done: string[] = [];
+  const todo = inner.split('/').filter((c) => c && c !== '.');
+  while (todo.length > 0) {
+    const part = todo.shift()!;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const hostPath = path.join(root, ...done, part);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(hostPath);
+    } catch {
+      if (todo.length === 0) return { inner: `/${[...done, part].join('/')}`, host: hostPath, type: 'missing' };
+      // A missing middle component: report the rest as missing below it.
+      return { inner: `/${[...done, part, ...todo].join('/')}`, host: path.join(root, ...done, part, ...todo), type: 'missing' };
+    }
+    if (st.isSymbolicLink()) {
+      if (++links > maxLinks) throw new PreconditionError(`too many symlinks resolving ${inner} in the image`);
+      const target = fs.readlinkSync(hostPath);
+      if (target.startsWith('/')) done.length = 0;
+      todo.unshift(...target.split('/').filter((c) => c && c !== '.'));
+      continue;
+    }
+    if (todo.length > 0 && !st.isDirectory()) {
+      throw new PreconditionError(`${path.posix.join('/', ...done, part)} in the image is not a directory (resolving ${inner})`);
+    }
+    done.push(part);
+    if (todo.length === 0) {
+      return { inner: `/${done.join('/')}`, host: hostPath, type: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other' };
+    }
+  }
+  return { inner: '/', host: root, type: 'dir' };
+}
+
+/** True if `host` is `root` or below it, on component boundaries. */
+export function isInside(root: string, host: string): boolean {
+  const r = path.resolve(root);
+  const h = path.resolve(host);
+  return h === r || h.startsWith(r.endsWith('/') ? r : `${r}/`);
+}
