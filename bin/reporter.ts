@@ -1,8 +1,7 @@
 // Draws library events: an ora spinner per stage on a TTY (elapsed time and the last line of
 // the build log), plain lines otherwise (with a heartbeat for long stages, for CI logs).
 import type { Ora, Options as OraOptions } from 'ora';
-import { errorMessage, type ImgbuildEvent } from '../lib/index.js';
-import { shellJoin } from '../lib/core/quote.js';
+import { errorMessage, type ImgbuildEvent, shellJoin } from '../lib/index.js';
 
 export interface ReporterOptions {
   verbose: boolean;

@@ -1,6 +1,5 @@
 import type { Argv } from 'yargs';
-import { build, formatPlan } from '../../lib/build/index.js';
-import { type AttachStrategy, UsageError } from '../../lib/index.js';
+import { type AttachStrategy, build, formatPlan, UsageError } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 import { type AccelArgs, accelFromArgs, accelOptions, attachOption } from './options.js';
 

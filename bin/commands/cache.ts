@@ -1,6 +1,5 @@
 import type { Argv } from 'yargs';
-import { human } from '../../lib/build/index.js';
-import { cacheParts, clearCache, listCache } from '../../lib/host/cache-dir.js';
+import { cacheParts, clearCache, human, listCache } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 
 export const command = 'cache [parts..]';

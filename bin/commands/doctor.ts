@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { doctor } from '../../lib/host/doctor.js';
+import { doctor } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 
 export const command = 'doctor';

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { formatGrowResult, growImage } from '../../lib/image-tools/grow.js';
+import { formatGrowResult, growImage } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 
 export const command = 'grow <image> <size>';

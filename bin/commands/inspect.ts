@@ -1,6 +1,5 @@
 import type { Argv } from 'yargs';
-import { formatFacts, inspectImage } from '../../lib/session/inspect.js';
-import type { AttachStrategy } from '../../lib/index.js';
+import { type AttachStrategy, formatFacts, inspectImage } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 import { attachOption } from './options.js';
 

@@ -1,6 +1,5 @@
 import type { Argv } from 'yargs';
-import { mountKept } from '../../lib/session/kept.js';
-import type { AttachStrategy } from '../../lib/index.js';
+import { type AttachStrategy, mountKept } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 import { attachOption } from './options.js';
 

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { recover } from '../../lib/host/recover.js';
+import { recover } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 
 export const command = 'recover';

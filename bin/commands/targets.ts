@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { listRecipes } from '../../lib/targets/index.js';
+import { listRecipes } from '../../lib/index.js';
 
 export const command = 'targets';
 export const describe = 'List the build recipes, the versions each knows and their options (no root needed)';

@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { umountKept } from '../../lib/session/kept.js';
+import { umountKept } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 
 export const command = 'umount <dir>';

@@ -26,9 +26,9 @@ import { checkProjectPath, declaredName, fetchSource, type FetchedSource, prefet
 import { parseTargetArg, type TargetArg } from '../targets/spec.js';
 import { isWheelFrontend, wheelFrontend, wheelFrontendSource } from '../targets/local.js';
 import { cmakeForRelease, normalizeName, orderPlans, pairingWarnings, planTarget, type TargetPlan } from '../targets/index.js';
-import { GiB, MiB } from '../targets/types.js';
+import { GiB, human, MiB } from '../core/units.js';
 import { findLibrary, libraryDirs, parseWheelName, verifyWheel, wheelElves, type WheelName, type WheelReport } from '../wheel/verify.js';
-import { deflateStored } from '../parse/zip.js';
+import { deflateStored } from '../wheel/deflate.js';
 import { imageIdentity, keyJobs, lookupWheels, sourceFingerprint, storeWheels, wheelCacheKey, type WheelLookup } from '../wheel/cache.js';
 
 export interface BuildRequest {
@@ -389,10 +389,6 @@ function checkSpace(dir: string, need: number, what: string): void {
       what === 'the image' ? 'grow the image first: imgbuild grow IMAGE +SIZE' : 'free some space, or use --workspace DIR on a larger filesystem',
     );
   }
-}
-
-export function human(n: number): string {
-  return n >= GiB ? `${(n / GiB).toFixed(1)} GiB` : `${Math.round(n / MiB)} MiB`;
 }
 
 function clearWorkspace(ws: string): void {

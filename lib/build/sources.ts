@@ -7,13 +7,13 @@ import type { Context } from '../core/context.js';
 import { CommandError, PreconditionError } from '../core/errors.js';
 import { holdLock } from '../host/lock.js';
 import { isSdist } from '../targets/local.js';
-import type { TargetSource } from '../targets/index.js';
+import { type FetchedSource, skippedTopLevel, type TargetSource } from '../targets/types.js';
+
+export type { FetchedSource } from '../targets/types.js';
 
 /** Markers of a Python project a build backend can build. */
 const projectFiles = ['pyproject.toml', 'setup.py', 'setup.cfg'];
 
-/** Top-level directories of a host checkout that are build output, not source (they may hold host objects). */
-export const skippedTopLevel = ['build', 'dist'];
 
 /** Throws a PreconditionError unless `p` is a Python project directory or an sdist tarball. */
 export function checkProjectPath(p: string, what: string): void {
@@ -33,11 +33,6 @@ export function checkProjectPath(p: string, what: string): void {
   throw new PreconditionError(`${what}: ${p} is neither a project directory nor an sdist tarball`, 'give a directory with setup.py or pyproject.toml, or a .tar.gz/.zip sdist');
 }
 
-export interface FetchedSource {
-  /** What was built: a path, or URL@REF with the commit. */
-  origin: string;
-  commit?: string;
-}
 
 /**
  * Put the source of one target into the empty directory `dest` on the host. A directory is

@@ -2,8 +2,10 @@
 // and where imgbuild keeps its state and caches.
 import path from 'node:path';
 import { type Emit, silent } from './events.js';
-import { defaultStateDir } from '../undo/journal.js';
 import { createRunner, type Run } from './runner.js';
+
+/** Where journals and session directories live (a tmpfs: gone at reboot, as the loops are). */
+export const defaultStateDir = '/run/imgbuild';
 
 export interface Context {
   run: Run;

@@ -44,6 +44,12 @@ export class InterruptedError extends ImgbuildError {
   }
 }
 
+/** The InterruptedError for an aborted signal: its reason names the signal (SIGINT when it does not). */
+export function interruptedBy(signal: AbortSignal): InterruptedError {
+  const reason: unknown = signal.reason;
+  return new InterruptedError(typeof reason === 'string' && reason.startsWith('SIG') ? reason : 'SIGINT');
+}
+
 export interface CleanupFailure {
   step: string;
   error: unknown;

@@ -1,6 +1,6 @@
 // The one place that starts processes. Always argv arrays; every command is logged.
 import { execa, type Options } from 'execa';
-import { CommandError, InterruptedError } from './errors.js';
+import { CommandError, interruptedBy } from './errors.js';
 import type { Emit } from './events.js';
 import { shellJoin } from './quote.js';
 
@@ -52,7 +52,7 @@ export function createRunner({ emit, signal: defaultSignal }: RunnerOptions): Ru
     const argv = [file, ...args];
     if (!options.quiet) emit({ kind: 'cmd', argv });
     const signal = options.signal === null ? undefined : (options.signal ?? defaultSignal);
-    if (signal?.aborted) throw new InterruptedError(abortName(signal));
+    if (signal?.aborted) throw interruptedBy(signal);
 
     const inherit = options.stdio === 'inherit';
     const execaOptions: Options = {
@@ -110,7 +110,7 @@ export function createRunner({ emit, signal: defaultSignal }: RunnerOptions): Ru
       all: typeof result.all === 'string' ? result.all : options.logFile ? [...tail, partial].join('\n') : '',
       ...(result.signal ? { signal: result.signal } : {}),
     };
-    if (cancelled && signal) throw new InterruptedError(abortName(signal));
+    if (cancelled && signal) throw interruptedBy(signal);
     if (out.exitCode !== 0 && !options.allowFailure) {
       const notFound = (result as { code?: string }).code === 'ENOENT';
       throw new CommandError(
@@ -132,11 +132,6 @@ function killChild(pid: number | undefined, group: boolean): void {
   } catch {
     // already gone
   }
-}
-
-function abortName(signal: AbortSignal): string {
-  const reason: unknown = signal.reason;
-  return typeof reason === 'string' && reason.startsWith('SIG') ? reason : 'SIGINT';
 }
 
 const signalNumbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };

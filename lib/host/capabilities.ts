@@ -3,12 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Context } from '../core/context.js';
-import { hostBinfmtDir } from './binfmt.js';
-import { makeUndoer } from './undoers.js';
+import { hostUndoer } from './undoers.js';
 import { fileId } from '../core/identity.js';
-import { Journal } from '../undo/journal.js';
-import { attachLoop, partitionNodes, waitFor } from './loop.js';
-import { Transaction } from '../undo/transaction.js';
+import { waitFor } from '../core/wait.js';
+import { attachLoop, partitionNodes } from './loop.js';
+import { openTransaction } from '../undo/open.js';
 import type { TableType } from '../parse/partitions.js';
 
 export interface Capabilities {
@@ -74,16 +73,15 @@ async function probePartscan(ctx: Context, dir: string, type: TableType): Promis
   fs.truncateSync(file, 4 * 1024 * 1024);
   const script = type === 'gpt' ? 'label: gpt\nstart=2048, size=2048\n' : 'label: dos\nstart=2048, size=2048, type=83\n';
   await ctx.run('sfdisk', ['--quiet', file], { input: script, quiet: true });
-  const journal = Journal.create(ctx.stateDir, 'probe');
-  const tx = new Transaction(ctx, journal, makeUndoer({ run: ctx.run, binfmtDir: async () => hostBinfmtDir }));
+  const t = openTransaction(ctx, { verb: 'probe', undoer: hostUndoer(ctx) });
   try {
-    const { device } = await attachLoop(tx, { image: fileId(file), imagePath: file, readOnly: true, partscan: true });
+    const { device } = await attachLoop(t.tx, { image: fileId(file), imagePath: file, readOnly: true, partscan: true });
     return await waitFor(() => partitionNodes(device).length > 0, 500);
   } catch {
     return false;
   } finally {
-    const failures = await tx.unwind();
-    if (failures.length === 0) journal.close();
+    // A loop that would not detach stays in the journal for `imgbuild recover`; the probe's answer stands.
+    await t.close().catch(() => undefined);
   }
 }
 

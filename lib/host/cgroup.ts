@@ -6,7 +6,7 @@ import path from 'node:path';
 import { PreconditionError, UsageError } from '../core/errors.js';
 import { fileId, lfileId, sameFile } from '../core/identity.js';
 import type { HostChange } from '../undo/journal.js';
-import { waitFor } from './loop.js';
+import { waitFor } from '../core/wait.js';
 import { isAtOrBelow, type MountEntry, readMountinfo } from '../parse/mountinfo.js';
 import type { Transaction } from '../undo/transaction.js';
 

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Arch, archTable, needsEmulation } from '../core/arch.js';
 import { findUsableEntry, hostBinfmtDir, readEntries } from './binfmt.js';
-import { human } from '../build/index.js';
+import { human } from '../core/units.js';
 import { listCache } from './cache-dir.js';
 import { probeCapabilities, which } from './capabilities.js';
 import { probeMemoryCgroup } from './cgroup.js';

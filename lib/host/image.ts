@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PreconditionError } from '../core/errors.js';
 import type { FileId } from '../core/identity.js';
-import { type FsInfo, type Partition, type PartitionTable, linuxFilesystems, readFilesystem, readPartitionTable } from '../parse/partitions.js';
+import { type FsInfo, type Partition, type PartitionTable, linuxFilesystems, parseSfdiskJson, readFilesystem } from '../parse/partitions.js';
 import type { Run } from '../core/runner.js';
 
 export interface ImagePartition extends Partition, FsInfo {}
@@ -76,4 +76,26 @@ export function rootCandidates(image: ImageFile): ImagePartition[] {
 
 export function bootCandidates(image: ImageFile): ImagePartition[] {
   return image.partitions.filter((p) => p.fstype === 'vfat');
+}
+
+/** The image's partition table (sfdisk --json), each partition checked to lie inside the file. */
+export async function readPartitionTable(run: Run, image: string, imageSize: number): Promise<PartitionTable> {
+  const r = await run('sfdisk', ['--json', image], { allowFailure: true, quiet: true });
+  if (r.exitCode !== 0 || !r.stdout.trim()) {
+    throw new PreconditionError(
+      `no partition table in ${image}`,
+      'imgbuild takes a raw SD-card image (.img) with an MBR or GPT partition table; decompress .xz/.zip images first',
+    );
+  }
+  const table = parseSfdiskJson(r.stdout);
+  if (table.partitions.length === 0) throw new PreconditionError(`the partition table of ${image} has no partitions`, 'is this a whole-disk image?');
+  for (const p of table.partitions) {
+    if (p.start + p.size > imageSize) {
+      throw new PreconditionError(
+        `${image} is truncated: partition ${p.number} ends at byte ${p.start + p.size} but the file has ${imageSize} bytes`,
+        'the download or copy was cut short; fetch the image again',
+      );
+    }
+  }
+  return table;
 }

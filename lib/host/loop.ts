@@ -6,6 +6,7 @@ import type { FileId } from '../core/identity.js';
 import type { HostChange } from '../undo/journal.js';
 import type { Run } from '../core/runner.js';
 import type { Transaction } from '../undo/transaction.js';
+import { waitFor } from '../core/wait.js';
 
 export interface LoopInfo {
   name: string;
@@ -93,16 +94,6 @@ export async function attachLoop(tx: Transaction, o: AttachOptions): Promise<{ d
   return { device: made.device, diskseq: made.diskseq ?? '' };
 }
 
-/** Wait (without sleeping blindly: poll the condition) until `test` holds or `ms` pass. */
-export async function waitFor(test: () => boolean, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
-    if (test()) return true;
-    if (Date.now() > until) return false;
-    await new Promise((r) => setTimeout(r, delay));
-  }
-}
-
 /**
  * Undo of a loop change: detach the device only if it is still ours (same diskseq). A loop that
  * autoclear already released, or that someone else now uses, is left alone. With only an intent
@@ -142,22 +133,14 @@ export async function dropPartitions(run: Run, device: string): Promise<void> {
   // with an autoclear release in progress: check the result, not the exit code, and retry.
   let busy = '';
   let refusals = 0;
-  const gone = await waitForAsync(async () => {
+  const gone = await waitFor(async () => {
     if (partitionNodes(device).length === 0) return true;
     const r = await run('partx', ['--delete', device], { allowFailure: true, signal: null, quiet: true });
     // A partition still mounted (in any namespace) is refused: after a few tries, waiting longer
     // would not change that (the caller retries the whole step once the rest is undone).
     if (/error deleting partition|busy/i.test(r.all) && partitionNodes(device).length > 0 && ++refusals >= 4) busy = r.all.trim().split('\n')[0] ?? '';
     return partitionNodes(device).length === 0 || busy !== '';
-  }, 3000);
+  }, 3000, { startMs: 5, maxMs: 100 });
   if (!gone || busy) throw new Error(`partition nodes of ${device} remain: ${partitionNodes(device).join(', ')}${busy ? ` (${busy})` : ''}`);
 }
 
-async function waitForAsync(test: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const until = Date.now() + ms;
-  for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
-    if (await test()) return true;
-    if (Date.now() > until) return false;
-    await new Promise((r) => setTimeout(r, delay));
-  }
-}

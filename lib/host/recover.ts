@@ -6,14 +6,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { hostBinfmtDir } from './binfmt.js';
-import { makeUndoer, NeedsImageError, removeCreated } from './undoers.js';
+import { hostUndoer, makeUndoer, NeedsImageError, removeCreated } from './undoers.js';
 import type { Context } from '../core/context.js';
-import { errorMessage } from '../core/errors.js';
+import { CleanupError, errorMessage } from '../core/errors.js';
 import { sameFile, fileId } from '../core/identity.js';
 import { type HostChange, Journal, type JournalState, listJournals, type PendingChange, sessionAlive } from '../undo/journal.js';
 import { attachLoop } from './loop.js';
 import { Namespace } from './namespace.js';
-import { Transaction } from '../undo/transaction.js';
+import { openTransaction } from '../undo/open.js';
 
 export interface RecoverAction {
   session: string;
@@ -122,7 +122,7 @@ async function removePlaceholders(ctx: Context, journal: Journal, items: Pending
     return fail(`remove placeholders in ${first.imagePath}`, 'the image file is gone');
   }
   if (!sameFile(id, first.image)) return fail(`remove placeholders in ${first.imagePath}`, 'the file at that path is no longer the same image (inode differs)');
-  const tx = new Transaction(ctx, undefined, makeUndoer({ run: ctx.run, binfmtDir: async () => hostBinfmtDir }));
+  const { tx, close } = openTransaction(ctx, { undoer: hostUndoer(ctx) });
   let ok = true;
   try {
     const ns = await Namespace.open(ctx, { lock: first.imagePath });
@@ -149,8 +149,9 @@ async function removePlaceholders(ctx: Context, journal: Journal, items: Pending
   } catch (error) {
     ok = fail(`remove placeholders in ${first.imagePath}`, errorMessage(error));
   } finally {
-    const failures = await tx.unwind();
-    for (const f of failures) ok = fail(f.step, errorMessage(f.error));
+    await close().catch((error: unknown) => {
+      for (const f of error instanceof CleanupError ? error.failures : [{ step: 'clean up', error }]) ok = fail(f.step, errorMessage(f.error));
+    });
   }
   return ok;
 }

@@ -2,8 +2,8 @@
 // unwinding and `imgbuild recover`, so the recovery path is exercised on every run.
 import fs from 'node:fs';
 import path from 'node:path';
-import { removeDmMaps } from './attach.js';
-import { removeEntry } from './binfmt.js';
+import { removeDmMaps } from './dm.js';
+import { hostBinfmtDir, removeEntry } from './binfmt.js';
 import { removeCgroup } from './cgroup.js';
 import { checkpoint } from '../core/fault.js';
 import type { HostChange } from '../undo/journal.js';
@@ -24,6 +24,11 @@ export interface UndoEnv {
 }
 
 export class NeedsImageError extends Error {}
+
+/** The undoer for changes made in the host's own namespace (no session namespace, no mounted image). */
+export function hostUndoer(ctx: { run: Run }): Undoer {
+  return makeUndoer({ run: ctx.run, binfmtDir: async () => hostBinfmtDir });
+}
 
 export function makeUndoer(env: UndoEnv): Undoer {
   return async (change: HostChange, made: boolean) => {

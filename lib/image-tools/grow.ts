@@ -5,21 +5,22 @@
 // filesystem that has not grown yet, and the next `grow` finishes the job.
 import fs from 'node:fs';
 import path from 'node:path';
-import { hostBinfmtDir } from '../host/binfmt.js';
-import { makeUndoer } from '../host/undoers.js';
+import { hostUndoer } from '../host/undoers.js';
 import type { Context } from '../core/context.js';
-import { CleanupError, InterruptedError, PreconditionError, StepError, UsageError, tailLines } from '../core/errors.js';
+import { CleanupError, interruptedBy, PreconditionError, StepError, UsageError, tailLines } from '../core/errors.js';
 import { stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import { sameFile } from '../core/identity.js';
-import { type ImageFile, type ImagePartition, openImage } from '../host/image.js';
-import { Journal, listJournals } from '../undo/journal.js';
+import { type ImageFile, type ImagePartition, openImage, readPartitionTable } from '../host/image.js';
+import { listJournals } from '../undo/journal.js';
 import { attachLoop, listLoops, loopsOfImage } from '../host/loop.js';
 import { holdLock } from '../host/lock.js';
 import { inUseError, lockHolder } from '../host/namespace.js';
-import { type FsType, type TableType, readPartitionTable } from '../parse/partitions.js';
+import type { FsType, TableType } from '../parse/partitions.js';
 import { shellQuote } from '../core/quote.js';
-import { Transaction } from '../undo/transaction.js';
+import { formatBytes } from '../core/units.js';
+import type { Transaction } from '../undo/transaction.js';
+import { type OpenTransaction, openTransaction } from '../undo/open.js';
 
 // ---- pure decisions ----
 
@@ -147,13 +148,6 @@ export function parseDumpe2fsHeader(text: string): FsSize {
   return { blockSize: field('Block size'), blocks: field('Block count'), freeBlocks: field('Free blocks') };
 }
 
-export function formatBytes(n: number): string {
-  for (const [unit, size] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
-    if (n >= size) return `${Number((n / size).toFixed(2))} ${unit}`;
-  }
-  return `${n} bytes`;
-}
-
 function describeLayout(partitions: ImagePartition[]): string {
   return [...partitions]
     .sort((a, b) => a.start - b.start)
@@ -199,23 +193,22 @@ export async function growImage(ctx: Context, o: GrowOptions): Promise<GrowResul
   await refuseIfAttached(ctx, first);
 
   const unlock = await stage(emit, 'lock image', () => lockImage(ctx, first.path));
-  let journal: Journal;
+  let t: OpenTransaction;
   try {
-    journal = Journal.create(ctx.stateDir, 'grow', { id: first.id, path: first.path });
+    t = openTransaction(ctx, { verb: 'grow', image: { id: first.id, path: first.path }, undoer: hostUndoer(ctx), stage: true });
   } catch (error) {
     await unlock();
     throw error;
   }
-  const tx = new Transaction(ctx, journal, makeUndoer({ run, binfmtDir: async () => hostBinfmtDir }));
-  tx.defer('release the image lock', unlock);
+  t.tx.defer('release the image lock', unlock);
   let result: GrowResult;
   try {
-    result = await growLocked(ctx, tx, first, spec);
+    result = await growLocked(ctx, t.tx, first, spec);
   } catch (error) {
-    await finish(ctx, tx, journal, error);
+    await t.close(error);
     throw error;
   }
-  await finish(ctx, tx, journal);
+  await t.close();
   return result;
 }
 
@@ -346,14 +339,7 @@ async function growPartition(ctx: Context, plan: GrowPlan): Promise<number> {
 
 function stopIfAborted(ctx: Context): void {
   if (!ctx.signal.aborted) return;
-  const reason: unknown = ctx.signal.reason;
-  throw new InterruptedError(typeof reason === 'string' && reason.startsWith('SIG') ? reason : 'SIGINT');
-}
-
-async function finish(ctx: Context, tx: Transaction, journal: Journal, primary?: unknown): Promise<void> {
-  const failures = await stage(ctx.emit, 'clean up', () => tx.unwind());
-  if (failures.length > 0) throw new CleanupError(failures, primary);
-  journal.close();
+  throw interruptedBy(ctx.signal);
 }
 
 /** Human-readable result, for the CLI. */

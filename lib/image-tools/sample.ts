@@ -8,13 +8,13 @@ import { type Arch, archTable, needsEmulation } from '../core/arch.js';
 import { enableEmulation, hostBinfmtDir } from '../host/binfmt.js';
 import { makeUndoer } from '../host/undoers.js';
 import type { Context } from '../core/context.js';
-import { CleanupError, CommandError, PreconditionError } from '../core/errors.js';
+import { CommandError, PreconditionError } from '../core/errors.js';
 import { stage } from '../core/events.js';
-import { Journal } from '../undo/journal.js';
 import { Namespace } from '../host/namespace.js';
 import type { TableType } from '../parse/partitions.js';
 import { safeRemoveTree } from '../host/safe-remove.js';
-import { Transaction } from '../undo/transaction.js';
+import { openTransaction } from '../undo/open.js';
+import { MiB } from '../core/units.js';
 
 export interface SampleOptions {
   arch: Arch;
@@ -77,9 +77,9 @@ const transient = /Mirror sync in progress|Hash Sum mismatch|Temporary failure|C
 
 async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string): Promise<void> {
   const tmp = `${tree}.tmp-${process.pid}`;
-  const journal = Journal.create(ctx.stateDir, 'sample');
   let ns: Namespace | undefined;
-  const tx = new Transaction(ctx, journal, makeUndoer({ run: ctx.run, binfmtDir: async () => (ns ? ns.binfmtDir() : hostBinfmtDir), nsPids: () => (ns ? [ns.pid] : []) }));
+  const t = openTransaction(ctx, { verb: 'sample', undoer: makeUndoer({ run: ctx.run, binfmtDir: async () => (ns ? ns.binfmtDir() : hostBinfmtDir), nsPids: () => (ns ? [ns.pid] : []) }) });
+  const { tx, journal } = t;
   let primary: unknown;
   try {
     // mmdebstrap runs in a private namespace, so the mounts it makes in the tree die with it.
@@ -142,10 +142,11 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string):
     primary = error;
     throw error;
   } finally {
-    const failures = await tx.unwind();
-    safeRemoveTree(tmp);
-    if (failures.length > 0) throw new CleanupError(failures, primary);
-    journal.close();
+    try {
+      await t.close(primary);
+    } finally {
+      safeRemoveTree(tmp);
+    }
   }
 }
 
@@ -176,10 +177,9 @@ async function treeSize(ctx: Context, tree: string): Promise<number> {
 
 async function makeImage(ctx: Context, tree: string, image: string, table: TableType): Promise<void> {
   const { bootStart, bootSize, rootSlack } = sampleLayout;
-  const mib = 1024 * 1024;
   const rootStart = bootStart + bootSize;
-  const rootSize = Math.ceil(((await treeSize(ctx, tree)) * 1.15 + rootSlack) / mib) * mib;
-  const total = rootStart + rootSize + (table === 'gpt' ? mib : 0);
+  const rootSize = Math.ceil(((await treeSize(ctx, tree)) * 1.15 + rootSlack) / MiB) * MiB;
+  const total = rootStart + rootSize + (table === 'gpt' ? MiB : 0);
   const tmp = `${image}.tmp-${process.pid}`;
   try {
     fs.writeFileSync(tmp, '');
@@ -210,7 +210,7 @@ async function makeImage(ctx: Context, tree: string, image: string, table: Table
         return f;
       });
       await ctx.run('mcopy', ['-i', fat, ...files, '::/']);
-      await ctx.run('dd', [`if=${fat}`, `of=${tmp}`, 'bs=1M', `seek=${bootStart / mib}`, 'conv=notrunc,sparse', 'status=none']);
+      await ctx.run('dd', [`if=${fat}`, `of=${tmp}`, 'bs=1M', `seek=${bootStart / MiB}`, 'conv=notrunc,sparse', 'status=none']);
     } finally {
       fs.rmSync(bootDir, { recursive: true, force: true });
     }

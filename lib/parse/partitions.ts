@@ -1,8 +1,6 @@
 // The partition table (via sfdisk --json) and what each partition holds (read from its
 // superblock bytes): all without attaching or mounting anything.
 import fs from 'node:fs';
-import { PreconditionError } from '../core/errors.js';
-import type { Run } from '../core/runner.js';
 
 export type TableType = 'mbr' | 'gpt';
 
@@ -56,27 +54,6 @@ export function parseSfdiskJson(text: string): PartitionTable {
     .filter((p) => !(type === 'mbr' && ['5', 'f', '85'].includes(p.type)));
   const id = (t.id ?? '').toLowerCase().replace(/^0x/, '');
   return { type, id, sectorSize, partitions };
-}
-
-export async function readPartitionTable(run: Run, image: string, imageSize: number): Promise<PartitionTable> {
-  const r = await run('sfdisk', ['--json', image], { allowFailure: true, quiet: true });
-  if (r.exitCode !== 0 || !r.stdout.trim()) {
-    throw new PreconditionError(
-      `no partition table in ${image}`,
-      'imgbuild takes a raw SD-card image (.img) with an MBR or GPT partition table; decompress .xz/.zip images first',
-    );
-  }
-  const table = parseSfdiskJson(r.stdout);
-  if (table.partitions.length === 0) throw new PreconditionError(`the partition table of ${image} has no partitions`, 'is this a whole-disk image?');
-  for (const p of table.partitions) {
-    if (p.start + p.size > imageSize) {
-      throw new PreconditionError(
-        `${image} is truncated: partition ${p.number} ends at byte ${p.start + p.size} but the file has ${imageSize} bytes`,
-        'the download or copy was cut short; fetch the image again',
-      );
-    }
-  }
-  return table;
 }
 
 // ---- filesystems, from their superblocks ----

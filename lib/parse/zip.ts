@@ -1,9 +1,8 @@
-// A small ZIP reader for wheels: the central directory, then one entry at a time; and the one
-// writer imgbuild needs, deflateStored. Stored and deflated entries only; ZIP64, split and
+// A small ZIP reader for wheels: the central directory, then one entry at a time, and the raw
+// records a writer keeps (wheel/deflate.ts). Stored and deflated entries only; ZIP64, split and
 // encrypted archives are refused. Every offset and size comes from the file, so each is checked
 // against the file before it is used.
 import fs from 'node:fs';
-import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { PreconditionError } from '../core/errors.js';
 
@@ -30,7 +29,8 @@ export class ZipError extends PreconditionError {
 const EOCD = 0x06054b50;
 const ZIP64_LOCATOR = 0x07064b50;
 const CENTRAL = 0x02014b50;
-const LOCAL = 0x04034b50;
+/** The signature of a local file header. */
+export const LOCAL = 0x04034b50;
 const FLAG_ENCRYPTED = 0x1;
 
 export function readZip(file: string): ZipEntry[] {
@@ -38,7 +38,8 @@ export function readZip(file: string): ZipEntry[] {
 }
 
 /** The central directory: its entries, its raw bytes (one record per entry, in order) and the end record. */
-function readDirectory(file: string): { entries: ZipEntry[]; central: Buffer; eocd: Buffer } {
+/** The entries with the raw central directory and end record they were read from (for a writer that keeps them). */
+export function readDirectory(file: string): { entries: ZipEntry[]; central: Buffer; eocd: Buffer } {
   return withFd(file, (fd, fileSize) => {
     const tailSize = Math.min(fileSize, 22 + 0xffff);
     const tail = readAt(file, fd, fileSize - tailSize, tailSize);
@@ -136,7 +137,8 @@ export function readEntryHead(file: string, e: ZipEntry, n: number): Buffer {
   return readEntry(file, e).subarray(0, want);
 }
 
-function readRaw(file: string, e: ZipEntry, length: number): Buffer {
+/** The first `length` bytes of an entry's data as stored in the archive (compressed or not). */
+export function readRaw(file: string, e: ZipEntry, length: number): Buffer {
   return withFd(file, (fd, fileSize) => {
     if (e.headerOffset + 30 > fileSize) throw new ZipError(file, `${e.name}: local header lies outside the file`);
     const header = readAt(file, fd, e.headerOffset, 30);
@@ -174,97 +176,10 @@ function readAt(file: string, fd: number, position: number, length: number): Buf
   return b;
 }
 
-/** What deflateStored did to an archive. */
-export interface DeflateResult {
-  /** Entries it deflated (stored before, non-empty). */
-  deflated: number;
-  bytesBefore: number;
-  bytesAfter: number;
-}
-
-const deflateRaw = promisify(zlib.deflateRaw);
-const FLAG_DATA_DESCRIPTOR = 0x8;
-
-/**
- * Write `file` with its stored entries deflated to `dest` (a new file), here and natively: the
- * build in the chroot writes wheels uncompressed, because deflate under qemu costs seconds per
- * megabyte. Names, order, times, attributes, extra fields, comments and contents stay as they
- * were; every entry it deflates is CRC-checked first, the others are copied byte for byte. On any
- * error `dest` is removed. An archive with nothing stored gets no `dest` (deflated: 0). Deflate
- * runs on libuv's threads: the caller may go on.
- */
-export async function deflateStored(file: string, dest: string, level = zlib.constants.Z_DEFAULT_COMPRESSION): Promise<DeflateResult> {
-  const { entries, central, eocd } = readDirectory(file);
-  const bytesBefore = fs.statSync(file).size;
-  if (!entries.some((e) => e.method === 0 && e.size > 0)) return { deflated: 0, bytesBefore, bytesAfter: bytesBefore };
-  const out = fs.openSync(dest, 'wx', 0o644);
-  let offset = 0;
-  let deflated = 0;
-  const write = (b: Buffer) => {
-    let done = 0;
-    while (done < b.length) done += fs.writeSync(out, b, done, b.length - done, offset + done);
-    offset += b.length;
-  };
-  try {
-    const records: Buffer[] = [];
-    let p = 0;
-    for (const e of entries) {
-      const record = Buffer.from(central.subarray(p, p + 46 + central.readUInt16LE(p + 28) + central.readUInt16LE(p + 30) + central.readUInt16LE(p + 32)));
-      p += record.length;
-      const localExtra = withFd(file, (fd) => {
-        const head = readAt(file, fd, e.headerOffset, 30);
-        return readAt(file, fd, e.headerOffset + 30 + head.readUInt16LE(26), head.readUInt16LE(28));
-      });
-      let method = e.method;
-      let data: Buffer;
-      if (e.method === 0 && e.size > 0) {
-        data = await deflateRaw(readEntry(file, e), { level });
-        method = 8;
-        deflated++;
-      } else {
-        data = readRaw(file, e, e.compressedSize); // copied as it is
-      }
-      if (data.length >= 0xffffffff || offset >= 0xffffffff) throw new ZipError(file, 'the deflated archive would need ZIP64');
-      const flags = e.flags & ~FLAG_DATA_DESCRIPTOR;
-      const version = method === 8 ? Math.max(20, record.readUInt16LE(6)) : record.readUInt16LE(6);
-      const name = record.subarray(46, 46 + record.readUInt16LE(28));
-      const local = Buffer.alloc(30);
-      local.writeUInt32LE(LOCAL, 0);
-      local.writeUInt16LE(version, 4);
-      local.writeUInt16LE(flags, 6);
-      local.writeUInt16LE(method, 8);
-      record.copy(local, 10, 12, 16); // modification time and date
-      local.writeUInt32LE(e.crc32, 14);
-      local.writeUInt32LE(data.length, 18);
-      local.writeUInt32LE(e.size, 22);
-      local.writeUInt16LE(name.length, 26);
-      local.writeUInt16LE(localExtra.length, 28);
-      record.writeUInt16LE(version, 6);
-      record.writeUInt16LE(flags, 8);
-      record.writeUInt16LE(method, 10);
-      record.writeUInt32LE(data.length, 20);
-      record.writeUInt32LE(offset, 42);
-      records.push(record);
-      write(local);
-      write(name);
-      write(localExtra);
-      write(data);
-    }
-    const cdOffset = offset;
-    for (const r of records) write(r);
-    if (offset >= 0xffffffff) throw new ZipError(file, 'the deflated archive would need ZIP64');
-    eocd.writeUInt32LE(offset - cdOffset, 12);
-    eocd.writeUInt32LE(cdOffset, 16);
-    write(eocd);
-    fs.closeSync(out);
-  } catch (error) {
-    try {
-      fs.closeSync(out);
-    } catch {
-      // closed already
-    }
-    fs.rmSync(dest, { force: true });
-    throw error;
-  }
-  return { deflated, bytesBefore, bytesAfter: offset };
+/** The extra field of an entry's local header (it may differ from the central directory's). */
+export function readLocalExtra(file: string, e: ZipEntry): Buffer {
+  return withFd(file, (fd) => {
+    const head = readAt(file, fd, e.headerOffset, 30);
+    return readAt(file, fd, e.headerOffset + 30 + head.readUInt16LE(26), head.readUInt16LE(28));
+  });
 }

@@ -3,6 +3,7 @@
 // ro,noload mounts, so not even the ext4 journal is replayed.
 import fs from 'node:fs';
 import { type Arch, archTable } from '../core/arch.js';
+import { pythonAbi, wheelTag } from '../wheel/tags.js';
 import type { AttachStrategy } from '../host/attach.js';
 import type { Context } from '../core/context.js';
 import { bootMountpoint, type Session, withSession } from './session.js';
@@ -54,18 +55,6 @@ export function glibcVersion(bytes: Buffer): string | undefined {
   versions.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   const top = versions.at(-1)!;
   return `${top[0]}.${top[1]}`;
-}
-
-/** CPython's ABI tag: 3.7 and older default builds carry the pymalloc 'm' flag. */
-export function pythonAbi(version: string): string {
-  const [maj, min] = version.split('.').map(Number) as [number, number];
-  const nodot = `${maj}${min}`;
-  return maj === 3 && min < 8 ? `cp${nodot}m` : `cp${nodot}`;
-}
-
-export function wheelTag(pythonVersion: string, arch: Arch): string {
-  const nodot = pythonVersion.replace('.', '');
-  return `cp${nodot}-${pythonAbi(pythonVersion)}-linux_${archTable[arch].wheelMachine}`;
 }
 
 /** Facts read from a mounted root (host path through the session namespace). */

@@ -4,9 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Attachment, type AttachStrategy, chooseStrategy } from '../host/attach.js';
-import { hostBinfmtDir } from '../host/binfmt.js';
 import { probeCapabilities } from '../host/capabilities.js';
-import { makeUndoer } from '../host/undoers.js';
+import { hostUndoer } from '../host/undoers.js';
 import type { Context } from '../core/context.js';
 import { CleanupError, PreconditionError } from '../core/errors.js';
 import { stage } from '../core/events.js';
@@ -18,7 +17,8 @@ import { lockHolder } from '../host/namespace.js';
 import { resolveInRoot } from '../host/safe-path.js';
 import { bootMountpoint, detectRoot } from './session.js';
 import { describeChange } from '../host/recover.js';
-import { Transaction } from '../undo/transaction.js';
+import type { Transaction } from '../undo/transaction.js';
+import { openTransaction } from '../undo/open.js';
 
 export interface KeptMount {
   session: string;
@@ -51,8 +51,8 @@ export async function mountKept(ctx: Context, o: { image: string; dir: string; a
   const caps = await probeCapabilities(ctx);
   const strategy = chooseStrategy(o.attach ?? 'auto', caps, image);
 
-  const journal = Journal.create(ctx.stateDir, 'mount', { id: image.id, path: image.path });
-  const tx = new Transaction(ctx, journal, makeUndoer({ run: ctx.run, binfmtDir: async () => hostBinfmtDir }));
+  const t = openTransaction(ctx, { verb: 'mount', image: { id: image.id, path: image.path }, undoer: hostUndoer(ctx) });
+  const { tx, journal } = t;
   try {
     const attachment = new Attachment(tx, image, strategy, !!o.readOnly);
     let root: number | undefined;
@@ -87,9 +87,7 @@ export async function mountKept(ctx: Context, o: { image: string; dir: string; a
     journal.keep(dir);
     return { session: journal.id, image: image.path, dir, root, ...(boot ? { boot } : {}) };
   } catch (error) {
-    const failures = await tx.unwind();
-    if (failures.length > 0) throw new CleanupError(failures, error);
-    journal.close();
+    await t.close(error);
     throw error;
   }
 }
@@ -115,7 +113,7 @@ export async function umountKept(ctx: Context, dirArg: string): Promise<string> 
   const j = listJournals(ctx.stateDir).find((s) => s.kept === dir);
   if (!j) throw new PreconditionError(`no imgbuild mount at ${dir}`, 'imgbuild recover --dry-run lists what imgbuild still holds');
   const journal = Journal.open(j.file);
-  const undo = makeUndoer({ run: ctx.run, binfmtDir: async () => hostBinfmtDir });
+  const undo = hostUndoer(ctx);
   const failures = [];
   for (const p of readJournal(j.file).pending) {
     try {

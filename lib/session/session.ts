@@ -11,7 +11,7 @@ import { makeUndoer } from '../host/undoers.js';
 import { createMemoryCgroup, type MemoryCgroup, probeMemoryCgroup } from '../host/cgroup.js';
 import type { Context } from '../core/context.js';
 import { elfArch, readElfHeader } from '../parse/elf.js';
-import { CleanupError, errorMessage, InterruptedError, PreconditionError, StepError } from '../core/errors.js';
+import { CleanupError, interruptedBy, PreconditionError } from '../core/errors.js';
 import { stage } from '../core/events.js';
 import { checkpoint, type FaultStep } from '../core/fault.js';
 import { type FileId, fileId } from '../core/identity.js';
@@ -22,7 +22,8 @@ import { inUseError, lockHolder, Namespace } from '../host/namespace.js';
 import type { FsType } from '../parse/partitions.js';
 import type { RunOptions, RunResult } from '../core/runner.js';
 import { resolveInRoot } from '../host/safe-path.js';
-import { Transaction } from '../undo/transaction.js';
+import type { Transaction } from '../undo/transaction.js';
+import { type OpenTransaction, openTransaction } from '../undo/open.js';
 
 /** inspect: root read-only, nothing else. overlay: image read-only under a writable layer. rw: writes reach the image. */
 export type SessionMode = 'inspect' | 'overlay' | 'rw';
@@ -65,9 +66,7 @@ export class Session {
   memory: MemoryCgroup | undefined;
 
   constructor(
-    private readonly ctx: Context,
-    private readonly tx: Transaction,
-    readonly journal: Journal,
+    private readonly t: OpenTransaction<Journal>,
     readonly ns: Namespace,
     readonly image: ImageFile,
     readonly strategy: AttachStrategy,
@@ -83,7 +82,7 @@ export class Session {
   ) {}
 
   get id(): string {
-    return this.journal.id;
+    return this.t.journal.id;
   }
 
   /** Host path (through the namespace) of a file in the image, resolved inside the image root. */
@@ -125,20 +124,20 @@ export class Session {
   async limitMemory(limitBytes: number): Promise<{ ok: true; cgroup: MemoryCgroup } | { ok: false; reason: string }> {
     const probe = probeMemoryCgroup();
     if (!probe.ok) return { ok: false, reason: `${probe.reason} (${probe.fix})` };
-    this.memory = await createMemoryCgroup(this.tx, { session: this.id, limitBytes, probe });
+    this.memory = await createMemoryCgroup(this.t.tx, { session: this.id, limitBytes, probe });
     return { ok: true, cgroup: this.memory };
   }
 
   /** Register an undo step in the session's transaction (it runs before everything opened earlier is undone). */
   defer(label: string, fn: () => Promise<void> | void): void {
-    this.tx.defer(label, fn);
+    this.t.tx.defer(label, fn);
   }
 
   /** Undo everything, newest first. Throws CleanupError naming each step that failed. */
   async close(primary?: unknown): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await closeTransaction(this.ctx, this.tx, this.journal, primary);
+    await this.t.close(primary);
   }
 }
 
@@ -154,27 +153,6 @@ export async function withSession<T>(ctx: Context, o: SessionOptions, fn: (s: Se
   }
   await session.close();
   return result;
-}
-
-async function closeTransaction(ctx: Context, tx: Transaction, journal: Journal, primary?: unknown): Promise<void> {
-  const failures = await stage(ctx.emit, 'clean up', async () => {
-    const f = await tx.unwind();
-    if (f.length > 0) throw new CleanupError(f, primary);
-    return f;
-  }).catch((e: unknown) => {
-    if (e instanceof CleanupError) return e.failures;
-    throw e;
-  });
-  if (failures.length > 0) throw new CleanupError(failures, primary);
-  journal.close();
-  // Everything is undone, but a step needed a second try: say so (exit 1) unless an error already will.
-  const recovered = tx.stack.recovered;
-  if (recovered.length > 0 && primary === undefined) {
-    throw new StepError(
-      `cleanup step${recovered.length > 1 ? 's' : ''} ${recovered.map((r) => `"${r.step}" (${errorMessage(r.error)})`).join(', ')} failed once and succeeded when retried; nothing is left behind`,
-      'the job itself finished; if this repeats, run with --verbose and report it',
-    );
-  }
 }
 
 const roOptions: Partial<Record<FsType, string>> = { ext2: 'ro', ext3: 'ro,noload', ext4: 'ro,noload', xfs: 'ro,norecovery', btrfs: 'ro,nologreplay' };
@@ -211,20 +189,22 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
     );
   }
 
-  const journal = Journal.create(ctx.stateDir, o.verb, { id: image.id, path: image.path });
-  const workdir = path.join(ctx.stateDir, 'sessions', `${journal.id}.d`);
   let ns: Namespace | undefined;
   let rootHost: string | undefined;
-  const tx = new Transaction(
-    ctx,
-    journal,
-    makeUndoer({
+  const t = openTransaction(ctx, {
+    verb: o.verb,
+    image: { id: image.id, path: image.path },
+    undoer: makeUndoer({
       run,
       binfmtDir: async () => (ns ? ns.binfmtDir() : hostBinfmtDir),
       imageRoot: () => rootHost,
       nsPids: () => (ns ? [ns.pid] : []),
     }),
-  );
+    stage: true,
+    strict: true,
+  });
+  const { tx, journal } = t;
+  const workdir = path.join(ctx.stateDir, 'sessions', `${journal.id}.d`);
   try {
     await tx.change('remove session directory', { kind: 'workdir', path: workdir }, async () => {
       fs.mkdirSync(workdir, { mode: 0o700 });
@@ -313,9 +293,9 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
       checkpoint('teardown:processes');
       await held.killAll();
     });
-    return new Session(ctx, tx, journal, held, image, strategy, rootPart, arch, root, o.mode, boot, o.workspace ? path.resolve(o.workspace) : undefined, imageRootDir);
+    return new Session(t, held, image, strategy, rootPart, arch, root, o.mode, boot, o.workspace ? path.resolve(o.workspace) : undefined, imageRootDir);
   } catch (error) {
-    await closeTransaction(ctx, tx, journal, error);
+    await t.close(error);
     throw error;
   }
 }
@@ -368,10 +348,7 @@ async function mountIn(tx: Transaction, ns: Namespace, label: string, args: stri
   await ns.exec('mount', [...args, target], { pidns, signal: null });
   if (group) group.landed.push(target);
   else tx.defer(`unmount ${label}`, () => umountIn(ns, target));
-  if (tx.ctx.signal.aborted) {
-    const reason: unknown = tx.ctx.signal.reason;
-    throw new InterruptedError(typeof reason === 'string' ? reason : 'SIGINT');
-  }
+  if (tx.ctx.signal.aborted) throw interruptedBy(tx.ctx.signal);
   const top = ns.mountinfo().at(-1);
   if (!ns.mountinfo().some((m) => m.target === target)) throw new Error(`mount of ${label} did not land at ${target} (last mount: ${top?.target})`);
 }

@@ -1,14 +1,13 @@
 // The recipe registry: spec -> plan, plans in dependency order, pairing checks, and the data
 // `imgbuild targets` prints.
 import { UsageError } from '../core/errors.js';
-import type { TargetSpec } from './spec.js';
 import { gitOptions, planGit } from './git.js';
 import { planLocal, projectOptions } from './local.js';
 import { onnx } from './onnx.js';
 import { onnxruntime } from './onnxruntime.js';
 import { torch } from './torch.js';
 import { torchvision } from './torchvision.js';
-import type { PlanOptions, Recipe, TargetPlan, VersionRule } from './types.js';
+import type { PlanOptions, Recipe, TargetPlan, TargetSpec, VersionRule } from './types.js';
 
 export type { PlanOptions, Recipe, TargetPlan, TargetSource, VersionRule } from './types.js';
 

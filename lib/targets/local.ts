@@ -3,7 +3,8 @@
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { packageFile } from '../core/resources.js';
-import { GiB, MiB, type PlanOptions, type TargetPlan, type TargetSource, checkOptions, jobsArg } from './types.js';
+import { GiB, MiB } from '../core/units.js';
+import { type PlanOptions, type TargetPlan, type TargetSource, checkOptions, jobsArg } from './types.js';
 
 export const projectOptions: Record<string, string> = {
   name: 'distribution name, when the directory name is not it (used by needs= of other targets)',

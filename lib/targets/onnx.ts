@@ -1,6 +1,7 @@
 // ONNX from source against the image's own protobuf (shared), built by its setup.py's cmake step.
 import { wheelCommand } from './local.js';
-import { GiB, MiB, type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, cmakeFromPip, findRule, jobsArg, pythonWarnings } from './types.js';
+import { GiB, MiB } from '../core/units.js';
+import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, cmakeFromPip, findRule, jobsArg, pythonWarnings } from './types.js';
 
 // onnx <= 1.12 uses np.object/np.bool, gone in numpy 1.24; protobuf 4 broke the code onnx 1.11
 // generated; onnx up to 1.16 may list pytest-runner in setup_requires, which setuptools would fetch.

@@ -1,7 +1,8 @@
 // ONNX Runtime from source with its own build.sh, as the Graviton guide does it, plus the vendor
 // variant with the QNN execution provider (ep=qnn) that board vendors ship as onnxruntime_qnn.
 import { UsageError } from '../core/errors.js';
-import { GiB, MiB, type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, cmakeFromPip, compareVersions, findRule, jobsArg, pythonWarnings } from './types.js';
+import { GiB, MiB } from '../core/units.js';
+import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, cmakeFromPip, compareVersions, findRule, jobsArg, pythonWarnings } from './types.js';
 
 interface OrtRule extends VersionRule {
   /** build.py refuses to run as root unless told --allow_running_as_root (1.13 and later). */

@@ -3,11 +3,9 @@
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { recipeNames } from './index.js';
+import type { TargetSpec } from './types.js';
 
-export type TargetSpec =
-  | { kind: 'recipe'; name: string; version?: string }
-  | { kind: 'local'; path: string }
-  | { kind: 'git'; url: string; ref: string };
+export type { TargetSpec } from './types.js';
 
 function forms(): string {
   return `known recipes: ${recipeNames().join(', ')} (as NAME or NAME@VERSION); or local:PATH, git:URL@REF`;

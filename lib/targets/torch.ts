@@ -1,6 +1,7 @@
 // PyTorch from source, the way the PYNQ chroot guide builds it: CUDA, MKLDNN, NNPACK and QNNPACK
 // off, OpenCV on, the image's own protobuf, and torch.distributed kept (libopenmpi-dev).
-import { GiB, type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, cmakeFromPip, findRule, jobsArg, pythonWarnings } from './types.js';
+import { GiB } from '../core/units.js';
+import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, cmakeFromPip, findRule, jobsArg, pythonWarnings } from './types.js';
 
 // Pins: PyYAML 6 made yaml.load's Loader mandatory; setuptools 60 replaced the stdlib distutils the
 // 1.x setup.py drives; numpy 1.24 removed the np.bool/np.object aliases; numpy 2 changed the C ABI.

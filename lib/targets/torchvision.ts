@@ -2,7 +2,8 @@
 // first (a --target or a --with-wheel), and each torchvision release pairs with one torch release.
 import { UsageError } from '../core/errors.js';
 import { torchVersions } from './torch.js';
-import { GiB, type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, findRule, jobsArg, pythonWarnings } from './types.js';
+import { GiB } from '../core/units.js';
+import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, findRule, jobsArg, pythonWarnings } from './types.js';
 
 // Pillow 7 dropped PILLOW_VERSION, which torchvision < 0.5 imports; six went with Python 2 in 0.6.
 const pil6 = ['Pillow<7', 'six'];

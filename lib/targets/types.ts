@@ -4,8 +4,12 @@
 import type { Arch } from '../core/arch.js';
 import { UsageError } from '../core/errors.js';
 
-export const MiB = 1024 * 1024;
-export const GiB = 1024 * MiB;
+
+/** A target as written on the command line (targets/spec.ts parses it). */
+export type TargetSpec =
+  | { kind: 'recipe'; name: string; version?: string }
+  | { kind: 'local'; path: string }
+  | { kind: 'git'; url: string; ref: string };
 
 export interface PlanOptions {
   /** Parallel compile jobs (MAX_JOBS, --parallel N). */
@@ -27,6 +31,16 @@ export type TargetSource =
   /** A directory is copied to the source dir. A file (an sdist) is copied INTO an empty source dir
    *  under its base name; the recipe's commands refer to it as ./<base name>. */
   | { kind: 'path'; path: string };
+
+/** A source as fetched on the host (build/sources.ts); the wheel cache fingerprints it. */
+export interface FetchedSource {
+  /** What was built: a path, or URL@REF with the commit. */
+  origin: string;
+  commit?: string;
+}
+
+/** Top-level directories of a host checkout that are build output, not source (they may hold host objects). */
+export const skippedTopLevel = ['build', 'dist'];
 
 export interface TargetPlan {
   /** "torch@1.1.0", "local:/abs/path" or "git:URL@REF": the spec it came from, normalised. */

@@ -32,8 +32,6 @@ export type JournalRecord =
   | { t: 'keep'; target: string }
   | { t: 'release' };
 
-export const defaultStateDir = '/run/imgbuild';
-
 export class Journal {
   private seq = 0;
   readonly file: string;

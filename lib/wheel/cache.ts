@@ -8,8 +8,7 @@ import { hashFile } from '../core/hash.js';
 import type { ManifestWheel } from './manifest.js';
 import { safeRemoveTree } from '../host/safe-remove.js';
 import { verificationLevel } from './verify.js';
-import { type FetchedSource, skippedTopLevel } from '../build/sources.js';
-import type { TargetSource } from '../targets/index.js';
+import { type FetchedSource, skippedTopLevel, type TargetSource } from '../targets/types.js';
 import { isWheelFrontend, wheelFrontendSource } from '../targets/local.js';
 
 /** Part of every key: bump it when the key's inputs or the entry layout change. */

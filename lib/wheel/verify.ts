@@ -6,7 +6,7 @@ import path from 'node:path';
 import { type Arch, archTable } from '../core/arch.js';
 import { type ElfDynamic, elfArch, elfMachineNames, elfMatchesArch, readElfDynamic, readElfHeader } from '../parse/elf.js';
 import { PreconditionError, UsageError } from '../core/errors.js';
-import { pythonAbi } from '../session/inspect.js';
+import { pythonAbi } from './tags.js';
 import { resolveInRoot, type Resolved } from '../host/safe-path.js';
 import { type ZipEntry, isSafeEntryName, readEntry, readEntryHead, readZip } from '../parse/zip.js';
 

@@ -11,7 +11,7 @@ import { makeUndoer } from '../../lib/host/undoers.js';
 import { type Context, createContext } from '../../lib/core/context.js';
 import { fileId } from '../../lib/core/identity.js';
 import { Journal, readJournal } from '../../lib/undo/journal.js';
-import { waitFor } from '../../lib/host/loop.js';
+import { waitFor } from '../../lib/core/wait.js';
 import { readMountinfo } from '../../lib/parse/mountinfo.js';
 import { Namespace } from '../../lib/host/namespace.js';
 import { Transaction } from '../../lib/undo/transaction.js';

@@ -8,7 +8,7 @@ import { type Manifest, type ManifestWheel, mergeManifest } from '../../lib/whee
 import { declaredName, gitCacheDir } from '../../lib/build/sources.js';
 import { parseTargetArg } from '../../lib/targets/spec.js';
 import { planTarget } from '../../lib/targets/index.js';
-import { GiB } from '../../lib/targets/types.js';
+import { GiB } from '../../lib/core/units.js';
 
 test('--target options follow the spec after commas; a bare part continues the value', (t) => {
   t.deepEqual(parseTargetArg('torch@1.1.0'), { spec: { kind: 'recipe', name: 'torch', version: '1.1.0' }, options: {} });

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
 import { PreconditionError, UsageError } from '../../lib/core/errors.js';
-import { checkHostSpace, formatBytes, fsckVerdict, parseDumpe2fsHeader, parseSize, planGrow, sfdiskGrowArgs, sfdiskGrowInput, sfdiskRelocateArgs } from '../../lib/image-tools/grow.js';
+import { formatBytes } from '../../lib/core/units.js';
+import { checkHostSpace, fsckVerdict, parseDumpe2fsHeader, parseSize, planGrow, sfdiskGrowArgs, sfdiskGrowInput, sfdiskRelocateArgs } from '../../lib/image-tools/grow.js';
 import type { ImageFile, ImagePartition } from '../../lib/host/image.js';
 import { type FsType, parseSfdiskJson } from '../../lib/parse/partitions.js';
 

@@ -4,11 +4,12 @@ import test from 'ava';
 import { entryMatches, parseBinfmtEntry, registrationLine } from '../../lib/host/binfmt.js';
 import { archTable, binfmtMagic, parseArch } from '../../lib/core/arch.js';
 import { elfArch, readElfHeader } from '../../lib/parse/elf.js';
-import { parseKpartxAdd } from '../../lib/host/attach.js';
+import { parseKpartxAdd } from '../../lib/host/dm.js';
 import { devString, parseLosetupJson } from '../../lib/host/loop.js';
 import { isAtOrBelow, mountsAtOrBelow, parseMountinfo } from '../../lib/parse/mountinfo.js';
 import { detectFilesystem, parseSfdiskJson } from '../../lib/parse/partitions.js';
-import { glibcVersion, parseOsRelease, pythonAbi, wheelTag } from '../../lib/session/inspect.js';
+import { glibcVersion, parseOsRelease } from '../../lib/session/inspect.js';
+import { pythonAbi, wheelTag } from '../../lib/wheel/tags.js';
 import { bootMountpoint } from '../../lib/session/session.js';
 
 const fixtures = path.resolve('test/fixtures/tools');

@@ -6,7 +6,8 @@ import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { needs } from '../helpers/tools.js';
-import { ZipError, deflateStored, readZip } from '../../lib/parse/zip.js';
+import { ZipError, readZip } from '../../lib/parse/zip.js';
+import { deflateStored } from '../../lib/wheel/deflate.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-zip-'));
 test.after.always(() => fs.rmSync(work, { recursive: true, force: true }));
