@@ -14,7 +14,7 @@ import { checkDistccRequest, distccEnv, parseDistccHost, probeDistccHosts } from
 import { PreconditionError } from '../core/errors.js';
 import { packageFile } from '../core/resources.js';
 import { resolveInRoot } from '../host/safe-path.js';
-import type { Session } from '../session/session.js';
+import type { Session } from '../session/index.js';
 
 export type AccelMode = 'auto' | 'cross' | 'none' | 'distcc';
 export const accelModes: readonly AccelMode[] = ['auto', 'cross', 'none', 'distcc'];

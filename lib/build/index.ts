@@ -15,21 +15,20 @@ import { stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import { readElfDynamic } from '../parse/elf.js';
 import { hashFile } from '../core/hash.js';
-import { type ImageFacts, sessionFacts } from '../session/inspect.js';
 import { holdLock } from '../host/lock.js';
-import { type Manifest, type ManifestImage, type ManifestWheel, writeManifest } from '../wheel/manifest.js';
 import { safeRemoveTree } from '../host/safe-remove.js';
 import { resolveInRoot } from '../host/safe-path.js';
 import type { MemoryCgroup } from '../host/cgroup.js';
-import { type Session, type SessionMode, withSession } from '../session/session.js';
+import { type ImageFacts, type Session, type SessionMode, sessionFacts, withSession } from '../session/index.js';
 import { checkProjectPath, declaredName, fetchSource, type FetchedSource, prefetchPip } from './sources.js';
 import { parseTargetArg, type TargetArg } from '../targets/spec.js';
 import { isWheelFrontend, wheelFrontend, wheelFrontendSource } from '../targets/local.js';
 import { cmakeForRelease, normalizeName, orderPlans, pairingWarnings, planTarget, type TargetPlan } from '../targets/index.js';
 import { GiB, human, MiB } from '../core/units.js';
-import { findLibrary, libraryDirs, parseWheelName, verifyWheel, wheelElves, type WheelName, type WheelReport } from '../wheel/verify.js';
-import { deflateStored } from '../wheel/deflate.js';
-import { imageIdentity, keyJobs, lookupWheels, sourceFingerprint, storeWheels, wheelCacheKey, type WheelLookup } from '../wheel/cache.js';
+import {
+  deflateStored, findLibrary, imageIdentity, keyJobs, libraryDirs, lookupWheels, type Manifest, type ManifestImage, type ManifestWheel, parseWheelName,
+  sourceFingerprint, storeWheels, verifyWheel, wheelCacheKey, wheelElves, type WheelLookup, type WheelName, type WheelReport, writeManifest,
+} from '../wheel/index.js';
 
 export interface BuildRequest {
   image: string;

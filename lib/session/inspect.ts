@@ -3,7 +3,7 @@
 // ro,noload mounts, so not even the ext4 journal is replayed.
 import fs from 'node:fs';
 import { type Arch, archTable } from '../core/arch.js';
-import { pythonAbi, wheelTag } from '../wheel/tags.js';
+import { pythonAbi, wheelTag } from '../wheel/index.js';
 import type { AttachStrategy } from '../host/attach.js';
 import type { Context } from '../core/context.js';
 import { bootMountpoint, type Session, withSession } from './session.js';
