@@ -1,4 +1,4 @@
-// The partition table (via sfdisk --json) and what each partition holds (read from its
+// The partition table (from sfdisk --json output) and what each partition holds (read from its
 // superblock bytes): all without attaching or mounting anything.
 import fs from 'node:fs';
 

@@ -1,0 +1,100 @@
+// Preparing the build session's chroot: apt packages, the memory limit, compiler acceleration,
+// the --with-wheel installs; and the one way build commands run in it.
+import path from 'node:path';
+import { type AccelDecision, startAccel } from '../accel/index.js';
+import type { Context } from '../core/context.js';
+import { stage } from '../core/events.js';
+import type { RunResult } from '../core/runner.js';
+import { human } from '../core/units.js';
+import type { Session, SessionOptions } from '../session/index.js';
+import { normalizeName } from '../targets/index.js';
+import type { CopiedWheel } from './fetch.js';
+import { openLog } from './output.js';
+import { defaultMemoryLimit, installBytes } from './plan.js';
+import type { BuildRun } from './run.js';
+import { checked } from './step-error.js';
+import { sonamesOf } from './verify.js';
+import { checkSpace } from './workspace.js';
+
+export type Exec = (argv: string[], o: { env?: Record<string, string>; cwd?: string; log: string }) => Promise<RunResult>;
+
+/** The prepared chroot the targets build in. */
+export interface Chroot {
+  s: Session;
+  /** Runs a command with pip's and the compiler acceleration's env, its output to `log`. */
+  exec: Exec;
+  accel: AccelDecision;
+  /** The front end writes wheels stored and the host deflates them (accelerated builds). */
+  hostDeflate: boolean;
+  /** The accel decision as the manifest says it. */
+  accelNote: string;
+  /** `cc --version`'s first line, for the manifest. */
+  compiler: string | undefined;
+  /** Sonames shipped by wheels each later target may link against, by normalized project name. */
+  shipped: Map<string, string[]>;
+  /** The image's own root and the chroot's root (with the build layer), as the host sees them. */
+  lowerRoot: string;
+  buildRoot: string;
+}
+
+export function sessionOptions(run: BuildRun): SessionOptions {
+  const { req } = run;
+  return { image: req.image, mode: req.persist ? 'rw' : 'overlay', verb: 'build', attach: req.attach, allowBlockDevice: req.allowBlockDevice, workspace: run.dirs.build, ...(req.persist ? {} : { upper: run.dirs.upper }) };
+}
+
+export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedWheel[]): Promise<Chroot> {
+  const { ctx, req } = run;
+  const setupLog = openLog(run, 'setup.log', '');
+  if (req.persist) checkSpace(s.file('/'), installBytes(run.plan), 'the image');
+  await installApt(run, s, setupLog);
+  await limitMemory(run, s);
+  // After apt: the binds must never be up while dpkg runs.
+  const accel = await stage(ctx.emit, 'set up compiler acceleration', () => startAccel(ctx, s, req.accel ?? { mode: 'auto' }));
+  // Accelerated builds move deflate out of the emulator too: the front end writes wheels
+  // stored, and they are deflated here, natively (seconds per megabyte under qemu).
+  const hostDeflate = accel.decision.kind !== 'none';
+  const accelEnv = hostDeflate ? { ...accel.env, IMGBUILD_STORE_WHEELS: '1' } : accel.env;
+  const accelNote = accel.decision.kind === 'none' ? accel.decision.reason : `${accel.decision.kind}: ${accel.decision.reason}`;
+  const exec = chrootExec(ctx, s, accelEnv);
+  const compiler = await compilerVersion(s, accelEnv);
+  for (const w of supplied) {
+    await stage(ctx.emit, `install --with-wheel ${path.basename(w.path)}`, async () => {
+      await checked(await exec(['python3', '-m', 'pip', 'install', '--no-deps', '--no-index', w.inner], { log: setupLog }), { what: `pip install ${w.inner}`, log: setupLog, hint: 'is the wheel for this image (python and platform tags)?' });
+    });
+  }
+  const shipped = new Map(supplied.map((w) => [normalizeName(w.name.distribution), sonamesOf(w.path)]));
+  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.ns.hostPath(s.root) };
+}
+
+// pip's cache lives in the workspace: never in the image (--persist), and reused within a run.
+const pipEnv = { PIP_CACHE_DIR: '/workspace/.cache/pip', PIP_BREAK_SYSTEM_PACKAGES: '1', PIP_ROOT_USER_ACTION: 'ignore', PIP_DISABLE_PIP_VERSION_CHECK: '1', PIP_NO_INPUT: '1' };
+
+function chrootExec(ctx: Context, s: Session, accelEnv: Record<string, string>): Exec {
+  return (argv, o) => s.exec(argv, { env: { ...pipEnv, ...accelEnv, ...o.env }, cwd: o.cwd, logFile: o.log, onLine: (line) => ctx.emit({ kind: 'output', line }), group: true, allowFailure: true });
+}
+
+async function installApt(run: BuildRun, s: Session, log: string): Promise<void> {
+  const { apt } = run.plan;
+  if (apt.length === 0) return;
+  // Before compiler acceleration is set up: apt runs with pip's env only.
+  const exec = chrootExec(run.ctx, s, {});
+  await stage(run.ctx.emit, `install ${apt.length} apt package(s) in the ${run.req.persist ? 'image' : 'build layer'}`, async () => {
+    const env = { DEBIAN_FRONTEND: 'noninteractive' };
+    await checked(await exec(['apt-get', 'update'], { env, log }), { what: 'apt-get update', log, hint: 'check the image\'s /etc/apt/sources.list and the network' });
+    await checked(await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...apt], { env, log }), { what: `apt-get install ${apt.join(' ')}`, log, hint: 'a package name may not exist in this release' });
+  });
+}
+
+async function limitMemory(run: BuildRun, s: Session): Promise<void> {
+  const limit = run.req.memoryLimit ?? defaultMemoryLimit();
+  if (limit > 0) {
+    const lim = await s.limitMemory(limit);
+    if (lim.ok) run.ctx.emit({ kind: 'info', message: `build commands run under a ${human(limit)} memory limit (cgroup v${lim.cgroup.version})` });
+    else run.ctx.emit({ kind: 'warn', message: `no memory limit for the build: ${lim.reason}; an out-of-memory build may hit other processes on this host` });
+  }
+}
+
+async function compilerVersion(s: Session, env: Record<string, string>): Promise<string | undefined> {
+  const r = await s.exec(['cc', '--version'], { allowFailure: true, quiet: true, env });
+  return r.exitCode === 0 ? r.stdout.split('\n')[0]?.trim() : undefined;
+}

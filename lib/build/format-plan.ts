@@ -1,0 +1,46 @@
+// The --dry-run listing of a plan.
+import { human } from '../core/units.js';
+import type { BuildPlan } from './types.js';
+import { slug } from './workspace.js';
+
+/** The --dry-run listing: host steps with their undo, then per target what runs in the chroot. */
+export function formatPlan(plan: BuildPlan): string {
+  const f = plan.facts;
+  const lines = [
+    `image:     ${plan.image}`,
+    `           ${f.os.PRETTY_NAME ?? 'unknown OS'}, ${f.arch}, python ${f.python?.version ?? '?'}, glibc ${f.glibc ?? '?'}, wheel tag ${f.wheelTag ?? '?'}`,
+    `mode:      ${plan.mode === 'persist' ? 'persist: apt and pip installs are written into the image' : 'overlay: the image stays unchanged; installs go to a throwaway layer'}`,
+    `jobs:      ${plan.jobs}`,
+    `compiler:  ${plan.accel}`,
+    `workspace: ${plan.workspace}`,
+    `out:       ${plan.out} (wheels, manifest.json, logs/)`,
+    '',
+    'host steps (each undone in reverse order, also after an error, Ctrl-C or SIGTERM; `imgbuild recover` after kill -9):',
+    ...plan.hostSteps.map((s, i) => `  ${String(i + 1).padStart(2)}. ${s.step}\n      undo: ${s.undo}`),
+    '',
+    `apt packages (${plan.mode === 'persist' ? 'into the image' : 'into the build layer'}): ${plan.apt.length ? plan.apt.join(' ') : 'none'}`,
+    ...plan.aptReasons.map((r) => `  added ${r}`),
+  ];
+  if (plan.withWheels.length) lines.push('', 'wheels installed first (--with-wheel):', ...plan.withWheels.map((w) => `  ${w.name} ${w.version}: ${w.path}`));
+  for (const [i, t] of plan.targets.entries()) {
+    const src = t.source.kind === 'git' ? `git ${t.source.url} at ${t.source.ref}${t.source.submodules ? ' with submodules' : ''} (cloned on the host into the cache)` : `${t.source.path} (copied on the host${t.source.kind === 'path' ? ', without top-level build/ and dist/' : ''})`;
+    lines.push(
+      '',
+      `target ${i + 1}/${plan.targets.length}: ${t.id}`,
+      `  source:   ${src}`,
+      `  in:       /workspace/src/${slug(t)}`,
+      ...(t.needs.length ? [`  needs:    ${t.needs.join(', ')} (installed first)`] : []),
+      `  pip:      ${t.pip.length ? t.pip.join(' ') : 'none'}`,
+      '  env:',
+      ...Object.entries(t.env).map(([k, v]) => `    ${k}=${v}`),
+      '  commands:',
+      ...t.commands.map((c) => `    ${c.join(' ')}`),
+      `  wheel:    ${t.wheelDir}/*.whl, then checked: tags ${f.wheelTag ?? ''}, ELF machine ${f.arch}, NEEDED libraries and symbol versions in the image, python3 -c "import ${t.importName}"`,
+      `  space:    about ${human(t.diskBytes)}; memory about ${human(t.memoryPerJobBytes)} per job`,
+      ...t.notes.map((n) => `  note:     ${n}`),
+      ...t.warnings.map((w) => `  warning:  ${w}`),
+    );
+  }
+  if (plan.warnings.length) lines.push('', 'warnings:', ...plan.warnings.map((w) => `  ${w}`));
+  return lines.join('\n');
+}

@@ -1,0 +1,52 @@
+// Read the image before anything is changed: the facts the plan needs, and whether the
+// --with-wheel wheels fit it.
+import { decideAccel } from '../accel/index.js';
+import type { Arch } from '../core/arch.js';
+import type { Context } from '../core/context.js';
+import { PreconditionError } from '../core/errors.js';
+import { resolveInRoot } from '../host/safe-path.js';
+import { sessionFacts, withSession } from '../session/index.js';
+import { verifyWheel } from '../wheel/index.js';
+import type { ImageInfo, SuppliedWheel } from './run.js';
+import type { BuildRequest } from './types.js';
+import { sonamesOf } from './verify.js';
+
+/** Facts the plan needs, from a read-only session (read-only loop, ro,noload mounts: nothing changes). */
+export async function readImage(ctx: Context, req: BuildRequest, supplied: SuppliedWheel[] = []): Promise<ImageInfo> {
+  return withSession(ctx, { image: req.image, mode: 'inspect', verb: 'build (read image)', attach: req.attach, allowBlockDevice: req.allowBlockDevice }, async (s) => {
+    const facts = sessionFacts(s);
+    if (!facts.python) {
+      throw new PreconditionError(`${req.image} has no python3 (/usr/bin/python3)`, 'wheels are built with and for the image\'s own Python: install python3 in the image first (imgbuild shell IMAGE --rw)');
+    }
+    const root = s.ns.hostPath(s.root);
+    const exists = (inner: string) => resolveInRoot(root, inner).type === 'file';
+    const v = facts.python.version;
+    const pipDirs = ['/usr/lib/python3/dist-packages', `/usr/local/lib/python${v}/dist-packages`, `/usr/lib/python${v}/site-packages`, `/usr/local/lib/python${v}/site-packages`];
+    checkSupplied(supplied, root, s.arch, v);
+    // An explicit --accel that cannot work fails here, before anything is changed.
+    const accel = resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? decideAccel(req.accel ?? { mode: 'auto' }, s.arch, root) : undefined;
+    return {
+      accel,
+      facts,
+      python: v,
+      hasPip: pipDirs.some((d) => exists(`${d}/pip/__init__.py`)),
+      hasCc: exists('/usr/bin/gcc') || exists('/usr/bin/cc'),
+      hasCxx: exists('/usr/bin/g++') || exists('/usr/bin/c++'),
+    };
+  });
+}
+
+// Checked like built wheels, before anything is built on them: what targets build against a
+// wheel that does not fit would not load on the board either.
+function checkSupplied(supplied: SuppliedWheel[], root: string, arch: Arch, python: string): void {
+  for (const w of supplied) {
+    const provided = supplied.filter((o) => o !== w).flatMap((o) => sonamesOf(o.path));
+    const report = verifyWheel(w.path, { rootHost: root, arch, python, provided });
+    if (report.problems.length > 0) {
+      throw new PreconditionError(
+        `--with-wheel ${w.path} does not fit the image:\n${report.problems.map((p) => `  - ${p}`).join('\n')}`,
+        'give a wheel built for this image (imgbuild builds one with --target), or install what it needs into the image first',
+      );
+    }
+  }
+}

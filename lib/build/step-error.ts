@@ -1,0 +1,32 @@
+// The error a failed build step gets: which target, how the command ended, the likely cause
+// (out of memory, a full disk), the last lines of its output and where the full log is.
+import { StepError, tailLines } from '../core/errors.js';
+import { human } from '../core/units.js';
+import type { MemoryCgroup } from '../host/cgroup.js';
+
+export interface StepCheck {
+  /** The command as the message names it. */
+  what: string;
+  log: string;
+  hint?: string;
+  /** The target id the message starts with. */
+  target?: string;
+  /** The build's memory cgroup and --jobs, to tell an out-of-memory kill. */
+  memory?: { cgroup?: MemoryCgroup; jobs: number };
+}
+
+/** Throws the StepError a failed build step deserves: target, exit code, the last 30 lines, the log. */
+export async function checked(r: { exitCode: number; all: string; signal?: string }, o: StepCheck): Promise<void> {
+  if (r.exitCode === 0) return;
+  const how = r.signal ? `was killed by ${r.signal}` : `failed with exit code ${r.exitCode}`;
+  const killed = r.signal === 'SIGKILL' || r.exitCode === 137 || /Killed signal terminated program|fatal error: Killed/.test(r.all);
+  let oom = killed ? ' (killed: out of memory? try a smaller --jobs)' : '';
+  const memory = o.memory;
+  if (memory?.cgroup?.oomKilled()) {
+    const fewer = Math.max(1, Math.floor(memory.jobs / 2));
+    oom = ` (ran out of memory: the build hit its ${human(memory.cgroup.limitBytes)} limit with --jobs ${memory.jobs} and the kernel killed a build process; ${memory.jobs > 1 ? `try --jobs ${fewer}` : 'it needs more memory than this host can spare: free memory or raise --memory-limit'})`;
+  }
+  const tail = tailLines(r.all, 30);
+  const full = /No space left on device|Disk quota exceeded/.test(r.all) ? ' (no space left on device: the workspace, or with --persist the image, is full; free space, use --workspace DIR elsewhere, or imgbuild grow IMAGE +SIZE)' : '';
+  throw new StepError(`${o.target ? `${o.target}: ` : ''}${o.what} ${how}${oom}${full}\n--- last lines of ${o.log} ---\n${tail}`, `${o.hint ? `${o.hint}; ` : ''}full log: ${o.log}`);
+}

@@ -1,0 +1,109 @@
+// Building each target in the chroot: its pip prerequisites and commands, then each wheel it
+// built verified, copied to --out and recorded; or its wheels from the cache.
+import fs from 'node:fs';
+import path from 'node:path';
+import { StepError } from '../core/errors.js';
+import { stage } from '../core/events.js';
+import { checkpoint } from '../core/fault.js';
+import { hashFile } from '../core/hash.js';
+import { normalizeName, type TargetPlan } from '../targets/index.js';
+import type { ManifestWheel, WheelName } from '../wheel/index.js';
+import { storeInCache, useHit } from './cache.js';
+import type { Chroot } from './chroot.js';
+import { deflateOnHost } from './deflate.js';
+import { giveTo, openLog, record } from './output.js';
+import type { BuildRun } from './run.js';
+import { checked } from './step-error.js';
+import { builtWheels, sonamesOf, verify } from './verify.js';
+import { slug, sourceDir } from './workspace.js';
+
+/** Builds the i-th target of the plan (or takes its wheels from the cache). */
+export async function buildTarget(run: BuildRun, chroot: Chroot, i: number): Promise<void> {
+  const t = run.plan.targets[i]!;
+  const log = openLog(run, `${slug(t)}.log`, `# imgbuild: ${t.id}\n`);
+  if (run.hits.has(t)) {
+    const files = useHit(run, t);
+    for (const f of files) chroot.shipped.set(normalizeName(t.name), sonamesOf(f));
+    await installForLater(run, chroot, i, files, log);
+    return;
+  }
+  const t0 = performance.now();
+  const built = await stage(run.ctx.emit, `build ${t.id}`, () => compile(run, chroot, t, log));
+  const provided = t.needs.flatMap((n) => chroot.shipped.get(normalizeName(n)) ?? []);
+  const mine: ManifestWheel[] = [];
+  for (const file of built) mine.push(await shipWheel(run, chroot, t, file, { log, provided, t0 }));
+  await storeInCache(run, t, built, mine);
+  await installForLater(run, chroot, i, built, log);
+}
+
+async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string): Promise<string[]> {
+  const memory = { cgroup: chroot.s.memory, jobs: run.plan.jobs };
+  if (t.pip.length > 0) {
+    const r = await chroot.exec(['python3', '-m', 'pip', 'install', '--find-links', '/workspace/pip', ...t.pip], { log });
+    await checked(r, { what: `pip install ${t.pip.join(' ')}`, log, hint: 'the build prerequisites could not be installed; see the log', target: t.id, memory });
+  }
+  const src = sourceDir(run, t);
+  for (const cmd of t.commands) {
+    checkpoint('build:compile');
+    const r = await chroot.exec(cmd, { env: t.env, cwd: src.inner, log });
+    await checked(r, { what: cmd.join(' '), log, target: t.id, memory });
+  }
+  const wheels = builtWheels(src.host, t.wheelDir, t.id);
+  if (wheels.length === 0) throw new StepError(`${t.id} built no wheel: nothing in ${t.wheelDir}/`, `see ${log}`);
+  return wheels;
+}
+
+// Verifies one built wheel, then copies it to --out and the build tree and records it.
+async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: string, o: { log: string; provided: string[]; t0: number }): Promise<ManifestWheel> {
+  const base = path.basename(file);
+  // Verified as built (stored, which is cheap to unpack under qemu) while it is deflated
+  // natively beside it; the deflated copy then takes its place.
+  const deflating = chroot.hostDeflate ? deflateOnHost(file, o.log) : undefined;
+  let name: WheelName;
+  try {
+    const inner = path.posix.join(sourceDir(run, t).inner, t.wheelDir, base);
+    name = await stage(run.ctx.emit, `verify ${base}`, () => verify(chroot.s, file, t, { inner, lowerRoot: chroot.lowerRoot, buildRoot: chroot.buildRoot, provided: o.provided, python: run.image.python, log: o.log, accel: chroot.accel }));
+  } catch (error) {
+    await deflating?.abandon();
+    throw error;
+  }
+  await deflating?.finish();
+  const seconds = Math.round((performance.now() - o.t0) / 100) / 10;
+  const dest = path.join(run.plan.out, base);
+  fs.copyFileSync(file, dest);
+  fs.copyFileSync(file, path.join(run.dirs.build, 'wheels', base));
+  giveTo(dest, run.owner);
+  const entry: ManifestWheel = {
+    file: base,
+    sha256: await hashFile(file),
+    size: fs.statSync(file).size,
+    tags: { python: name.python, abi: name.abi, platform: name.platform },
+    name: name.distribution,
+    version: name.version,
+    target: t.id,
+    ...(t.version ? { targetVersion: t.version } : {}),
+    source: run.fetched.get(t)!,
+    env: t.env,
+    commands: t.commands,
+    image: run.manifest.image,
+    compiler: chroot.compiler,
+    accel: chroot.accelNote,
+    seconds,
+    log: o.log,
+  };
+  record(run, entry);
+  chroot.shipped.set(normalizeName(t.name), sonamesOf(file));
+  chroot.shipped.set(normalizeName(name.distribution), sonamesOf(file));
+  return entry;
+}
+
+// Later targets that need a target get its wheels installed (in the build layer, or the image with --persist).
+async function installForLater(run: BuildRun, chroot: Chroot, i: number, files: string[], log: string): Promise<void> {
+  const { targets } = run.plan;
+  const t = targets[i]!;
+  if (!targets.slice(i + 1).some((o) => o.needs.some((n) => normalizeName(n) === normalizeName(t.name)))) return;
+  for (const file of files) {
+    const inner = `/workspace/wheels/${path.basename(file)}`;
+    await checked(await chroot.exec(['python3', '-m', 'pip', 'install', '--no-deps', '--no-index', '--force-reinstall', inner], { log }), { what: `pip install ${inner}`, log, target: t.id });
+  }
+}

@@ -1,0 +1,62 @@
+// The build verb's public types: the request, the plan --dry-run and --json print, the result.
+import type { AccelRequest } from '../accel/index.js';
+import type { AttachStrategy } from '../host/attach.js';
+import type { ImageFacts } from '../session/index.js';
+import type { TargetPlan } from '../targets/index.js';
+import type { Manifest } from '../wheel/index.js';
+
+export interface BuildRequest {
+  image: string;
+  /** --target values: SPEC[,KEY=VALUE...]. */
+  targets: string[];
+  /** --out (default ./dist). */
+  out: string;
+  /** --workspace; default: a directory under the cache, emptied at the next run. */
+  workspace?: string;
+  jobs: number | 'auto';
+  /** --source NAME=PATH. */
+  sources: string[];
+  /** --with-wheel PATH. */
+  withWheels: string[];
+  persist: boolean;
+  dryRun: boolean;
+  /** --accel and friends (default: auto). */
+  accel?: AccelRequest;
+  /** Memory limit for the build's commands in bytes; 0: none; default: what the host can spare. */
+  memoryLimit?: number;
+  /** Answer from the wheel cache when every input matches an earlier verified build (default true). */
+  wheelCache?: boolean;
+  attach?: AttachStrategy | 'auto';
+  allowBlockDevice?: boolean;
+  /** Relative paths are resolved against this (default: process.cwd()). */
+  cwd?: string;
+}
+
+/** One host step of the build session and its undo, for --dry-run. */
+export interface PlannedStep {
+  step: string;
+  undo: string;
+}
+
+export interface BuildPlan {
+  image: string;
+  mode: 'overlay' | 'persist';
+  facts: Pick<ImageFacts, 'arch' | 'os' | 'python' | 'glibc' | 'wheelTag' | 'attach'>;
+  jobs: number;
+  /** The compiler acceleration the build will use, and why (decided again after apt installs). */
+  accel: string;
+  workspace: string;
+  out: string;
+  /** apt packages installed in the chroot before building, with the reason for each added one. */
+  apt: string[];
+  aptReasons: string[];
+  hostSteps: PlannedStep[];
+  targets: TargetPlan[];
+  withWheels: { path: string; name: string; version: string }[];
+  warnings: string[];
+}
+
+export interface BuildResult {
+  plan: BuildPlan;
+  manifest?: Manifest;
+}
