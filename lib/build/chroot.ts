@@ -63,7 +63,7 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
     });
   }
   const shipped = new Map(supplied.map((w) => [normalizeName(w.name.distribution), sonamesOf(w.path)]));
-  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.ns.hostPath(s.root) };
+  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost };
 }
 
 // pip's cache lives in the workspace: never in the image (--persist), and reused within a run.

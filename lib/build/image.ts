@@ -18,7 +18,7 @@ export async function readImage(ctx: Context, req: BuildRequest, supplied: Suppl
     if (!facts.python) {
       throw new PreconditionError(`${req.image} has no python3 (/usr/bin/python3)`, 'wheels are built with and for the image\'s own Python: install python3 in the image first (imgbuild shell IMAGE --rw)');
     }
-    const root = s.ns.hostPath(s.root);
+    const root = s.rootHost;
     const exists = (inner: string) => resolveInRoot(root, inner).type === 'file';
     const v = facts.python.version;
     const pipDirs = ['/usr/lib/python3/dist-packages', `/usr/local/lib/python${v}/dist-packages`, `/usr/lib/python${v}/site-packages`, `/usr/local/lib/python${v}/site-packages`];

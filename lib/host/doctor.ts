@@ -5,7 +5,7 @@ import { type Arch, archTable, needsEmulation } from '../core/arch.js';
 import { findUsableEntry, hostBinfmtDir, readEntries } from './binfmt.js';
 import { human } from '../core/units.js';
 import { listCache } from './cache-dir.js';
-import { probeCapabilities, which } from './capabilities.js';
+import { type Capabilities, probeCapabilities, which } from './capabilities.js';
 import { probeMemoryCgroup } from './cgroup.js';
 import type { Context } from '../core/context.js';
 import { errorMessage } from '../core/errors.js';
@@ -24,21 +24,29 @@ export interface Check {
 }
 
 export async function doctor(ctx: Context): Promise<Check[]> {
-  const checks: Check[] = [];
-  const add = (c: Check) => checks.push(c);
   const root = process.getuid?.() === 0;
-  add({ name: 'root', ok: root, detail: root ? 'running as root' : 'not root', fix: 'run imgbuild with sudo' });
+  const checks: Check[] = [{ name: 'root', ok: root, detail: root ? 'running as root' : 'not root', fix: 'run imgbuild with sudo' }];
   const caps = await probeCapabilities(ctx, { fresh: true });
+  checks.push(...(await emulationChecks(ctx, caps, root)));
+  checks.push(...kernelChecks(caps));
+  checks.push(...memoryChecks(ctx));
+  checks.push(await unshareCheck(ctx, root));
+  checks.push(...toolChecks());
+  checks.push({ name: 'state directory', ok: true, detail: ctx.stateDir });
+  checks.push({ name: 'cache directory', ok: true, detail: `${ctx.cacheDir}${fs.existsSync(ctx.cacheDir) ? '' : ' (not created yet)'}` });
+  checks.push(...cacheChecks(ctx.cacheDir));
+  return checks;
+}
 
+async function emulationChecks(ctx: Context, caps: Capabilities, root: boolean): Promise<Check[]> {
   const hostMounted = fs.existsSync(path.join(hostBinfmtDir, 'register'));
   const kernelBinfmt = caps.filesystems.includes('binfmt_misc');
-  add({
+  const checks: Check[] = [{
     name: 'binfmt_misc',
     ok: kernelBinfmt,
     detail: !kernelBinfmt ? 'the kernel has no binfmt_misc' : hostMounted ? `mounted at ${hostBinfmtDir}` : `not mounted on the host; imgbuild mounts it in its private namespace`,
     fix: 'load the module: modprobe binfmt_misc',
-  });
-
+  }];
   let dir: string | undefined;
   let ns: Namespace | undefined;
   try {
@@ -49,73 +57,84 @@ export async function doctor(ctx: Context): Promise<Check[]> {
         dir = await ns.binfmtDir();
       }
     }
-    for (const arch of ['aarch64', 'armhf'] as Arch[]) {
-      if (!needsEmulation(arch)) {
-        add({ name: `qemu-user ${arch}`, ok: true, detail: 'runs natively on this host' });
-        continue;
-      }
-      const qemu = ['/usr/bin', '/usr/local/bin'].map((d) => path.join(d, `qemu-${archTable[arch].qemu}-static`)).find((p) => fs.existsSync(p));
-      let entry = 'binfmt not readable';
-      if (dir) {
-        const u = findUsableEntry(dir, arch);
-        entry = u.entry ? `host entry ${u.entry.name} has the F flag: reused` : `${u.reason}: imgbuild registers its own entry per session`;
-      }
-      add({ name: `qemu-user ${arch}`, ok: !!qemu, detail: qemu ? `${qemu}; ${entry}` : `no qemu-${archTable[arch].qemu}-static`, fix: 'apt-get install qemu-user-static' });
-    }
-    if (dir) {
-      const live = new Set(
-        listJournals(ctx.stateDir)
-          .filter(sessionAlive)
-          .flatMap((j) => j.pending.map((p) => (p.change.kind === 'binfmt' ? p.change.name : ''))),
-      );
-      const ours = readEntries(dir).filter((e) => e.name.startsWith('imgbuild-') && !live.has(e.name));
-      if (ours.length > 0) add({ name: 'stale binfmt entries', ok: false, detail: ours.map((e) => e.name).join(', '), fix: 'imgbuild recover' });
-    }
+    for (const arch of ['aarch64', 'armhf'] as Arch[]) checks.push(qemuCheck(arch, dir));
+    if (dir) checks.push(...staleBinfmtChecks(ctx, dir));
   } catch (error) {
-    add({ name: 'binfmt probe', ok: false, detail: errorMessage(error) });
+    checks.push({ name: 'binfmt probe', ok: false, detail: errorMessage(error) });
   } finally {
     await ns?.close();
   }
+  return checks;
+}
 
-  add({ name: 'device-mapper (kpartx)', ok: caps.deviceMapper && !!caps.tools.kpartx, optional: true, detail: !caps.deviceMapper ? 'the kernel has no device-mapper: --attach kpartx unavailable' : caps.tools.kpartx ? 'kpartx usable' : 'kpartx not installed', fix: caps.deviceMapper ? 'apt-get install kpartx' : 'load dm-mod (modprobe dm-mod) or use another --attach strategy' });
-  add({ name: 'loop partition scanning (losetup -P)', ok: caps.partscan.mbr && caps.partscan.gpt, optional: true, detail: `MBR: ${caps.partscan.mbr ? 'yes' : 'no'}, GPT: ${caps.partscan.gpt ? 'yes' : 'no'}${!caps.partscan.mbr ? ' (the kernel lacks MSDOS partition support): --attach partscan unavailable for MBR' : ''}`, fix: 'use --attach partx or offset (auto does)' });
-  add({ name: 'partx', ok: !!caps.tools.partx, optional: true, detail: caps.tools.partx ?? 'not installed', fix: 'apt-get install util-linux' });
-  add({ name: 'vfat', ok: caps.filesystems.includes('vfat'), optional: true, detail: caps.filesystems.includes('vfat') ? 'boot partitions are mounted' : 'the kernel has no vfat: boot partitions are not mounted (warned per session)', fix: 'modprobe vfat' });
-  add({ name: 'overlayfs', ok: caps.filesystems.includes('overlay'), detail: caps.filesystems.includes('overlay') ? 'read-only image + throwaway layer available' : 'no overlayfs: only --rw sessions work', fix: 'modprobe overlay' });
+function qemuCheck(arch: Arch, binfmtDir: string | undefined): Check {
+  if (!needsEmulation(arch)) return { name: `qemu-user ${arch}`, ok: true, detail: 'runs natively on this host' };
+  const qemu = ['/usr/bin', '/usr/local/bin'].map((d) => path.join(d, `qemu-${archTable[arch].qemu}-static`)).find((p) => fs.existsSync(p));
+  let entry = 'binfmt not readable';
+  if (binfmtDir) {
+    const u = findUsableEntry(binfmtDir, arch);
+    entry = u.entry ? `host entry ${u.entry.name} has the F flag: reused` : `${u.reason}: imgbuild registers its own entry per session`;
+  }
+  return { name: `qemu-user ${arch}`, ok: !!qemu, detail: qemu ? `${qemu}; ${entry}` : `no qemu-${archTable[arch].qemu}-static`, fix: 'apt-get install qemu-user-static' };
+}
+
+function staleBinfmtChecks(ctx: Context, binfmtDir: string): Check[] {
+  const live = new Set(
+    listJournals(ctx.stateDir)
+      .filter(sessionAlive)
+      .flatMap((j) => j.pending.map((p) => (p.change.kind === 'binfmt' ? p.change.name : ''))),
+  );
+  const ours = readEntries(binfmtDir).filter((e) => e.name.startsWith('imgbuild-') && !live.has(e.name));
+  return ours.length > 0 ? [{ name: 'stale binfmt entries', ok: false, detail: ours.map((e) => e.name).join(', '), fix: 'imgbuild recover' }] : [];
+}
+
+function kernelChecks(caps: Capabilities): Check[] {
+  return [
+    { name: 'device-mapper (kpartx)', ok: caps.deviceMapper && !!caps.tools.kpartx, optional: true, detail: !caps.deviceMapper ? 'the kernel has no device-mapper: --attach kpartx unavailable' : caps.tools.kpartx ? 'kpartx usable' : 'kpartx not installed', fix: caps.deviceMapper ? 'apt-get install kpartx' : 'load dm-mod (modprobe dm-mod) or use another --attach strategy' },
+    { name: 'loop partition scanning (losetup -P)', ok: caps.partscan.mbr && caps.partscan.gpt, optional: true, detail: `MBR: ${caps.partscan.mbr ? 'yes' : 'no'}, GPT: ${caps.partscan.gpt ? 'yes' : 'no'}${!caps.partscan.mbr ? ' (the kernel lacks MSDOS partition support): --attach partscan unavailable for MBR' : ''}`, fix: 'use --attach partx or offset (auto does)' },
+    { name: 'partx', ok: !!caps.tools.partx, optional: true, detail: caps.tools.partx ?? 'not installed', fix: 'apt-get install util-linux' },
+    { name: 'vfat', ok: caps.filesystems.includes('vfat'), optional: true, detail: caps.filesystems.includes('vfat') ? 'boot partitions are mounted' : 'the kernel has no vfat: boot partitions are not mounted (warned per session)', fix: 'modprobe vfat' },
+    { name: 'overlayfs', ok: caps.filesystems.includes('overlay'), detail: caps.filesystems.includes('overlay') ? 'read-only image + throwaway layer available' : 'no overlayfs: only --rw sessions work', fix: 'modprobe overlay' },
+  ];
+}
+
+function memoryChecks(ctx: Context): Check[] {
   const memory = probeMemoryCgroup();
-  add({
+  const checks: Check[] = [{
     name: 'memory limit (cgroup)',
     ok: memory.ok,
     optional: true,
     detail: memory.ok ? `cgroup v${memory.version}: builds get a memory cgroup of their own under ${memory.parent}` : `unavailable: ${memory.reason}; an out-of-memory build is met by the host's OOM killer`,
     fix: memory.ok ? undefined : memory.fix,
-  });
-  if (memory.ok) {
-    const journals = listJournals(ctx.stateDir);
-    const cgroupsOf = (js: typeof journals) => new Set(js.flatMap((j) => j.pending.flatMap((p) => (p.change.kind === 'cgroup' ? [p.change.path] : []))));
-    const live = cgroupsOf(journals.filter(sessionAlive));
-    const journaled = cgroupsOf(journals);
-    const stale = fs
-      .readdirSync(memory.parent)
-      .filter((n) => n.startsWith('imgbuild-'))
-      .map((n) => path.join(memory.parent, n))
-      .filter((d) => !live.has(d));
-    const recoverable = stale.filter((d) => journaled.has(d));
-    const orphans = stale.filter((d) => !journaled.has(d));
-    if (recoverable.length > 0) add({ name: 'stale memory cgroups', ok: false, detail: recoverable.join(', '), fix: 'imgbuild recover' });
-    // No journal names them (the state directory was cleared): only a person can tell they are imgbuild's.
-    if (orphans.length > 0) add({ name: 'memory cgroups without a journal', ok: false, detail: orphans.join(', '), fix: 'if nothing of yours runs in them (cat DIR/cgroup.procs), rmdir them' });
-  }
-  const unshare = root ? await ctx.run('unshare', ['--mount', '--pid', '--fork', '--', 'true'], { allowFailure: true, quiet: true }) : undefined;
-  add({ name: 'unshare (mount + PID namespaces)', ok: unshare?.exitCode === 0, detail: unshare?.exitCode === 0 ? 'works: sessions die with imgbuild, even after kill -9' : 'does not work', fix: 'a kernel with namespaces; not inside an unprivileged container' });
-  for (const t of ['losetup', 'sfdisk', 'nsenter', 'flock', 'mmdebstrap', 'git', 'mkfs.vfat', 'mcopy', 'e2fsck', 'resize2fs']) {
-    const p = which(t);
-    add({ name: t, ok: !!p, optional: ['mmdebstrap', 'mkfs.vfat', 'mcopy', 'git'].includes(t), detail: p ?? 'not installed', fix: 'scripts/setup-host.sh installs everything' });
-  }
-  add({ name: 'state directory', ok: true, detail: ctx.stateDir });
-  add({ name: 'cache directory', ok: true, detail: `${ctx.cacheDir}${fs.existsSync(ctx.cacheDir) ? '' : ' (not created yet)'}` });
-  checks.push(...cacheChecks(ctx.cacheDir));
+  }];
+  if (!memory.ok) return checks;
+  const journals = listJournals(ctx.stateDir);
+  const cgroupsOf = (js: typeof journals) => new Set(js.flatMap((j) => j.pending.flatMap((p) => (p.change.kind === 'cgroup' ? [p.change.path] : []))));
+  const live = cgroupsOf(journals.filter(sessionAlive));
+  const journaled = cgroupsOf(journals);
+  const stale = fs
+    .readdirSync(memory.parent)
+    .filter((n) => n.startsWith('imgbuild-'))
+    .map((n) => path.join(memory.parent, n))
+    .filter((d) => !live.has(d));
+  const recoverable = stale.filter((d) => journaled.has(d));
+  const orphans = stale.filter((d) => !journaled.has(d));
+  if (recoverable.length > 0) checks.push({ name: 'stale memory cgroups', ok: false, detail: recoverable.join(', '), fix: 'imgbuild recover' });
+  // No journal names them (the state directory was cleared): only a person can tell they are imgbuild's.
+  if (orphans.length > 0) checks.push({ name: 'memory cgroups without a journal', ok: false, detail: orphans.join(', '), fix: 'if nothing of yours runs in them (cat DIR/cgroup.procs), rmdir them' });
   return checks;
+}
+
+async function unshareCheck(ctx: Context, root: boolean): Promise<Check> {
+  const unshare = root ? await ctx.run('unshare', ['--mount', '--pid', '--fork', '--', 'true'], { allowFailure: true, quiet: true }) : undefined;
+  return { name: 'unshare (mount + PID namespaces)', ok: unshare?.exitCode === 0, detail: unshare?.exitCode === 0 ? 'works: sessions die with imgbuild, even after kill -9' : 'does not work', fix: 'a kernel with namespaces; not inside an unprivileged container' };
+}
+
+function toolChecks(): Check[] {
+  return ['losetup', 'sfdisk', 'nsenter', 'flock', 'mmdebstrap', 'git', 'mkfs.vfat', 'mcopy', 'e2fsck', 'resize2fs'].map((t) => {
+    const p = which(t);
+    return { name: t, ok: !!p, optional: ['mmdebstrap', 'mkfs.vfat', 'mcopy', 'git'].includes(t), detail: p ?? 'not installed', fix: 'scripts/setup-host.sh installs everything' };
+  });
 }
 
 /** Each part of the cache directory with its path and size (`imgbuild cache PART --clear` empties one). */

@@ -63,3 +63,15 @@ export function isInside(root: string, host: string): boolean {
   const h = path.resolve(host);
   return h === r || h.startsWith(r.endsWith('/') ? r : `${r}/`);
 }
+
+/** The first `n` bytes of a file (fewer if shorter), never through a symlink. */
+export function readHead(file: string, n: number): Buffer {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const b = Buffer.alloc(n);
+    const got = fs.readSync(fd, b, 0, n, 0);
+    return b.subarray(0, got);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

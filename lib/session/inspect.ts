@@ -1,12 +1,13 @@
-// What an image is: its partitions and their roles, the userland architecture, OS, Python and
-// glibc, and the wheel tag a build will get. Strictly read-only: a read-only loop and
-// ro,noload mounts, so not even the ext4 journal is replayed.
+// What an image is: partitions and roles, userland arch, OS, Python, glibc and the wheel tag a build
+// gets. Strictly read-only: a read-only loop and ro,noload mounts (no ext4 journal replay).
 import fs from 'node:fs';
 import { type Arch, archTable } from '../core/arch.js';
 import { pythonAbi, wheelTag } from '../wheel/index.js';
 import type { AttachStrategy } from '../host/attach.js';
 import type { Context } from '../core/context.js';
-import { bootMountpoint, type Session, withSession } from './session.js';
+import { bootMountpoint } from './boot.js';
+import { withSession } from './open.js';
+import type { Session } from './session.js';
 import { resolveInRoot } from '../host/safe-path.js';
 import type { TableType } from '../parse/partitions.js';
 
@@ -90,7 +91,7 @@ export function readRootFacts(rootHost: string, arch: Arch): Pick<ImageFacts, 'o
 }
 
 export function sessionFacts(s: Session): ImageFacts {
-  const rootHost = s.ns.hostPath(s.root);
+  const rootHost = s.rootHost;
   const bootPart = s.image.partitions.find((p) => p.fstype === 'vfat');
   return {
     image: s.image.path,
@@ -119,7 +120,7 @@ export function sessionFacts(s: Session): ImageFacts {
 export async function inspectImage(ctx: Context, image: string, o: { attach?: AttachStrategy | 'auto'; allowBlockDevice?: boolean } = {}): Promise<ImageFacts> {
   return withSession(ctx, { image, mode: 'inspect', verb: 'inspect', ...o }, async (session) => {
     const facts = sessionFacts(session);
-    const fstab = resolveInRoot(session.ns.hostPath(session.root), '/etc/fstab');
+    const fstab = resolveInRoot(session.rootHost, '/etc/fstab');
     const boot = session.image.partitions.find((p) => p.fstype === 'vfat');
     if (boot && fstab.type === 'file') facts.bootMountpoint = bootMountpoint(fs.readFileSync(fstab.host, 'utf8'), boot, session.image.table.id);
     return facts;

@@ -1,6 +1,5 @@
-// `imgbuild mount IMAGE DIR` / `imgbuild umount DIR`: a kept session for work by hand, like
-// PYNQ's mount_image.sh / unmount_image.sh. Its mounts live in the host's namespace (that is
-// the point), so each one is journaled and `umount` replays the journal in reverse.
+// `imgbuild mount IMAGE DIR` / `imgbuild umount DIR`: a kept session for work by hand (like PYNQ's
+// mount_image.sh); its mounts live in the host's namespace, each journaled, undone by `umount`.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Attachment, type AttachStrategy, chooseStrategy } from '../host/attach.js';
@@ -15,7 +14,8 @@ import { listLoops, loopsOfImage } from '../host/loop.js';
 import { readMountinfo } from '../parse/mountinfo.js';
 import { lockHolder } from '../host/namespace.js';
 import { resolveInRoot } from '../host/safe-path.js';
-import { bootMountpoint, detectRoot } from './session.js';
+import { bootMountpoint } from './boot.js';
+import { detectRoot } from './root.js';
 import { describeChange } from '../host/recover.js';
 import type { Transaction } from '../undo/transaction.js';
 import { openTransaction } from '../undo/open.js';
@@ -92,10 +92,8 @@ export async function mountKept(ctx: Context, o: { image: string; dir: string; a
   }
 }
 
-/**
- * A kept mount is in the host's namespace, reachable by every local user: a setuid-root program
- * or a device node shipped in an untrusted image must not work there (as udisks mounts media).
- */
+// A kept mount is reachable by every local user: a setuid-root program or device node from an
+// untrusted image must not work there (as udisks mounts media).
 const hostMountSafety = 'nosuid,nodev';
 
 async function mountHost(tx: Transaction, dev: string, target: string, args: string[]): Promise<void> {

@@ -1,21 +1,17 @@
-// The recipe registry: spec -> plan, plans in dependency order, pairing checks, and the data
-// `imgbuild targets` prints.
+// Targets: what can be built and how. One recipe a project (torch, torchvision, onnx,
+// onnxruntime), each a version table plus a small pure plan() that turns a version and a few facts
+// about the image into a TargetPlan (source, apt and pip packages, environment, commands); local:
+// and git: targets for any other Python project; target specs as written on the command line.
+// Here: spec -> plan, plans in dependency order, pairing checks, and the data `imgbuild targets`
+// prints. Plans are pure (no file system, no processes), so every one can be tested without root.
 import { UsageError } from '../core/errors.js';
 import { gitOptions, planGit } from './git.js';
 import { planLocal, projectOptions } from './local.js';
-import { onnx } from './onnx.js';
-import { onnxruntime } from './onnxruntime.js';
-import { torch } from './torch.js';
-import { torchvision } from './torchvision.js';
-import type { PlanOptions, Recipe, TargetPlan, TargetSpec, VersionRule } from './types.js';
+import { recipeNames, recipes } from './registry.js';
+import type { PlanOptions, TargetPlan, TargetSpec, VersionRule } from './types.js';
 
 export type { PlanOptions, Recipe, TargetPlan, TargetSource, VersionRule } from './types.js';
-
-export const recipes: Record<string, Recipe> = { torch, torchvision, onnx, onnxruntime };
-
-export function recipeNames(): string[] {
-  return Object.keys(recipes);
-}
+export { recipeNames, recipes } from './registry.js';
 
 export function planTarget(spec: TargetSpec, o: PlanOptions): TargetPlan {
   switch (spec.kind) {

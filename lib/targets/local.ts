@@ -4,7 +4,7 @@ import path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { packageFile } from '../core/resources.js';
 import { GiB, MiB } from '../core/units.js';
-import { type PlanOptions, type TargetPlan, type TargetSource, checkOptions, jobsArg } from './types.js';
+import { type PlanOptions, type TargetPlan, type TargetSource, checkOptions, jobsArg, jobsEnv } from './types.js';
 
 export const projectOptions: Record<string, string> = {
   name: 'distribution name, when the directory name is not it (used by needs= of other targets)',
@@ -66,7 +66,7 @@ export function projectPlan(what: string, id: string, source: TargetSource, gues
     source,
     apt: [],
     pip: [],
-    env: { MAX_JOBS: jobs, CMAKE_BUILD_PARALLEL_LEVEL: jobs },
+    env: jobsEnv(jobs),
     commands: [wheelCommand(tarball ? `./${path.basename(source.path)}` : '.')],
     wheelDir: 'dist',
     importName: opts.import ?? guessImportName(name),

@@ -2,7 +2,8 @@
 // variant with the QNN execution provider (ep=qnn) that board vendors ship as onnxruntime_qnn.
 import { UsageError } from '../core/errors.js';
 import { GiB, MiB } from '../core/units.js';
-import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, cmakeFromPip, compareVersions, findRule, jobsArg, pythonWarnings } from './types.js';
+import { startPlan } from './recipe.js';
+import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, compareVersions, jobsEnv } from './types.js';
 
 interface OrtRule extends VersionRule {
   /** build.py refuses to run as root unless told --allow_running_as_root (1.13 and later). */
@@ -31,21 +32,18 @@ const options = {
   qnn_home: 'path of the QNN SDK (QAIRT) as seen inside the chroot; required with ep=qnn',
 };
 
-export const onnxruntime: Recipe = {
+export const onnxruntime: Recipe<OrtRule> = {
   name: 'onnxruntime',
   describe: 'ONNX Runtime from github.com/microsoft/onnxruntime via build.sh (CPU, or ep=qnn for onnxruntime_qnn)',
   defaultVersion: '1.16.3',
   versions: onnxruntimeVersions,
   options,
   plan(version: string, o: PlanOptions): TargetPlan {
-    const opts = checkOptions('onnxruntime', options, o.recipeOptions);
-    const rule = findRule('onnxruntime', onnxruntimeVersions, version);
-    const jobs = jobsArg(o);
+    const { opts, rule, jobs, cmake, warnings } = startPlan(onnxruntime, version, o);
     const ep = opts.ep ?? 'cpu';
     if (ep !== 'cpu' && ep !== 'qnn') throw new UsageError(`unknown onnxruntime execution provider ep=${ep}`, 'use ep=cpu (the default) or ep=qnn');
     if (ep === 'cpu' && opts.qnn_home) throw new UsageError('qnn_home is only used with ep=qnn', 'add ep=qnn, or drop qnn_home');
 
-    const cmake = cmakeFromPip(rule.cmake, o);
     const notes = [...(rule.notes ?? []), ...cmake.notes];
     const defines = ['onnxruntime_BUILD_UNIT_TESTS=OFF'];
     const flags: string[] = [];
@@ -78,7 +76,7 @@ export const onnxruntime: Recipe = {
       // ONNX Runtime builds its own protobuf, so only cmake comes from apt.
       apt: ['cmake'],
       pip: [...rule.pip, ...cmake.pip],
-      env: { MAX_JOBS: jobs, CMAKE_BUILD_PARALLEL_LEVEL: jobs },
+      env: jobsEnv(jobs),
       commands: [['./build.sh', '--config', 'Release', '--build_shared_lib', '--build_wheel', '--parallel', jobs, '--skip_tests', ...flags, '--cmake_extra_defines', ...defines]],
       wheelDir: 'build/Linux/Release/dist',
       importName: 'onnxruntime',
@@ -87,7 +85,7 @@ export const onnxruntime: Recipe = {
       diskBytes: 10 * GiB,
       memoryPerJobBytes: 1536 * MiB,
       notes,
-      warnings: pythonWarnings('onnxruntime', version, onnxruntimeVersions, o.python),
+      warnings,
     };
   },
 };

@@ -2,7 +2,7 @@
 // Pure: local paths are made absolute but not checked; the build checks them.
 import path from 'node:path';
 import { UsageError } from '../core/errors.js';
-import { recipeNames } from './index.js';
+import { recipeNames } from './registry.js';
 import type { TargetSpec } from './types.js';
 
 export type { TargetSpec } from './types.js';

@@ -1,7 +1,8 @@
 // PyTorch from source, the way the PYNQ chroot guide builds it: CUDA, MKLDNN, NNPACK and QNNPACK
 // off, OpenCV on, the image's own protobuf, and torch.distributed kept (libopenmpi-dev).
 import { GiB } from '../core/units.js';
-import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, cmakeFromPip, findRule, jobsArg, pythonWarnings } from './types.js';
+import { startPlan } from './recipe.js';
+import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, jobsEnv } from './types.js';
 
 // Pins: PyYAML 6 made yaml.load's Loader mandatory; setuptools 60 replaced the stdlib distutils the
 // 1.x setup.py drives; numpy 1.24 removed the np.bool/np.object aliases; numpy 2 changed the C ABI.
@@ -46,10 +47,7 @@ export const torch: Recipe = {
   defaultVersion: '2.1.2',
   versions: torchVersions,
   plan(version: string, o: PlanOptions): TargetPlan {
-    checkOptions('torch', undefined, o.recipeOptions);
-    const rule = findRule('torch', torchVersions, version);
-    const jobs = jobsArg(o);
-    const cmake = cmakeFromPip(rule.cmake, o);
+    const { rule, jobs, cmake, warnings } = startPlan(torch, version, o);
     const notes = [...(rule.notes ?? []), ...cmake.notes, 'torch.distributed stays enabled (MPI from libopenmpi-dev); the wheel links the image\'s libprotobuf, libopencv and libmpi, so the board needs those runtime packages'];
     if (o.arch === 'armhf' || o.arch === 'armel') notes.push('PyTorch has no official 32-bit ARM support: expect build fixes to be needed');
     return {
@@ -62,8 +60,7 @@ export const torch: Recipe = {
       env: {
         ...torchEnv,
         ...rule.env,
-        MAX_JOBS: jobs,
-        CMAKE_BUILD_PARALLEL_LEVEL: jobs,
+        ...jobsEnv(jobs),
         // Without these the wheel is called 1.1.0a0+<sha>, which pairs badly with torchvision pins.
         PYTORCH_BUILD_VERSION: version,
         PYTORCH_BUILD_NUMBER: '1',
@@ -76,7 +73,7 @@ export const torch: Recipe = {
       diskBytes: 14 * GiB,
       memoryPerJobBytes: 2 * GiB,
       notes,
-      warnings: pythonWarnings('torch', version, torchVersions, o.python),
+      warnings,
     };
   },
 };

@@ -3,7 +3,8 @@
 import { UsageError } from '../core/errors.js';
 import { torchVersions } from './torch.js';
 import { GiB } from '../core/units.js';
-import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, checkOptions, findRule, jobsArg, pythonWarnings } from './types.js';
+import { startPlan } from './recipe.js';
+import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, findRule, jobsEnv } from './types.js';
 
 // Pillow 7 dropped PILLOW_VERSION, which torchvision < 0.5 imports; six went with Python 2 in 0.6.
 const pil6 = ['Pillow<7', 'six'];
@@ -85,11 +86,9 @@ export const torchvision: Recipe = {
   defaultVersion: '0.16.2',
   versions: torchvisionVersions,
   plan(version: string, o: PlanOptions): TargetPlan {
-    checkOptions('torchvision', undefined, o.recipeOptions);
-    const rule = findRule('torchvision', torchvisionVersions, version);
+    const { rule, jobs, warnings } = startPlan(torchvision, version, o);
     const torchVersion = pairedTorch(version);
     if (!torchVersion) throw new UsageError(`no torch pairing recorded for torchvision ${version}`);
-    const jobs = jobsArg(o);
     return {
       id: `torchvision@${version}`,
       name: 'torchvision',
@@ -100,8 +99,7 @@ export const torchvision: Recipe = {
       apt: ['libjpeg-dev', 'zlib1g-dev', 'libpng-dev'],
       pip: [...rule.pip],
       env: {
-        MAX_JOBS: jobs,
-        CMAKE_BUILD_PARALLEL_LEVEL: jobs,
+        ...jobsEnv(jobs),
         FORCE_CUDA: '0',
         // Otherwise the wheel is called <version>a0+<sha>.
         BUILD_VERSION: version,
@@ -114,7 +112,7 @@ export const torchvision: Recipe = {
       diskBytes: 2 * GiB,
       memoryPerJobBytes: 1536 * 1024 * 1024,
       notes: [`torchvision ${version} pairs with torch ${torchVersion}: install that torch first (--target torch@${torchVersion} or --with-wheel)`, ...(rule.notes ?? [])],
-      warnings: pythonWarnings('torchvision', version, torchvisionVersions, o.python),
+      warnings,
     };
   },
 };

@@ -4,7 +4,6 @@
 import type { Arch } from '../core/arch.js';
 import { UsageError } from '../core/errors.js';
 
-
 /** A target as written on the command line (targets/spec.ts parses it). */
 export type TargetSpec =
   | { kind: 'recipe'; name: string; version?: string }
@@ -91,12 +90,13 @@ export interface VersionRule {
   notes?: string[];
 }
 
-export interface Recipe {
+/** A recipe; `R` is its version table's row type, when it adds columns to VersionRule. */
+export interface Recipe<R extends VersionRule = VersionRule> {
   name: string;
   /** One line for `imgbuild targets`. */
   describe: string;
   defaultVersion: string;
-  versions: VersionRule[];
+  versions: R[];
   /** Accepted recipeOptions, key -> what it does. */
   options?: Record<string, string>;
   plan(version: string, o: PlanOptions): TargetPlan;
@@ -170,4 +170,9 @@ export function checkOptions(recipe: string, known: Record<string, string> | und
 export function jobsArg(o: PlanOptions): string {
   if (!Number.isInteger(o.jobs) || o.jobs < 1) throw new UsageError(`jobs must be a positive integer, got ${o.jobs}`);
   return String(o.jobs);
+}
+
+/** The environment that hands the jobs count to setup.py, ninja and make through cmake. */
+export function jobsEnv(jobs: string): { MAX_JOBS: string; CMAKE_BUILD_PARALLEL_LEVEL: string } {
+  return { MAX_JOBS: jobs, CMAKE_BUILD_PARALLEL_LEVEL: jobs };
 }

@@ -2,8 +2,12 @@
 // libraries, symbol versions), the content-addressed wheel cache and its key, the ZIP writer that
 // deflates a wheel natively, and manifest.json. Pure or host-side file work: nothing here runs in
 // the image.
-export * from './tags.js';
+export * from './names.js';
+export { type WheelElf, findLibrary, libraryDirs, wheelElves } from './libraries.js';
 export * from './verify.js';
+export * from './image-identity.js';
+export * from './source-fingerprint.js';
+export * from './cache-key.js';
 export * from './cache.js';
 export * from './deflate.js';
 export * from './manifest.js';

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
-import { parseDumpe2fsHeader } from '../../lib/image-tools/grow.js';
+import { parseDumpe2fsHeader } from '../../lib/image-tools/grow-plan.js';
 import { copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, spawnImgbuild, tmpdir, waitForChrooted } from '../helpers/cli.js';
 
 // These tests are about building: a wheel cache hit would skip the build they mean to exercise.

@@ -3,7 +3,7 @@ import path from 'node:path';
 import test from 'ava';
 import { PreconditionError, UsageError } from '../../lib/core/errors.js';
 import { formatBytes } from '../../lib/core/units.js';
-import { checkHostSpace, fsckVerdict, parseDumpe2fsHeader, parseSize, planGrow, sfdiskGrowArgs, sfdiskGrowInput, sfdiskRelocateArgs } from '../../lib/image-tools/grow.js';
+import { checkHostSpace, fsckVerdict, parseDumpe2fsHeader, parseSize, planGrow, sfdiskGrowArgs, sfdiskGrowInput, sfdiskRelocateArgs } from '../../lib/image-tools/grow-plan.js';
 import type { ImageFile, ImagePartition } from '../../lib/host/image.js';
 import { type FsType, parseSfdiskJson } from '../../lib/parse/partitions.js';
 

@@ -9,8 +9,8 @@ import { devString, parseLosetupJson } from '../../lib/host/loop.js';
 import { isAtOrBelow, mountsAtOrBelow, parseMountinfo } from '../../lib/parse/mountinfo.js';
 import { detectFilesystem, parseSfdiskJson } from '../../lib/parse/partitions.js';
 import { glibcVersion, parseOsRelease } from '../../lib/session/inspect.js';
-import { pythonAbi, wheelTag } from '../../lib/wheel/tags.js';
-import { bootMountpoint } from '../../lib/session/session.js';
+import { pythonAbi, wheelTag } from '../../lib/wheel/names.js';
+import { bootMountpoint } from '../../lib/session/boot.js';
 
 const fixtures = path.resolve('test/fixtures/tools');
 const fixture = (name: string) => fs.readFileSync(path.join(fixtures, name));

@@ -11,7 +11,10 @@ import { hashFile } from '../../lib/core/hash.js';
 import type { ManifestWheel } from '../../lib/wheel/manifest.js';
 import { fetchSource } from '../../lib/build/sources.js';
 import { planTarget } from '../../lib/targets/index.js';
-import { imageIdentity, keyJobs, lookupWheels, sourceFingerprint, storeWheels, type WheelKeyParts, wheelCacheKey, wheelEntryDir } from '../../lib/wheel/cache.js';
+import { imageIdentity } from '../../lib/wheel/image-identity.js';
+import { sourceFingerprint } from '../../lib/wheel/source-fingerprint.js';
+import { keyJobs, type WheelKeyParts, wheelCacheKey } from '../../lib/wheel/cache-key.js';
+import { lookupWheels, storeWheels, wheelEntryDir } from '../../lib/wheel/cache.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-wcache-'));
 test.after.always(() => fs.rmSync(work, { recursive: true, force: true }));

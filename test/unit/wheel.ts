@@ -6,7 +6,9 @@ import { execa } from 'execa';
 import { type Arch, archTable } from '../../lib/core/arch.js';
 import { elfArch, readElfDynamic, readElfHeader } from '../../lib/parse/elf.js';
 import { UsageError } from '../../lib/core/errors.js';
-import { compareVersions, findLibrary, libraryDirs, parseWheelName, tagProblems, verifyWheel, wheelElves } from '../../lib/wheel/verify.js';
+import { compareVersions, parseWheelName, tagProblems } from '../../lib/wheel/names.js';
+import { findLibrary, libraryDirs, wheelElves } from '../../lib/wheel/libraries.js';
+import { verifyWheel } from '../../lib/wheel/verify.js';
 import { ZipError, isSafeEntryName, readEntry, readEntryHead, readZip } from '../../lib/parse/zip.js';
 import { needs } from '../helpers/tools.js';
 

@@ -1,0 +1,104 @@
+// The read-only binds over the image's compiler: the host's loader, libraries and cross gcc, the
+// shim over the image's drivers, cc1 and binutils, and where the cross driver finds the image's gcc.
+import fs from 'node:fs';
+import path from 'node:path';
+import { PreconditionError } from '../core/errors.js';
+import { resolveInRoot } from '../host/safe-path.js';
+import type { Accelerated, HostCross } from './decide.js';
+import { accelRoot, type AccelTree } from './tree.js';
+
+const hostTools = ['as', 'ld.bfd', 'ld.gold', 'ar', 'ranlib', 'nm', 'strip', 'objcopy', 'objdump', 'readelf'];
+const gccExecutables = ['cc1', 'cc1plus', 'collect2', 'lto-wrapper', 'lto1'];
+
+/** The host's loader and libraries, and its cross gcc's directory. */
+export function bindHostRuntime(tree: AccelTree, host: HostCross): void {
+  const x86 = hostLibraryDirs();
+  tree.binds.push({ source: x86[0]!, inner: `${accelRoot}/lib` });
+  if (x86[1]) tree.binds.push({ source: x86[1], inner: `${accelRoot}/lib2` });
+  const loader = fs.realpathSync('/lib64/ld-linux-x86-64.so.2');
+  fs.symlinkSync(path.join(x86[0] === path.dirname(loader) ? 'lib' : 'lib2', path.basename(loader)), tree.inAccel('ld.so'));
+  if (path.dirname(loader) !== x86[0] && path.dirname(loader) !== x86[1]) throw new PreconditionError(`the host's loader ${loader} is outside ${x86.join(' and ')}`);
+  if (loaderHasArgv0(loader)) fs.writeFileSync(tree.inAccel('argv0'), '');
+  tree.binds.push({ source: host.gccDir, inner: `${accelRoot}/gcc-cross` });
+}
+
+/** The shim over the image gcc's executables, drivers and binutils; the host's LTO plugin over the image's. */
+export function wrapCompiler(tree: AccelTree, decision: Accelerated): void {
+  const { image, host } = decision;
+  const imgDir = `/usr/lib/gcc/${image.triple}/${image.dir}`;
+  for (const exe of gccExecutables) {
+    if (fs.existsSync(path.join(host.gccDir, exe))) tree.over(`${imgDir}/${exe}`, `${accelRoot}/gcc-cross/${exe}`);
+  }
+  // The linker plugin is loaded by the (now native) linker: the host's own .so goes over it.
+  const plugin = resolveInRoot(tree.rootHost, `${imgDir}/liblto_plugin.so`);
+  if (plugin.type === 'file' && fs.existsSync(path.join(host.gccDir, 'liblto_plugin.so'))) tree.binds.push({ source: path.join(host.gccDir, 'liblto_plugin.so'), inner: plugin.inner });
+
+  const t = host.triple;
+  const it = image.triple;
+  const v = image.dir;
+  const drivers: [string, string][] = [
+    [`${t}-gcc-${host.major}`, 'gcc'],
+    [`${t}-g++-${host.major}`, 'g++'],
+    [`${t}-cpp-${host.major}`, 'cpp'],
+    [`${t}-gcc-ar-${host.major}`, 'gcc-ar'],
+    [`${t}-gcc-nm-${host.major}`, 'gcc-nm'],
+    [`${t}-gcc-ranlib-${host.major}`, 'gcc-ranlib'],
+  ];
+  for (const [hostName, role] of drivers) {
+    const hostFile = `/usr/bin/${hostName}`;
+    if (!fs.existsSync(hostFile)) continue;
+    const program = tree.tool(hostFile);
+    const flags = role === 'gcc' || role === 'g++' ? 'cc' : role === 'cpp' ? 'cpp' : '-';
+    const names = [`/usr/bin/${it}-${role}-${image.major}`, `/usr/bin/${it}-${role}-${v}`, `/usr/bin/${role}-${image.major}`, `/usr/bin/${role}-${v}`, `/usr/bin/${it}-${role}`];
+    if (!decision.forced) names.push(`/usr/bin/${role}`);
+    if (role === 'gcc' && !decision.forced) names.push('/usr/bin/cc');
+    if (role === 'g++' && !decision.forced) names.push('/usr/bin/c++');
+    for (const n of names) tree.over(n, program, flags);
+  }
+  for (const name of hostTools) {
+    const hostFile = `/usr/bin/${t}-${name}`;
+    if (!fs.existsSync(hostFile)) continue;
+    const program = tree.tool(hostFile);
+    for (const n of [`/usr/bin/${it}-${name}`, `/usr/bin/${name}`]) tree.over(n, program);
+  }
+}
+
+/** Where the cross driver finds cc1, the crt files and the image's C++ headers: the environment that says so. */
+export function imageGccPaths(tree: AccelTree, decision: Accelerated): Record<string, string> {
+  const { image, host } = decision;
+  const t = host.triple;
+  const it = image.triple;
+  const v = image.dir;
+  const imgDir = `/usr/lib/gcc/${image.triple}/${image.dir}`;
+  // The image's own gcc directory, under the host cross gcc's triple and version when those
+  // differ from the image's.
+  let execPrefix = '/usr/lib/gcc/';
+  if (image.triple !== t || image.dir !== host.major) {
+    fs.mkdirSync(tree.inAccel(`gcc/${t}/${host.major}`), { recursive: true });
+    tree.binds.push({ source: tree.nsRoot(imgDir), inner: `${accelRoot}/gcc/${t}/${host.major}`, recursive: true });
+    execPrefix = `${accelRoot}/gcc/`;
+    for (const exe of gccExecutables) {
+      if (tree.wraps(`${imgDir}/${exe}`)) tree.map.push(`${accelRoot}/gcc/${t}/${host.major}/${exe}\t${accelRoot}/gcc-cross/${exe}\t-`);
+    }
+  }
+  const env: Record<string, string> = { GCC_EXEC_PREFIX: execPrefix };
+  // The image's libstdc++ headers, in gcc's order: the generic ones, the target's (multiarch
+  // /usr/include/TRIPLE/c++/V on Debian; /usr/include/c++/V/TRIPLE elsewhere), then backward.
+  const cxx = [`/usr/include/c++/${v}`, `/usr/include/${it}/c++/${v}`, `/usr/include/c++/${v}/${it}`, `/usr/include/c++/${v}/backward`].filter((d) => resolveInRoot(tree.rootHost, d).type === 'dir');
+  if (cxx.length) env.CPLUS_INCLUDE_PATH = cxx.join(':');
+  return env;
+}
+
+// The host's x86-64 library directories (merged /usr: one; otherwise /usr/lib/... and /lib/...).
+function hostLibraryDirs(): string[] {
+  const dirs = ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu'].filter((d) => fs.existsSync(d)).map((d) => fs.realpathSync(d));
+  return [...new Set(dirs)];
+}
+
+function loaderHasArgv0(loader: string): boolean {
+  try {
+    return fs.readFileSync(loader).includes('--argv0');
+  } catch {
+    return false;
+  }
+}
