@@ -105,11 +105,11 @@ if (!probe.ok) {
     const script = `
       import fs from 'node:fs';
       import { spawn } from 'node:child_process';
-      import { createContext } from '${lib}/context.js';
-      import { Journal } from '${lib}/journal.js';
-      import { Transaction } from '${lib}/transaction.js';
-      import { makeUndoer } from '${lib}/changes.js';
-      import { createMemoryCgroup, wrapArgv } from '${lib}/cgroup.js';
+      import { createContext } from '${lib}/core/context.js';
+      import { Journal } from '${lib}/undo/journal.js';
+      import { Transaction } from '${lib}/undo/transaction.js';
+      import { makeUndoer } from '${lib}/host/undoers.js';
+      import { createMemoryCgroup, wrapArgv } from '${lib}/host/cgroup.js';
       const ctx = createContext({ stateDir: process.argv[1] });
       const journal = Journal.create(ctx.stateDir, 'test-cgroup');
       const tx = new Transaction(ctx, journal, makeUndoer({ run: ctx.run, binfmtDir: async () => '/proc/sys/fs/binfmt_misc' }));
