@@ -11,6 +11,8 @@ export interface SourceTree {
   version: string;
   /** The extracted upstream tree. */
   dir: string;
+  /** The upstream tarball as it arrived (kept beside the tree; absent in caches made before it was kept). */
+  tarball?: string;
 }
 
 /** Pure: an apt sources file with every entry a source entry (binary ones turned, disabled ones dropped). */
@@ -65,9 +67,11 @@ export function aptOptions(dir: string): string[] {
 
 function cached(root: string, pkg: string): SourceTree | undefined {
   try {
-    const meta = JSON.parse(fs.readFileSync(path.join(root, pkg, 'source.json'), 'utf8')) as { version: string; dir: string };
+    const meta = JSON.parse(fs.readFileSync(path.join(root, pkg, 'source.json'), 'utf8')) as { version: string; dir: string; from: string };
     const dir = path.join(root, pkg, meta.dir);
-    return fs.statSync(dir).isDirectory() ? { package: pkg, version: meta.version, dir } : undefined;
+    const tarball = path.join(root, pkg, meta.from);
+    if (!fs.statSync(dir).isDirectory()) return undefined;
+    return { package: pkg, version: meta.version, dir, ...(fs.existsSync(tarball) ? { tarball } : {}) };
   } catch {
     return undefined;
   }
@@ -131,9 +135,10 @@ async function fetchOne(run: Run, opts: string[], root: string, pkg: string, say
       const dir = tops[0]!;
       fs.rmSync(path.join(home, dir), { recursive: true, force: true });
       fs.renameSync(path.join(x, dir), path.join(home, dir));
+      fs.renameSync(path.join(dl, tarball), path.join(home, tarball));
       fs.writeFileSync(path.join(home, 'source.json'), `${JSON.stringify({ version, dir, from: tarball }, null, 2)}\n`);
       say(`  ${pkg}: ${tarball}${spec === pkg ? '' : ` (from ${spec})`}`);
-      return { package: pkg, version, dir: path.join(home, dir) };
+      return { package: pkg, version, dir: path.join(home, dir), tarball: path.join(home, tarball) };
     }
     throw new Error(`could not fetch the source of ${pkg} from the host's apt sources:\n  ${errors.join('\n  ')}`);
   } finally {

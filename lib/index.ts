@@ -26,4 +26,5 @@ export { MiB, GiB, human, formatBytes } from './core/units.js';
 export { type BuildPlan, type BuildRequest, type BuildResult, build, formatPlan } from './build/index.js';
 export { type CachePart, cacheParts, clearCache, listCache } from './host/cache-dir.js';
 export { listRecipes } from './targets/index.js';
+export { commonOptions } from './targets/common-options.js';
 export { shellJoin, shellQuote } from './core/quote.js';

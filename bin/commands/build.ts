@@ -14,13 +14,24 @@ export function builder(y: Argv) {
     .option('jobs', { alias: 'j', type: 'string', default: 'auto', describe: 'parallel compile jobs, or auto (CPUs, fewer if memory per job would not fit)' })
     .option('source', { type: 'string', array: true, default: [], describe: 'NAME=PATH: build target NAME from a local checkout or sdist instead of fetching it' })
     .option('with-wheel', { type: 'string', array: true, default: [], describe: 'a ready wheel to install first (e.g. torch for a torchvision build)' })
+    .option('apt', { type: 'string', array: true, default: [], describe: 'Debian packages installed in the build layer for every target (a -dev library, pkg-config, cython3); per target: apt=PKG+PKG' })
+    .option('env', { type: 'string', array: true, default: [], describe: 'NAME=VALUE in every target\'s build environment (e.g. SETUPTOOLS_SCM_PRETEND_VERSION=1.2.0); per target: env=NAME=VALUE' })
+    .option('config-setting', { alias: 'C', type: 'string', array: true, default: [], describe: 'KEY=VALUE PEP 517 config setting for every target built by a Python build backend; per target: config=KEY=VALUE' })
+    .option('runtime-apt', { type: 'string', array: true, default: [], describe: 'Debian packages the board has installed: their libraries count as the board\'s in verification, and the manifest lists them; per target: runtime=PKG+PKG' })
+    .option('test-command', { type: 'string', describe: 'a shell command run in the chroot after the import check, with the wheel on PYTHONPATH ({wheel}, {project} are put in); a failure fails the target' })
+    .option('offline', { type: 'boolean', default: false, describe: 'contact no Python package index, on the host or in the chroot: requirements come from the image, apt= packages and --find-links' })
+    .option('index-url', { type: 'string', describe: 'the Python package index pip uses, on the host and in the chroot (default: the host\'s pip settings, else PyPI)' })
+    .option('extra-index-url', { type: 'string', array: true, default: [], describe: 'more package indexes (e.g. https://www.piwheels.org/simple for Raspberry Pi boards)' })
+    .option('find-links', { type: 'string', array: true, default: [], describe: 'a host directory of wheels and sdists pip may install from (bound read-only into the chroot)' })
     .option('persist', { type: 'boolean', default: false, describe: 'write the build\'s apt and pip installs into the image (default: the image stays unchanged)' })
     .option('memory-limit', { type: 'string', default: 'auto', describe: 'memory limit (cgroup) for the build\'s commands: SIZE (e.g. 6G, 512M), none, or auto (what the host can spare)' })
     .option('wheel-cache', { type: 'boolean', default: process.env.IMGBUILD_WHEEL_CACHE !== '0', describe: 'answer from the wheel cache when image, source, recipe and compiler match an earlier verified build (--no-wheel-cache builds again)' })
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the whole plan (host steps and undo, apt, env, commands) and change nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print the manifest (with --dry-run: the plan) as JSON on stdout' })
     .example('$0 pynq.img --target torch@1.1.0 --source torch=/src/pytorch', 'PyTorch 1.1.0 for a PYNQ image from a local checkout')
-    .example('$0 rpi.img -t local:./mypkg -o wheels', 'any Python project');
+    .example('$0 rpi.img -t local:./mypkg -o wheels', 'any Python project')
+    .example('$0 rpi.img -t local:./markupsafe_2.1.2.orig.tar.gz --offline', 'a tarball of any name, no package index contacted')
+    .example('$0 rpi.img -t local:./cffi-1.15.1.tar.gz,apt=libffi-dev --extra-index-url https://www.piwheels.org/simple', 'a system library for the build, and piwheels for its Python requirements');
 }
 
 interface Args extends GlobalArgs, AccelArgs {
@@ -37,6 +48,15 @@ interface Args extends GlobalArgs, AccelArgs {
   'dry-run': boolean;
   attach: AttachStrategy | 'auto';
   'allow-block-device': boolean;
+  apt: string[];
+  env: string[];
+  'config-setting': string[];
+  'runtime-apt': string[];
+  'test-command'?: string;
+  offline: boolean;
+  'index-url'?: string;
+  'extra-index-url': string[];
+  'find-links': string[];
 }
 
 export function parseJobs(text: string): number | 'auto' {
@@ -77,6 +97,17 @@ export async function handler(args: Args) {
       accel: accelFromArgs({ ...args, accel: last(args.accel) }),
       attach: args.attach,
       allowBlockDevice: args['allow-block-device'],
+      apt: args.apt.map(String),
+      env: args.env.map(String),
+      configSettings: args['config-setting'].map(String),
+      runtimeApt: args['runtime-apt'].map(String),
+      ...(args['test-command'] !== undefined ? { testCommand: String(last(args['test-command'])) } : {}),
+      pip: {
+        offline: args.offline,
+        ...(args['index-url'] !== undefined ? { indexUrl: String(last(args['index-url'])) } : {}),
+        extraIndexUrls: args['extra-index-url'].map(String),
+        findLinks: args['find-links'].map(String),
+      },
     });
     if (args['dry-run']) {
       process.stdout.write(args.json ? `${JSON.stringify(result.plan, null, 2)}\n` : `${formatPlan(result.plan)}\n`);

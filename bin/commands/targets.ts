@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { listRecipes } from '../../lib/index.js';
+import { commonOptions, listRecipes } from '../../lib/index.js';
 
 export const command = 'targets';
 export const describe = 'List the build recipes, the versions each knows and their options (no root needed)';
@@ -31,6 +31,8 @@ export function handler(args: { json: boolean; long: boolean }) {
       }
     }
   }
+  out.push('', 'Every target also takes (the build verb\'s --apt, --env, --config-setting and --runtime-apt give them to all targets):');
+  for (const [k, v] of Object.entries(commonOptions)) out.push(`${''.padEnd(24)} option ${k}=...: ${v}`);
   out.push('', 'Options follow the spec after commas: --target onnxruntime@1.23.0,ep=qnn,qnn_home=/opt/qairt');
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -10,10 +10,16 @@
 # no longer emulated (with --accel none nothing is moved out of the chroot, and this is not set).
 #
 # Usage: python3 build-wheel.py WHEEL_DIR SOURCE   (exit 0 and the wheel in WHEEL_DIR, or non-zero)
+#        python3 build-wheel.py --unpack ARCHIVE DEST   (a recipe's tarball source laid out in DEST)
+#        python3 build-wheel.py --check REQ...   (what the environment misses of REQ..., as JSON)
 # Written for every Python 3 a board image may have (3.5 and later): no f-strings.
 import importlib
+import importlib.util
+import json
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tarfile
 import tempfile
@@ -21,6 +27,11 @@ import zipfile
 
 PIP = ['-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-w']
 LEGACY = 'setuptools.build_meta:__legacy__'
+# What pip and pypa/build assume for a project that names no build system.
+LEGACY_REQUIRES = ['setuptools>=40.8.0']
+# The line imgbuild reads when build requirements cannot be met: JSON after it.
+UNMET = 'imgbuild-unmet-requirements: '
+CHECKED = 'imgbuild-checked-requirements: '
 
 
 def say(message):
@@ -61,18 +72,20 @@ def toml_loader():
 
 
 def build_system(project):
-    """(backend, backend_path) per PEP 517/518, or None when pyproject.toml cannot be read here."""
+    """(backend, backend_path, requires) per PEP 517/518, or None when pyproject.toml cannot be read here."""
     pyproject = os.path.join(project, 'pyproject.toml')
     if not os.path.exists(pyproject):
-        return LEGACY, []
+        return LEGACY, [], LEGACY_REQUIRES
     loads = toml_loader()
     if loads is None:
         return None
     with open(pyproject, 'rb') as f:
         text = f.read().decode('utf-8')
-    table = loads(text).get('build-system', {})
+    table = loads(text).get('build-system')
+    if table is None:
+        return LEGACY, [], LEGACY_REQUIRES
     backend = table.get('build-backend') or LEGACY
-    return backend, [os.path.join(project, p) for p in table.get('backend-path', [])]
+    return backend, [os.path.join(project, p) for p in table.get('backend-path', [])], list(table.get('requires', []))
 
 
 def load_backend(spec, paths):
@@ -88,8 +101,151 @@ def load_backend(spec, paths):
     return backend
 
 
+# ---- build requirements (PEP 517/518), checked and met as pypa/build does, without isolation ----
+
+def packaging_modules():
+    """(Requirement, InvalidRequirement) from the image's `packaging`, or from a copy vendored by
+    setuptools, pkg_resources or pip loaded by path under a private name: importing pip itself
+    would make setuptools' distutils shim step aside (pypa/pip#8761) and break the backend."""
+    try:
+        module = importlib.import_module('packaging.requirements')
+        return module.Requirement, module.InvalidRequirement
+    except ImportError:
+        pass
+    for base in sys.path:
+        for vendored in ('setuptools/_vendor/packaging', 'pkg_resources/_vendor/packaging', 'pip/_vendor/packaging'):
+            where = os.path.join(base or '.', vendored)
+            # packaging >= 22 parses by itself; older copies import their vendor's pyparsing.
+            if not os.path.isfile(os.path.join(where, '_parser.py')):
+                continue
+            spec = importlib.util.spec_from_file_location('_imgbuild_packaging', os.path.join(where, '__init__.py'), submodule_search_locations=[where])
+            package = importlib.util.module_from_spec(spec)
+            sys.modules['_imgbuild_packaging'] = package
+            spec.loader.exec_module(package)
+            module = importlib.import_module('_imgbuild_packaging.requirements')
+            return module.Requirement, module.InvalidRequirement
+    return None
+
+
+def installed_version(name):
+    """The version of distribution `name` importable now (sys.path as it is), or None."""
+    try:
+        from importlib import metadata
+    except ImportError:
+        metadata = None
+    if metadata is not None:
+        try:
+            return metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            return None
+    import pkg_resources
+    try:
+        return pkg_resources.WorkingSet(sys.path).by_key.get(pkg_resources.safe_name(name).lower())
+    except Exception:
+        return None
+
+
+def dist_version(dist):
+    return getattr(dist, 'version', None)
+
+
+def dist_requires(dist):
+    requires = getattr(dist, 'requires', None)
+    if callable(requires):  # pkg_resources
+        return [str(r) for r in requires()]
+    return list(requires or [])
+
+
+def unmet(requirements, parse):
+    """Requirements (and, for met ones, their own dependencies) the environment does not satisfy:
+    a list of (requirement, installed version or None, why)."""
+    found, seen, todo = [], set(), [(r, None) for r in requirements]
+    while todo:
+        text, parent = todo.pop(0)
+        if text in seen:
+            continue
+        seen.add(text)
+        if parse is None:
+            name = re.match(r'\s*([A-Za-z0-9][A-Za-z0-9._-]*)', text)
+            name = name.group(1) if name else text
+            if installed_version(name) is None:
+                found.append((text, None, 'not installed'))
+            continue
+        Requirement, InvalidRequirement = parse
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as e:
+            raise SystemExit('build-wheel: build requirement %r is not a valid requirement (%s)' % (text, e))
+        if req.marker is not None and not req.marker.evaluate({'extra': ''}):
+            continue
+        dist = installed_version(req.name)
+        version = dist_version(dist) if dist is not None else None
+        if version is None:
+            found.append((text, None, 'not installed' if parent is None else 'needed by %s, not installed' % parent))
+        elif req.specifier and not req.specifier.contains(version, prereleases=True):
+            found.append((text, version, '%s is installed' % version if parent is None else 'needed by %s; %s is installed' % (parent, version)))
+        else:
+            for dep in dist_requires(dist):
+                if ';' in dep and 'extra' in dep.split(';', 1)[1]:
+                    continue
+                todo.append((dep, req.name))
+    return found
+
+
+def meet(requirements, what):
+    """Install what `requirements` lack into IMGBUILD_BUILD_REQS (never the image), or stop before
+    anything is compiled, naming each one."""
+    parse = packaging_modules()
+    missing = unmet(requirements, parse)
+    target = os.environ.get('IMGBUILD_BUILD_REQS')
+    for _ in range(8):
+        if not missing or not target:
+            break
+        names = [m[0] for m in missing]
+        say('installing %s for %s into the build layer (%s)' % (', '.join(names), what, target))
+        sys.stdout.flush()
+        r = subprocess.call([sys.executable, '-m', 'pip', 'install', '--no-deps', '--upgrade', '--target', target] + names)
+        if r != 0:
+            break
+        if target not in sys.path:
+            sys.path.insert(0, target)
+            os.environ['PYTHONPATH'] = os.pathsep.join([target] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p])
+            os.environ['PATH'] = os.pathsep.join([os.path.join(target, 'bin'), os.environ.get('PATH', '')])
+        importlib.invalidate_caches()
+        missing = unmet(requirements, parse)
+    report(requirements, target)
+    if missing:
+        sys.stdout.flush()
+        say('the build requirements of %s cannot be met: %s' % (what, '; '.join('%s (%s)' % (m[0], m[2]) for m in missing)))
+        print(UNMET + json.dumps([{'requirement': m[0], 'installed': m[1], 'why': m[2]} for m in missing]))
+        sys.stdout.flush()
+        raise SystemExit(3)
+
+
+def report(requirements, target):
+    """Add each requirement, the version that met it and where it lives (the image, or the
+    workspace when it was installed for the build) to the JSON file IMGBUILD_BUILD_REPORT names."""
+    out = os.environ.get('IMGBUILD_BUILD_REPORT')
+    if not out:
+        return
+    entries = []
+    if os.path.exists(out):
+        with open(out) as f:
+            entries = json.load(f)
+    for text in requirements:
+        name = re.match(r'\s*([A-Za-z0-9][A-Za-z0-9._-]*)', text)
+        dist = installed_version(name.group(1)) if name else None
+        where = str(getattr(dist, '_path', '') or getattr(dist, 'location', '') or '')
+        entries.append({'requirement': text, 'version': dist_version(dist) if dist is not None else None,
+                        'from': 'workspace' if target and where.startswith(target) else 'image'})
+    if not os.path.isdir(os.path.dirname(out)):
+        os.makedirs(os.path.dirname(out))
+    with open(out, 'w') as f:
+        json.dump(entries, f)
+
+
 def unpack(archive, into):
-    """An sdist's single top directory, unpacked under `into` (members outside it are refused)."""
+    """An sdist or tarball unpacked under `into` (members outside it are refused); its project directory."""
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
             for name in z.namelist():
@@ -105,17 +261,49 @@ def unpack(archive, into):
                     if m.name.startswith('/') or '..' in m.name.split('/') or not (m.isfile() or m.isdir()):
                         raise SystemExit('build-wheel: %s has a member that is not a plain file inside it: %s' % (archive, m.name))
                 t.extractall(into)
+    return project_in(into, archive)
+
+
+def project_in(into, archive):
+    """The project an archive unpacked into `into`: its one top directory, or `into` itself."""
     tops = os.listdir(into)
-    if len(tops) != 1 or not os.path.isdir(os.path.join(into, tops[0])):
-        raise SystemExit('build-wheel: %s does not hold one top directory (it has %s)' % (archive, ', '.join(sorted(tops)) or 'nothing'))
-    return os.path.join(into, tops[0])
+    if len(tops) == 1 and os.path.isdir(os.path.join(into, tops[0])):
+        return os.path.join(into, tops[0])
+    if any(os.path.exists(os.path.join(into, f)) for f in ('pyproject.toml', 'setup.py', 'setup.cfg')):
+        return into
+    raise SystemExit('build-wheel: %s holds no Python project: neither one top directory nor pyproject.toml or setup.py at its top (it has %s)' % (archive, ', '.join(sorted(tops)) or 'nothing'))
+
+
+def unpack_here(archive, dest):
+    """--unpack: an archive's project laid out in `dest` (its top directory's contents moved up), the archive removed."""
+    scratch = tempfile.mkdtemp(prefix='unpack-', dir=dest)
+    project = unpack(archive, scratch)
+    for name in os.listdir(project):
+        if name == os.path.basename(scratch):
+            continue
+        target = os.path.join(dest, name)
+        if os.path.lexists(target) and os.path.abspath(target) != os.path.abspath(archive):
+            raise SystemExit('build-wheel: %s would replace %s' % (archive, target))
+        os.rename(os.path.join(project, name), target)
+    shutil.rmtree(scratch)
+    if os.path.lexists(archive) and not os.path.isdir(archive):
+        os.remove(archive)
+    print('build-wheel: unpacked %s into %s' % (os.path.basename(archive), dest))
 
 
 def main():
     if sys.path and os.path.abspath(sys.path[0] or '.') == os.path.dirname(os.path.abspath(__file__)):
         del sys.path[0]
+    if len(sys.argv) >= 2 and sys.argv[1] == '--check':
+        # A recipe's pip list offline: what the environment misses, without installing anything.
+        found = unmet(sys.argv[2:], packaging_modules())
+        print(CHECKED + json.dumps([{'requirement': m[0], 'installed': m[1], 'why': m[2]} for m in found]))
+        return
+    if len(sys.argv) == 4 and sys.argv[1] == '--unpack':
+        unpack_here(sys.argv[2], os.path.abspath(sys.argv[3]))
+        return
     if len(sys.argv) != 3:
-        raise SystemExit('usage: build-wheel.py WHEEL_DIR SOURCE')
+        raise SystemExit('usage: build-wheel.py WHEEL_DIR SOURCE | --unpack ARCHIVE DEST | --check REQ...')
     wheel_dir = os.path.abspath(sys.argv[1])
     source = sys.argv[2]
     if not os.path.isdir(wheel_dir):
@@ -135,7 +323,9 @@ def main():
         why = 'the image has no TOML parser (tomllib, tomli or pip\'s) to read %s/pyproject.toml' % project
     if found is None:
         hand_to_pip(wheel_dir, source, why)
-    spec, paths = found
+    spec, paths, requires = found
+    settings = json.loads(os.environ.get('IMGBUILD_CONFIG_SETTINGS') or '{}') or None
+    meet(requires, 'the build system of %s' % os.path.basename(project))
     if os.environ.get('IMGBUILD_STORE_WHEELS') == '1':
         store_wheels()
     # As pip runs a backend: in the project directory, which is not itself on sys.path.
@@ -143,8 +333,10 @@ def main():
     backend = load_backend(spec, paths)
     if not hasattr(backend, 'build_wheel'):
         raise SystemExit('build-wheel: backend %s has no build_wheel hook' % spec)
+    if hasattr(backend, 'get_requires_for_build_wheel'):
+        meet(list(backend.get_requires_for_build_wheel(settings) or []), '%s (%s)' % (os.path.basename(project), spec))
     try:
-        name = backend.build_wheel(wheel_dir)
+        name = backend.build_wheel(wheel_dir, settings)
     except SystemExit as e:
         # setuptools turns a failed compiler run into SystemExit("error: command ... failed").
         if e.code is None or e.code == 0:

@@ -33,6 +33,8 @@ export async function lookUpCache(run: BuildRun): Promise<void> {
       env: k.env, commands: k.commands, pip: t.pip, apt: plan.apt, needs, source: await sourceFingerprint(t.source, run.fetched.get(t)), compiler,
     });
     run.keys.set(t, key);
+    // A cached wheel never ran this --test-command: build it again (and store it) instead.
+    if (req.testCommand) continue;
     const found = await lookupWheels(ctx.cacheDir, key);
     if (found.kind === 'hit') run.hits.set(t, found);
     else if (found.kind === 'damaged') ctx.emit({ kind: 'warn', message: `${t.id}: the wheel cache entry was damaged and is removed (${found.reason}); building again` });

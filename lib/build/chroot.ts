@@ -1,5 +1,6 @@
 // Preparing the build session's chroot: apt packages, the memory limit, compiler acceleration,
 // the --with-wheel installs; and the one way build commands run in it.
+import fs from 'node:fs';
 import path from 'node:path';
 import { type AccelDecision, startAccel } from '../accel/index.js';
 import type { Context } from '../core/context.js';
@@ -10,6 +11,7 @@ import type { Session, SessionOptions } from '../session/index.js';
 import { normalizeName } from '../targets/index.js';
 import type { CopiedWheel } from './fetch.js';
 import { openLog } from './output.js';
+import { chrootPipEnv, findLinksInner } from './pip-sources.js';
 import { defaultMemoryLimit, installBytes } from './plan.js';
 import type { BuildRun } from './run.js';
 import { checked } from './step-error.js';
@@ -32,6 +34,8 @@ export interface Chroot {
   compiler: string | undefined;
   /** Sonames shipped by wheels each later target may link against, by normalized project name. */
   shipped: Map<string, string[]>;
+  /** Library file names of each runtime= package (installed in the build layer; the board has them). */
+  runtimeLibs: Map<string, string[]>;
   /** The image's own root and the chroot's root (with the build layer), as the host sees them. */
   lowerRoot: string;
   buildRoot: string;
@@ -46,6 +50,7 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   const { ctx, req } = run;
   const setupLog = openLog(run, 'setup.log', '');
   if (req.persist) checkSpace(s.file('/'), installBytes(run.plan), 'the image');
+  await bindFindLinks(run, s);
   await installApt(run, s, setupLog);
   await limitMemory(run, s);
   // After apt: the binds must never be up while dpkg runs.
@@ -55,7 +60,7 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   const hostDeflate = accel.decision.kind !== 'none';
   const accelEnv = hostDeflate ? { ...accel.env, IMGBUILD_STORE_WHEELS: '1' } : accel.env;
   const accelNote = accel.decision.kind === 'none' ? accel.decision.reason : `${accel.decision.kind}: ${accel.decision.reason}`;
-  const exec = chrootExec(ctx, s, accelEnv);
+  const exec = chrootExec(ctx, s, { ...chrootPipEnv(run.inputs.pip), ...accelEnv });
   const compiler = await compilerVersion(s, accelEnv);
   for (const w of supplied) {
     await stage(ctx.emit, `install --with-wheel ${path.basename(w.path)}`, async () => {
@@ -63,14 +68,23 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
     });
   }
   const shipped = new Map(supplied.map((w) => [normalizeName(w.name.distribution), sonamesOf(w.path)]));
-  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost };
+  const runtimeLibs = await runtimeLibraries(run, s, setupLog);
+  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, runtimeLibs, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost };
 }
 
 // pip's cache lives in the workspace: never in the image (--persist), and reused within a run.
 const pipEnv = { PIP_CACHE_DIR: '/workspace/.cache/pip', PIP_BREAK_SYSTEM_PACKAGES: '1', PIP_ROOT_USER_ACTION: 'ignore', PIP_DISABLE_PIP_VERSION_CHECK: '1', PIP_NO_INPUT: '1' };
 
-function chrootExec(ctx: Context, s: Session, accelEnv: Record<string, string>): Exec {
-  return (argv, o) => s.exec(argv, { env: { ...pipEnv, ...accelEnv, ...o.env }, cwd: o.cwd, logFile: o.log, onLine: (line) => ctx.emit({ kind: 'output', line }), group: true, allowFailure: true });
+function chrootExec(ctx: Context, s: Session, env: Record<string, string>): Exec {
+  return (argv, o) => s.exec(argv, { env: { ...pipEnv, ...env, ...o.env }, cwd: o.cwd, logFile: o.log, onLine: (line) => ctx.emit({ kind: 'output', line }), group: true, allowFailure: true });
+}
+
+// --find-links directories, read-only at /workspace/.imgbuild/find-links/N for the session.
+async function bindFindLinks(run: BuildRun, s: Session): Promise<void> {
+  const dirs = run.inputs.pip.findLinks;
+  if (dirs.length === 0) return;
+  for (const [i] of dirs.entries()) fs.mkdirSync(path.join(run.dirs.build, findLinksInner(i).slice('/workspace/'.length)), { recursive: true });
+  await s.bindGroup({ binds: dirs.map((d, i) => ({ source: d, inner: findLinksInner(i) })), undo: 'unbind the --find-links directories', what: 'the --find-links directories', noun: '--find-links bind' });
 }
 
 async function installApt(run: BuildRun, s: Session, log: string): Promise<void> {
@@ -83,6 +97,18 @@ async function installApt(run: BuildRun, s: Session, log: string): Promise<void>
     await checked(await exec(['apt-get', 'update'], { env, log }), { what: 'apt-get update', log, hint: 'check the image\'s /etc/apt/sources.list and the network' });
     await checked(await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...apt], { env, log }), { what: `apt-get install ${apt.join(' ')}`, log, hint: 'a package name may not exist in this release' });
   });
+}
+
+// dpkg's file lists of the runtime= packages: the libraries in them count as the board's.
+async function runtimeLibraries(run: BuildRun, s: Session, log: string): Promise<Map<string, string[]>> {
+  const pkgs = [...new Set(run.plan.targets.flatMap((t) => t.runtimeApt ?? []))];
+  const libs = new Map<string, string[]>();
+  for (const pkg of pkgs) {
+    const r = await s.exec(['dpkg-query', '-L', pkg], { allowFailure: true, quiet: true });
+    await checked({ exitCode: r.exitCode, all: r.all }, { what: `dpkg-query -L ${pkg}`, log, hint: `runtime=${pkg} names a package the build layer does not have installed` });
+    libs.set(pkg, [...new Set(r.stdout.split('\n').filter((f) => /\/lib[^/]*\.so(\.[\d.]+)?$/.test(f.trim())).map((f) => path.posix.basename(f.trim())))]);
+  }
+  return libs;
 }
 
 async function limitMemory(run: BuildRun, s: Session): Promise<void> {

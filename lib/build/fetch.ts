@@ -6,6 +6,7 @@ import { archTable } from '../core/arch.js';
 import { stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import type { BuildRun, SuppliedWheel } from './run.js';
+import { hostPipArgs } from './pip-sources.js';
 import { fetchSource, prefetchPip } from './sources.js';
 import { sourceDir } from './workspace.js';
 
@@ -18,7 +19,7 @@ export async function fetchSources(run: BuildRun): Promise<void> {
   for (const t of run.plan.targets) {
     const dest = sourceDir(run, t).host;
     checkpoint('build:fetch');
-    run.fetched.set(t, await stage(run.ctx.emit, `fetch the source of ${t.id}`, () => fetchSource(run.ctx, t.source, dest)));
+    run.fetched.set(t, await stage(run.ctx.emit, `fetch the source of ${t.id}`, () => fetchSource(run.ctx, t.source, dest, { offline: run.inputs.pip.offline })));
   }
 }
 
@@ -26,10 +27,10 @@ export async function fetchSources(run: BuildRun): Promise<void> {
 export async function prefetchRequirements(run: BuildRun): Promise<void> {
   const { ctx, image } = run;
   const pipReqs = [...new Set(run.plan.targets.flatMap((t) => t.pip))];
-  if (pipReqs.length > 0) {
+  if (pipReqs.length > 0 && !run.inputs.pip.offline) {
     const machine = archTable[image.facts.arch].wheelMachine;
     const cache = path.join(ctx.cacheDir, 'pip', `cp${image.python.replace('.', '')}-${machine}`);
-    const missed = await stage(ctx.emit, `download ${pipReqs.length} pip requirement(s) on the host`, () => prefetchPip(ctx, pipReqs, cache, { python: image.python, wheelMachine: machine }));
+    const missed = await stage(ctx.emit, `download ${pipReqs.length} pip requirement(s) on the host`, () => prefetchPip(ctx, pipReqs, cache, { python: image.python, wheelMachine: machine }, hostPipArgs(run.inputs.pip)));
     if (missed.length > 0) ctx.emit({ kind: 'warn', message: `the host could not download ${missed.join(', ')}: pip in the chroot will try (slower, under emulation)` });
     if (fs.existsSync(cache)) fs.cpSync(cache, path.join(run.dirs.build, 'pip'), { recursive: true });
   }

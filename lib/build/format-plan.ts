@@ -1,6 +1,7 @@
 // The --dry-run listing of a plan.
 import { human } from '../core/units.js';
 import type { BuildPlan } from './types.js';
+import type { ResolvedPip } from './pip-sources.js';
 import { slug } from './workspace.js';
 
 /** The --dry-run listing: host steps with their undo, then per target what runs in the chroot. */
@@ -20,6 +21,7 @@ export function formatPlan(plan: BuildPlan): string {
     '',
     `apt packages (${plan.mode === 'persist' ? 'into the image' : 'into the build layer'}): ${plan.apt.length ? plan.apt.join(' ') : 'none'}`,
     ...plan.aptReasons.map((r) => `  added ${r}`),
+    `python packages: ${describePip(plan.pipSources)}`,
   ];
   if (plan.withWheels.length) lines.push('', 'wheels installed first (--with-wheel):', ...plan.withWheels.map((w) => `  ${w.name} ${w.version}: ${w.path}`));
   for (const [i, t] of plan.targets.entries()) {
@@ -30,12 +32,14 @@ export function formatPlan(plan: BuildPlan): string {
       `  source:   ${src}`,
       `  in:       /workspace/src/${slug(t)}`,
       ...(t.needs.length ? [`  needs:    ${t.needs.join(', ')} (installed first)`] : []),
+      ...(t.runtimeApt?.length ? [`  runtime:  ${t.runtimeApt.join(' ')} (the board's: their libraries count in verification)`] : []),
       `  pip:      ${t.pip.length ? t.pip.join(' ') : 'none'}`,
       '  env:',
       ...Object.entries(t.env).map(([k, v]) => `    ${k}=${v}`),
       '  commands:',
       ...t.commands.map((c) => `    ${c.join(' ')}`),
-      `  wheel:    ${t.wheelDir}/*.whl, then checked: tags ${f.wheelTag ?? ''}, ELF machine ${f.arch}, NEEDED libraries and symbol versions in the image, python3 -c "import ${t.importName}"`,
+      `  wheel:    ${t.wheelDir}/*.whl, then checked: tags ${f.wheelTag ?? ''}, ELF machine ${f.arch}, NEEDED libraries and symbol versions in the image, ${t.importName ? `python3 -c "import ${t.importName}"` : 'an import of each top-level module it ships'}`,
+      ...(plan.testCommand ? [`  test:     ${plan.testCommand}`] : []),
       `  space:    about ${human(t.diskBytes)}; memory about ${human(t.memoryPerJobBytes)} per job`,
       ...t.notes.map((n) => `  note:     ${n}`),
       ...t.warnings.map((w) => `  warning:  ${w}`),
@@ -43,4 +47,14 @@ export function formatPlan(plan: BuildPlan): string {
   }
   if (plan.warnings.length) lines.push('', 'warnings:', ...plan.warnings.map((w) => `  ${w}`));
   return lines.join('\n');
+}
+
+function describePip(p: ResolvedPip): string {
+  const from = (k: string) => (p.from[k] ? ` (${p.from[k]})` : '');
+  const parts = [
+    p.offline ? `offline: no package index${from('no-index')}` : `index ${p.indexUrl ?? 'pip\'s default'}${from('index-url')}`,
+    ...(p.extraIndexUrls.length ? [`extra ${p.extraIndexUrls.join(' ')}${from('extra-index-url')}`] : []),
+    ...(p.findLinks.length ? [`find-links ${p.findLinks.join(' ')}${from('find-links')} (read-only in the chroot)`] : []),
+  ];
+  return `${parts.join('; ')}; build requirements a project lacks are installed into the workspace, never the image`;
 }

@@ -26,7 +26,7 @@ export { defaultWorkspace, slug } from './workspace.js';
 
 /** Build (or with dryRun, plan) the requested targets. */
 export async function build(ctx: Context, req: BuildRequest): Promise<BuildResult> {
-  const inputs = checkRequest(ctx, req);
+  const inputs = await checkRequest(ctx, req);
   const image = await readImage(ctx, req, inputs.wheels);
   const planned: Planned = { ctx, req, inputs, image, ...makePlan(req, inputs, image) };
   for (const w of planned.plan.warnings) ctx.emit({ kind: 'warn', message: w });

@@ -7,7 +7,7 @@ import type { AccelRequest } from '../accel/index.js';
 import { archTable, needsEmulation } from '../core/arch.js';
 import { GiB, MiB } from '../core/units.js';
 import type { ImageFacts } from '../session/index.js';
-import { isWheelFrontend } from '../targets/local.js';
+import { isSdist, isWheelFrontend, unpackCommand } from '../targets/local.js';
 import { cmakeForRelease, normalizeName, orderPlans, pairingWarnings, planTarget, type TargetPlan } from '../targets/index.js';
 import { keyJobs } from '../wheel/index.js';
 import type { ImageInfo, Inputs, KeyInputs } from './run.js';
@@ -16,14 +16,10 @@ import type { BuildPlan, BuildRequest, PlannedStep } from './types.js';
 export function makePlan(req: BuildRequest, inputs: Inputs, image: ImageInfo): { plan: BuildPlan; keyInputs: Map<TargetPlan, KeyInputs> } {
   const { facts } = image;
   const base = { python: image.python, arch: facts.arch, aptCmake: cmakeForRelease(facts.os.VERSION_CODENAME) };
-  let plans = inputs.args.map((a) => planTarget(a.spec, { ...base, jobs: keyJobs, recipeOptions: a.options }));
+  let plans = inputs.args.map((a) => withSource(planTarget(a.spec, { ...base, jobs: keyJobs, recipeOptions: a.options }), inputs));
   const forKey = new Map(plans.map((p) => [p.id, { env: p.env, commands: p.commands }]));
   const jobs = req.jobs === 'auto' ? autoJobs(plans) : req.jobs;
-  plans = inputs.args.map((a) => planTarget(a.spec, { ...base, jobs, recipeOptions: a.options }));
-  plans = plans.map((p) => {
-    const local = inputs.sources.get(normalizeName(p.name));
-    return local ? { ...p, source: { kind: 'path', path: local }, notes: [...p.notes, `source: ${local} (--source)`] } : p;
-  });
+  plans = inputs.args.map((a) => withSource(planTarget(a.spec, { ...base, jobs, recipeOptions: a.options }), inputs));
   const ordered = orderPlans(plans, inputs.wheels.map((w) => w.name.distribution));
   const warnings = [
     ...ordered.flatMap((p) => p.warnings.map((w) => `${p.id}: ${w}`)),
@@ -45,9 +41,21 @@ export function makePlan(req: BuildRequest, inputs: Inputs, image: ImageInfo): {
     hostSteps: hostSteps(facts, mode, inputs.workspace),
     targets: ordered,
     withWheels: inputs.wheels.map((w) => ({ path: w.path, name: w.name.distribution, version: w.name.version })),
+    pipSources: inputs.pip,
+    ...(req.testCommand ? { testCommand: req.testCommand } : {}),
     warnings,
   };
   return { plan, keyInputs };
+}
+
+// --source NAME=PATH in place of the target's own source; a tarball is unpacked in the chroot
+// first (by the front end, refusing members outside it), so the commands see a source tree.
+function withSource(p: TargetPlan, inputs: Inputs): TargetPlan {
+  const local = inputs.sources.get(normalizeName(p.name));
+  if (!local) return p;
+  const archive = isSdist(local) && fs.statSync(local).isFile();
+  const commands = archive ? [unpackCommand(`./${path.basename(local)}`), ...p.commands] : p.commands;
+  return { ...p, source: { kind: 'path', path: local }, commands, notes: [...p.notes, `source: ${local} (--source)`] };
 }
 
 // The recipes' apt packages, and what the image lacks to build and install wheels at all.

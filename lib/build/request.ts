@@ -5,24 +5,26 @@ import path from 'node:path';
 import type { Context } from '../core/context.js';
 import { PreconditionError, UsageError } from '../core/errors.js';
 import { normalizeName, orderPlans, planTarget, type TargetPlan } from '../targets/index.js';
-import { parseTargetArg } from '../targets/spec.js';
+import { isSdist } from '../targets/local.js';
+import { parseTargetArg, type TargetArg } from '../targets/spec.js';
 import { parseWheelName } from '../wheel/index.js';
 import type { Inputs } from './run.js';
-import { checkProjectPath, declaredName } from './sources.js';
+import { declaredName, declaredNameInArchive } from './project-meta.js';
+import { resolvePip } from './pip-sources.js';
+import { checkProjectPath, gitCacheDir } from './sources.js';
 import type { BuildRequest } from './types.js';
 import { checkWritable, defaultWorkspace } from './workspace.js';
 
-export function checkRequest(ctx: Context, req: BuildRequest): Inputs {
+export async function checkRequest(ctx: Context, req: BuildRequest): Promise<Inputs> {
   const cwd = req.cwd ?? process.cwd();
   if (req.targets.length === 0) throw new UsageError('no --target given', 'e.g. --target torch@1.1.0 or --target local:./myproject; `imgbuild targets` lists the recipes');
   if (req.jobs !== 'auto' && (!Number.isInteger(req.jobs) || req.jobs < 1)) throw new UsageError(`--jobs ${req.jobs} is not a positive integer or auto`);
-  const args = req.targets.map((t) => parseTargetArg(t, cwd));
-  // A project directory says its own name: needs= of other targets and the import test use it.
+  const args = req.targets.map((t) => withGlobalOptions(parseTargetArg(t, cwd), req));
+  // A project says its own name (needs= of other targets use it), whatever its file is called.
   for (const a of args) {
-    if (a.spec.kind === 'local' && a.options.name === undefined && isDirectory(a.spec.path)) {
-      const name = declaredName(a.spec.path);
-      if (name) a.options.name = name;
-    }
+    if (a.spec.kind !== 'local' || a.options.name !== undefined) continue;
+    const name = isDirectory(a.spec.path) ? declaredName(a.spec.path) : isSdist(a.spec.path) && isFile(a.spec.path) ? await declaredNameInArchive(ctx, a.spec.path) : undefined;
+    if (name) a.options.name = name;
   }
 
   // Plan once with stand-in facts: unknown recipes, versions and options fail here, before the image is read.
@@ -46,7 +48,9 @@ export function checkRequest(ctx: Context, req: BuildRequest): Inputs {
     if (!req.dryRun) checkWritable(workspace, '--workspace');
   }
   if (/[,:\\\s]/.test(workspace)) throw new PreconditionError(`workspace ${workspace} has a comma, colon, backslash or space`, 'the build layer lives there and overlayfs cannot take such paths: choose a plain one');
-  return { args, sources, wheels, out, workspace, defaultWorkspace: !req.workspace };
+  const pip = resolvePip(req.pip, cwd);
+  if (pip.offline) for (const p of draft) if (p.source.kind === 'git' && !sources.has(normalizeName(p.name))) checkGitCached(ctx, p.source.url, p.id);
+  return { args, sources, wheels, out, workspace, defaultWorkspace: !req.workspace, pip };
 }
 
 // --source NAME=PATH by normalized target name; every target's source path is checked too.
@@ -77,5 +81,34 @@ function isDirectory(p: string): boolean {
     return fs.statSync(p).isDirectory();
   } catch {
     return false;
+  }
+}
+
+function isFile(p: string): boolean {
+  try {
+    return fs.statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+// --apt, --env, --config-setting and --runtime-apt as every target's options, before its own.
+function withGlobalOptions(arg: TargetArg, req: BuildRequest): TargetArg {
+  const options = { ...arg.options };
+  const put = (key: string, global: string[] | undefined, join: string) => {
+    if (!global?.length) return;
+    options[key] = [...global, ...(options[key] !== undefined ? [options[key]] : [])].join(join);
+  };
+  put('apt', req.apt, '+');
+  put('runtime', req.runtimeApt, '+');
+  put('env', req.env, ',');
+  put('config', req.configSettings, ',');
+  return { ...arg, options };
+}
+
+// --offline: a git source must be in the cache already (a failure later would come after mounting).
+function checkGitCached(ctx: Context, url: string, id: string): void {
+  if (!fs.existsSync(path.join(gitCacheDir(ctx.cacheDir, url), '.git'))) {
+    throw new PreconditionError(`${id}: --offline, and ${url} is not in the source cache`, 'build it once with the network, or give a local checkout with --source NAME=PATH');
   }
 }

@@ -8,6 +8,7 @@ import type { TargetArg } from '../targets/spec.js';
 import type { TargetPlan } from '../targets/index.js';
 import type { Manifest, ManifestWheel, WheelLookup, WheelName } from '../wheel/index.js';
 import type { FetchedSource } from './sources.js';
+import type { ResolvedPip } from './pip-sources.js';
 import type { BuildPlan, BuildRequest } from './types.js';
 
 export interface SuppliedWheel {
@@ -23,6 +24,8 @@ export interface Inputs {
   out: string;
   workspace: string;
   defaultWorkspace: boolean;
+  /** Where Python packages come from (flags, else the host's pip settings). */
+  pip: ResolvedPip;
 }
 
 export interface ImageInfo {

@@ -38,7 +38,7 @@ export function checkProjectPath(p: string, what: string): void {
  * Put the source of one target into the empty directory `dest` on the host. A directory is
  * copied without its top-level build/ and dist/ (host build output); an sdist is copied into it.
  */
-export async function fetchSource(ctx: Context, source: TargetSource, dest: string): Promise<FetchedSource> {
+export async function fetchSource(ctx: Context, source: TargetSource, dest: string, o: { offline?: boolean } = {}): Promise<FetchedSource> {
   fs.mkdirSync(dest, { recursive: true });
   if (source.kind === 'path') {
     const st = fs.statSync(source.path);
@@ -46,7 +46,7 @@ export async function fetchSource(ctx: Context, source: TargetSource, dest: stri
     else await ctx.run('cp', ['--reflink=auto', '--preserve=mode,timestamps', source.path, path.join(dest, path.basename(source.path))]);
     return { origin: source.path };
   }
-  const repo = await updateGitCache(ctx, source.url, source.ref, source.submodules);
+  const repo = await updateGitCache(ctx, source.url, source.ref, source.submodules, o);
   await copyTree(ctx, repo.dir, dest, []);
   return { origin: `${source.url}@${source.ref}`, commit: repo.commit };
 }
@@ -70,20 +70,22 @@ export function gitCacheDir(cacheDir: string, url: string): string {
  * Clone (first time) or fetch (later) `url` into the cache, check out `ref` with its submodules
  * and return the working tree. The cache is locked while it is used.
  */
-export async function updateGitCache(ctx: Context, url: string, ref: string, submodules: boolean): Promise<{ dir: string; commit: string }> {
+export async function updateGitCache(ctx: Context, url: string, ref: string, submodules: boolean, o: { offline?: boolean } = {}): Promise<{ dir: string; commit: string }> {
   const dir = gitCacheDir(ctx.cacheDir, url);
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const lock = await holdLock(ctx, `${dir}.lock`, `the source cache ${dir}`);
   const git = (args: string[], allowFailure = false) => ctx.run('git', ['-c', 'protocol.file.allow=always', '-C', dir, ...args], { env: gitEnv, allowFailure });
   try {
-    if (!fs.existsSync(path.join(dir, '.git'))) {
+    if (!fs.existsSync(path.join(dir, '.git')) && o.offline) {
+      throw new PreconditionError(`--offline: ${url} is not in the source cache`, 'build it once with the network, or give a local checkout with --source NAME=PATH');
+    } else if (!fs.existsSync(path.join(dir, '.git'))) {
       fs.rmSync(dir, { recursive: true, force: true });
       const r = await ctx.run('git', ['-c', 'protocol.file.allow=always', 'clone', '--no-checkout', url, dir], { env: gitEnv, allowFailure: true });
       if (r.exitCode !== 0) {
         fs.rmSync(dir, { recursive: true, force: true });
         throw new PreconditionError(`cannot clone ${url}: ${lastLine(r.all)}`, 'check the URL and the network; on a machine without access use --source NAME=PATH with a local checkout');
       }
-    } else {
+    } else if (!o.offline) {
       const r = await git(['fetch', '--force', '--tags', 'origin', '+refs/heads/*:refs/remotes/origin/*'], true);
       if (r.exitCode !== 0) ctx.emit({ kind: 'warn', message: `could not update ${url} (${lastLine(r.all)}); using the cached clone` });
     }
@@ -118,49 +120,16 @@ function lastLine(text: string): string {
 }
 
 /**
- * The distribution name a project directory declares (pyproject.toml [project], setup.cfg
- * [metadata], or a literal name= in setup.py), or undefined when it is computed or absent.
- */
-export function declaredName(dir: string): string | undefined {
-  const read = (f: string) => {
-    try {
-      return fs.readFileSync(path.join(dir, f), 'utf8');
-    } catch {
-      return undefined;
-    }
-  };
-  const section = (text: string | undefined, header: RegExp) => {
-    if (!text) return undefined;
-    const lines = text.split('\n');
-    const start = lines.findIndex((l) => header.test(l.trim()));
-    if (start < 0) return undefined;
-    for (const l of lines.slice(start + 1)) {
-      if (/^\s*\[/.test(l)) break;
-      const m = /^\s*name\s*=\s*["']?([A-Za-z0-9][A-Za-z0-9._-]*)["']?\s*$/.exec(l);
-      if (m) return m[1];
-    }
-    return undefined;
-  };
-  const fromPyproject = section(read('pyproject.toml'), /^\[project\]$/);
-  if (fromPyproject) return fromPyproject;
-  const fromCfg = section(read('setup.cfg'), /^\[metadata\]$/);
-  if (fromCfg) return fromCfg;
-  const setupPy = read('setup.py');
-  const m = setupPy ? /\bsetup\s*\([^)]*?\bname\s*=\s*["']([A-Za-z0-9][A-Za-z0-9._-]*)["']/s.exec(setupPy) : undefined;
-  return m?.[1];
-}
-
-/**
  * Download pip requirements on the host into `dest` (wheels for the image's platform where they
  * exist, sdists otherwise), so the emulated chroot installs them from there. Best effort: what
  * the host cannot fetch, the chroot's pip fetches itself. Returns the requirements not fetched.
  */
-export async function prefetchPip(ctx: Context, requirements: string[], dest: string, image: { python: string; wheelMachine: string }): Promise<string[]> {
+export async function prefetchPip(ctx: Context, requirements: string[], dest: string, image: { python: string; wheelMachine: string }, sources: string[] = []): Promise<string[]> {
   if (requirements.length === 0) return [];
   const probe = await ctx.run('python3', ['-m', 'pip', '--version'], { allowFailure: true, quiet: true });
   if (probe.exitCode !== 0) return requirements;
   fs.mkdirSync(dest, { recursive: true });
-  const common = ['-m', 'pip', 'download', '--dest', dest, '--no-deps', '--disable-pip-version-check', '--no-input', '--timeout', '20', '--retries', '1'];
+  const common = ['-m', 'pip', 'download', '--dest', dest, '--no-deps', '--disable-pip-version-check', '--no-input', '--timeout', '20', '--retries', '1', ...sources];
   const platform = ['--only-binary=:all:', '--implementation', 'cp', '--python-version', image.python, '--platform', `linux_${image.wheelMachine}`, '--platform', `manylinux2014_${image.wheelMachine}`, '--platform', 'any'];
   const missed: string[] = [];
   for (const req of requirements) {

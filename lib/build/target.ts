@@ -7,11 +7,13 @@ import { stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import { hashFile } from '../core/hash.js';
 import { normalizeName, type TargetPlan } from '../targets/index.js';
-import type { ManifestWheel, WheelName } from '../wheel/index.js';
+import { isWheelFrontend } from '../targets/local.js';
+import type { BuiltWith, ManifestWheel, WheelName } from '../wheel/index.js';
 import { storeInCache, useHit } from './cache.js';
 import type { Chroot } from './chroot.js';
 import { deflateOnHost } from './deflate.js';
 import { giveTo, openLog, record } from './output.js';
+import { buildReportInner, checkPins, parseUnmet, readBuildReport, unmetError, waivePins } from './requirements.js';
 import type { BuildRun } from './run.js';
 import { checked } from './step-error.js';
 import { builtWheels, sonamesOf, verify } from './verify.js';
@@ -29,7 +31,7 @@ export async function buildTarget(run: BuildRun, chroot: Chroot, i: number): Pro
   }
   const t0 = performance.now();
   const built = await stage(run.ctx.emit, `build ${t.id}`, () => compile(run, chroot, t, log));
-  const provided = t.needs.flatMap((n) => chroot.shipped.get(normalizeName(n)) ?? []);
+  const provided = [...t.needs.flatMap((n) => chroot.shipped.get(normalizeName(n)) ?? []), ...(t.runtimeApt ?? []).flatMap((p) => chroot.runtimeLibs.get(p) ?? [])];
   const mine: ManifestWheel[] = [];
   for (const file of built) mine.push(await shipWheel(run, chroot, t, file, { log, provided, t0 }));
   await storeInCache(run, t, built, mine);
@@ -38,14 +40,21 @@ export async function buildTarget(run: BuildRun, chroot: Chroot, i: number): Pro
 
 async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string): Promise<string[]> {
   const memory = { cgroup: chroot.s.memory, jobs: run.plan.jobs };
-  if (t.pip.length > 0) {
-    const r = await chroot.exec(['python3', '-m', 'pip', 'install', '--find-links', '/workspace/pip', ...t.pip], { log });
-    await checked(r, { what: `pip install ${t.pip.join(' ')}`, log, hint: 'the build prerequisites could not be installed; see the log', target: t.id, memory });
+  const pins = run.inputs.pip.offline ? await waivePins(run, chroot, t, log) : t.pip;
+  if (pins.length > 0) {
+    const r = await chroot.exec(['python3', '-m', 'pip', 'install', '--find-links', '/workspace/pip', ...pins], { log });
+    const unmet = run.inputs.pip.offline && r.exitCode !== 0 ? await checkPins(chroot, pins, log) : [];
+    if (unmet.length > 0) throw await unmetError(t.id, unmet, { exec: chroot.exec, buildRoot: chroot.buildRoot, log });
+    await checked(r, { what: `pip install ${pins.join(' ')}`, log, hint: 'the build prerequisites could not be installed; see the log', target: t.id, memory });
   }
   const src = sourceDir(run, t);
+  // Build requirements the front end installs go to the workspace, never into the image.
+  const env = { ...t.env, IMGBUILD_BUILD_REQS: `/workspace/.imgbuild/reqs/${slug(t)}`, IMGBUILD_BUILD_REPORT: buildReportInner(t) };
   for (const cmd of t.commands) {
     checkpoint('build:compile');
-    const r = await chroot.exec(cmd, { env: t.env, cwd: src.inner, log });
+    const r = await chroot.exec(cmd, { env, cwd: src.inner, log });
+    const unmet = isWheelFrontend(cmd) && r.exitCode === 3 ? parseUnmet(r.all) : undefined;
+    if (unmet) throw await unmetError(t.id, unmet, { exec: chroot.exec, buildRoot: chroot.buildRoot, log });
     await checked(r, { what: cmd.join(' '), log, target: t.id, memory });
   }
   const wheels = builtWheels(src.host, t.wheelDir, t.id);
@@ -62,7 +71,7 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
   let name: WheelName;
   try {
     const inner = path.posix.join(sourceDir(run, t).inner, t.wheelDir, base);
-    name = await stage(run.ctx.emit, `verify ${base}`, () => verify(chroot.s, file, t, { inner, lowerRoot: chroot.lowerRoot, buildRoot: chroot.buildRoot, provided: o.provided, python: run.image.python, log: o.log, accel: chroot.accel }));
+    name = await stage(run.ctx.emit, `verify ${base}`, () => verify(chroot.s, file, t, { inner, lowerRoot: chroot.lowerRoot, buildRoot: chroot.buildRoot, provided: o.provided, python: run.image.python, log: o.log, accel: chroot.accel, ...(run.req.testCommand ? { test: { command: run.req.testCommand, project: sourceDir(run, t).inner } } : {}) }));
   } catch (error) {
     await deflating?.abandon();
     throw error;
@@ -90,6 +99,9 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
     accel: chroot.accelNote,
     seconds,
     log: o.log,
+    ...(t.runtimeApt?.length ? { runtimeApt: t.runtimeApt } : {}),
+    ...withReport(readBuildReport(run.dirs.build, t)),
+    pipSources: run.inputs.pip,
   };
   record(run, entry);
   chroot.shipped.set(normalizeName(t.name), sonamesOf(file));
@@ -106,4 +118,8 @@ async function installForLater(run: BuildRun, chroot: Chroot, i: number, files: 
     const inner = `/workspace/wheels/${path.basename(file)}`;
     await checked(await chroot.exec(['python3', '-m', 'pip', 'install', '--no-deps', '--no-index', '--force-reinstall', inner], { log }), { what: `pip install ${inner}`, log, target: t.id });
   }
+}
+
+function withReport(report: BuiltWith[] | undefined): { buildRequirements?: BuiltWith[] } {
+  return report?.length ? { buildRequirements: report } : {};
 }

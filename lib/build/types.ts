@@ -4,6 +4,9 @@ import type { AttachStrategy } from '../host/attach.js';
 import type { ImageFacts } from '../session/index.js';
 import type { TargetPlan } from '../targets/index.js';
 import type { Manifest } from '../wheel/index.js';
+import type { PipSources, ResolvedPip } from './pip-sources.js';
+
+export type { PipSources } from './pip-sources.js';
 
 export interface BuildRequest {
   image: string;
@@ -30,7 +33,17 @@ export interface BuildRequest {
   allowBlockDevice?: boolean;
   /** Relative paths are resolved against this (default: process.cwd()). */
   cwd?: string;
+  /** For every target (each target's own options come after, and win): --apt, --env, --config-setting, --runtime-apt. */
+  apt?: string[];
+  env?: string[];
+  configSettings?: string[];
+  runtimeApt?: string[];
+  /** --test-command: run in the chroot after the import check, with the wheel installed in a throwaway place. */
+  testCommand?: string;
+  /** Where Python packages come from (see PipSources). */
+  pip?: PipSources;
 }
+
 
 /** One host step of the build session and its undo, for --dry-run. */
 export interface PlannedStep {
@@ -53,6 +66,10 @@ export interface BuildPlan {
   hostSteps: PlannedStep[];
   targets: TargetPlan[];
   withWheels: { path: string; name: string; version: string }[];
+  /** Where pip looks (flags, else the host's pip settings), on the host and in the chroot. */
+  pipSources: ResolvedPip;
+  /** --test-command, run after each wheel's import check. */
+  testCommand?: string;
   warnings: string[];
 }
 

@@ -10,7 +10,8 @@ import { resolveInRoot } from '../host/safe-path.js';
 import { readElfDynamic } from '../parse/elf.js';
 import type { Session } from '../session/index.js';
 import type { TargetPlan } from '../targets/index.js';
-import { findLibrary, libraryDirs, verifyWheel, wheelElves, type WheelName, type WheelReport } from '../wheel/index.js';
+import { findLibrary, libraryDirs, verifyWheel, wheelElves, wheelModules, type WheelName, type WheelReport } from '../wheel/index.js';
+import { runTestCommand } from './test-command.js';
 import { slug } from './workspace.js';
 
 /**
@@ -56,7 +57,7 @@ export async function verify(
   s: Session,
   file: string,
   t: TargetPlan,
-  o: { inner: string; lowerRoot: string; buildRoot: string; provided: string[]; python: string; log: string; accel?: AccelDecision },
+  o: { inner: string; lowerRoot: string; buildRoot: string; provided: string[]; python: string; log: string; accel?: AccelDecision; test?: { command: string; project: string } },
 ): Promise<WheelName> {
   checkpoint('build:verify');
   const report = verifyWheel(file, { rootHost: o.lowerRoot, arch: s.arch, python: o.python, provided: o.provided });
@@ -64,9 +65,10 @@ export async function verify(
   if (report.unresolved.length > 0) {
     const dirs = libraryDirs(o.buildRoot, s.arch);
     for (const u of report.unresolved) {
-      if (findLibrary(o.buildRoot, dirs, u.soname, s.arch)) {
-        problems.push(`${u.soname} exists only in the build layer (installed during the build, not in the image): the wheel would not load on the board. Install the package that provides it in the image, or link it statically`);
-      }
+      if (!findLibrary(o.buildRoot, dirs, u.soname, s.arch)) continue;
+      const pkg = await packageOf(s, u.soname);
+      const fix = pkg ? `It comes from ${pkg}: if the board has ${pkg} installed, say so with runtime=${pkg} (--target ${t.id},runtime=${pkg}); else install it in the image, or link it statically` : 'Install the package that provides it in the image, or link it statically';
+      problems.push(`${u.soname} exists only in the build layer (installed during the build, not in the image): the wheel would not load on the board. ${fix}`);
     }
   }
   const hints = ['the wheel was not copied to --out'];
@@ -74,30 +76,52 @@ export async function verify(
   if (problems.length > 0) {
     throw new StepError(`${t.id}: ${path.basename(file)} does not fit the image:\n${problems.map((p) => `  - ${p}`).join('\n')}`, hints.join('; '));
   }
-  const dest = `/tmp/imgbuild-verify-${slug(t)}`;
-  const script = [
-    'import importlib, shutil, sys, zipfile',
-    'whl, dest, mod = sys.argv[1:4]',
-    'shutil.rmtree(dest, ignore_errors=True)',
-    'zipfile.ZipFile(whl).extractall(dest)',
-    'sys.path.insert(0, dest)',
-    'try:',
-    '    m = importlib.import_module(mod)',
-    '    where = getattr(m, "__file__", "") or ""',
-    '    print("imported", mod, "from", where)',
-    'finally:',
-    '    shutil.rmtree(dest, ignore_errors=True)',
-    'sys.exit(0 if where.startswith(dest + "/") else 3)',
-  ].join('\n');
-  // The same process removes its copy: no second emulated process for an rm.
-  const r = await s.exec(['python3', '-c', script, o.inner, dest, t.importName], { cwd: '/tmp', logFile: o.log, allowFailure: true, env: { PYTHONDONTWRITEBYTECODE: '1' } });
+  await importCheck(s, file, t, o);
+  if (o.test) await runTestCommand(s, file, t, { ...o.test, inner: o.inner, log: o.log });
+  return report.name;
+}
+
+// The Debian package of the build layer that ships a library, by its file name (dpkg -S).
+async function packageOf(s: Session, soname: string): Promise<string | undefined> {
+  const r = await s.exec(['dpkg-query', '-S', `*/${soname}`], { allowFailure: true, quiet: true });
+  return r.exitCode === 0 ? /^([^:,\s]+)/.exec(r.stdout)?.[1] : undefined;
+}
+
+// Each module imported from a throwaway copy of the wheel in the chroot, in one process that
+// also removes the copy (no second emulated process for an rm). Exit 3: a module came from elsewhere.
+const importScript = [
+  'import importlib, shutil, sys, zipfile',
+  'whl, dest, mods = sys.argv[1], sys.argv[2], sys.argv[3:]',
+  'shutil.rmtree(dest, ignore_errors=True)',
+  'zipfile.ZipFile(whl).extractall(dest)',
+  'sys.path.insert(0, dest)',
+  'stray = []',
+  'try:',
+  '    for mod in mods:',
+  '        m = importlib.import_module(mod)',
+  '        where = getattr(m, "__file__", None) or ",".join(getattr(m, "__path__", []))',
+  '        print("imported", mod, "from", where)',
+  '        if not where.startswith(dest + "/"):',
+  '            stray.append(mod)',
+  'finally:',
+  '    shutil.rmtree(dest, ignore_errors=True)',
+  'sys.exit(3 if stray else 0)',
+].join('\n');
+
+async function importCheck(s: Session, file: string, t: TargetPlan, o: { inner: string; log: string }): Promise<void> {
+  const modules = t.importName ? [t.importName] : wheelModules(file);
+  if (modules.length === 0) {
+    fs.appendFileSync(o.log, `imgbuild: ${path.basename(file)} installs no module: nothing to import\n`);
+    return;
+  }
+  const r = await s.exec(['python3', '-c', importScript, o.inner, `/tmp/imgbuild-verify-${slug(t)}`, ...modules], { cwd: '/tmp', logFile: o.log, allowFailure: true, env: { PYTHONDONTWRITEBYTECODE: '1' } });
+  const imports = modules.map((m) => `import ${m}`).join('; ');
   if (r.exitCode === 3) {
-    throw new StepError(`${t.id}: import ${t.importName} did not come from ${path.basename(file)} (${r.all.trim().split('\n').pop()})`, `set the module with the recipe option import=NAME, e.g. --target ${t.id},import=mymodule`);
+    throw new StepError(`${t.id}: ${imports} did not come from ${path.basename(file)} (${r.all.trim().split('\n').pop()})`, `set the module with the recipe option import=NAME, e.g. --target ${t.id},import=mymodule`);
   }
   if (r.exitCode !== 0) {
-    throw new StepError(`${t.id}: python3 -c "import ${t.importName}" fails with ${path.basename(file)} installed:\n${tailLines(r.all, 30)}`, `if the module has another name, pass import=NAME (--target ${t.id},import=NAME); full log: ${o.log}`);
+    throw new StepError(`${t.id}: python3 -c "${imports}" fails with ${path.basename(file)} installed:\n${tailLines(r.all, 30)}`, `if the module has another name, pass import=NAME (--target ${t.id},import=NAME); full log: ${o.log}`);
   }
-  return report.name;
 }
 
 // Why a wheel needs symbol versions the image lacks, and what to do: the likely cause first.

@@ -6,14 +6,26 @@
 // prints. Plans are pure (no file system, no processes), so every one can be tested without root.
 import { UsageError } from '../core/errors.js';
 import { gitOptions, planGit } from './git.js';
-import { planLocal, projectOptions } from './local.js';
+import { applyCommon, splitOptions } from './common-options.js';
+import { isWheelFrontend, planLocal, projectOptions } from './local.js';
 import { recipeNames, recipes } from './registry.js';
 import type { PlanOptions, TargetPlan, TargetSpec, VersionRule } from './types.js';
 
 export type { PlanOptions, Recipe, TargetPlan, TargetSource, VersionRule } from './types.js';
 export { recipeNames, recipes } from './registry.js';
 
+/** The plan of one target: its recipe's (or project's) own, with the options every target takes applied. */
 export function planTarget(spec: TargetSpec, o: PlanOptions): TargetPlan {
+  const { common, own } = splitOptions(specLabel(spec), o.recipeOptions);
+  const plan = planOwn(spec, { ...o, recipeOptions: own });
+  return applyCommon(plan, common, plan.commands.some(isWheelFrontend));
+}
+
+function specLabel(spec: TargetSpec): string {
+  return spec.kind === 'recipe' ? `${spec.name}${spec.version ? `@${spec.version}` : ''}` : spec.kind === 'local' ? `local:${spec.path}` : `git:${spec.url}@${spec.ref}`;
+}
+
+function planOwn(spec: TargetSpec, o: PlanOptions): TargetPlan {
   switch (spec.kind) {
     case 'recipe': {
       const recipe = recipes[spec.name];

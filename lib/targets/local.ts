@@ -8,7 +8,7 @@ import { type PlanOptions, type TargetPlan, type TargetSource, checkOptions, job
 
 export const projectOptions: Record<string, string> = {
   name: 'distribution name, when the directory name is not it (used by needs= of other targets)',
-  import: 'module imported as the smoke test (default: the name, lowercased, - and . as _)',
+  import: 'module imported as the smoke test (default: every top-level module the built wheel ships)',
   needs: 'comma-separated names of targets to build and install first',
 };
 
@@ -23,10 +23,6 @@ export function guessProject(base: string): { name: string; version?: string } {
   const stem = base.replace(sdist, '');
   const m = /^(.+?)-(\d[^-]*)$/.exec(stem);
   return m ? { name: m[1]!, version: m[2]! } : { name: stem };
-}
-
-export function guessImportName(name: string): string {
-  return name.toLowerCase().replace(/[-.]+/g, '_');
 }
 
 /**
@@ -45,6 +41,11 @@ export function wheelCommand(source: string, dir = 'dist'): string[] {
   return ['python3', wheelFrontend, dir, source];
 }
 
+/** The command that lays a recipe's tarball source (./NAME) out in its source directory before the recipe's own commands. */
+export function unpackCommand(archive: string): string[] {
+  return ['python3', wheelFrontend, '--unpack', archive, '.'];
+}
+
 /** Whether a command is the front end's, which needs pip only to read pyproject.toml on a Python older than 3.11. */
 export function isWheelFrontend(cmd: readonly string[]): boolean {
   return cmd[1] === wheelFrontend;
@@ -58,7 +59,7 @@ export function projectPlan(what: string, id: string, source: TargetSource, gues
   const needs = (opts.needs ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   const tarball = source.kind === 'path' && isSdist(source.path);
   const jobs = jobsArg(o);
-  const notes = opts.name ? [] : [`the name ${name} is a guess from ${tarball ? 'the file' : 'the directory'} name; the build reads the real one from the wheel`];
+  const notes = opts.name ? [] : [`the name ${name} is a guess from ${tarball ? 'the file' : 'the directory'} name (the project declares none that can be read before building); the build reads the real one from the wheel`];
   return {
     id,
     name,
@@ -69,7 +70,7 @@ export function projectPlan(what: string, id: string, source: TargetSource, gues
     env: jobsEnv(jobs),
     commands: [wheelCommand(tarball ? `./${path.basename(source.path)}` : '.')],
     wheelDir: 'dist',
-    importName: opts.import ?? guessImportName(name),
+    ...(opts.import ? { importName: opts.import } : {}),
     needs,
     pairsWith: {},
     diskBytes: 1 * GiB,

@@ -57,8 +57,10 @@ export interface TargetPlan {
   commands: string[][];
   /** Where the wheel appears, relative to the source dir. */
   wheelDir: string;
-  /** Module imported as the smoke test. */
-  importName: string;
+  /** Module imported as the smoke test; without one, every top-level module the built wheel ships. */
+  importName?: string;
+  /** Debian packages the board has installed (runtime=): their libraries count as the board's. */
+  runtimeApt?: string[];
   /** Names of targets that must be built and installed first. */
   needs: string[];
   /** For each need, the versions this target is known to work with (see pairingWarnings). */

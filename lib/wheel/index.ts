@@ -5,6 +5,7 @@
 export * from './names.js';
 export { type WheelElf, findLibrary, libraryDirs, wheelElves } from './libraries.js';
 export * from './verify.js';
+export * from './modules.js';
 export * from './image-identity.js';
 export * from './source-fingerprint.js';
 export * from './cache-key.js';

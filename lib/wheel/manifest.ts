@@ -37,6 +37,19 @@ export interface ManifestWheel {
   accel?: string;
   seconds: number;
   log: string;
+  /** The build requirements, the versions that met them and where those were (the image or the workspace). */
+  buildRequirements?: BuiltWith[];
+  /** Debian packages the wheel needs on the board (runtime=), piwheels style. */
+  runtimeApt?: string[];
+  /** Where pip looked while building: the sources and where each setting came from. */
+  pipSources?: { offline: boolean; indexUrl?: string; extraIndexUrls: string[]; findLinks: string[]; from: Record<string, string> };
+}
+
+/** One build requirement as the wheel front end met it. */
+export interface BuiltWith {
+  requirement: string;
+  version: string | null;
+  from: 'image' | 'workspace';
 }
 
 export interface Manifest {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { execa } from 'execa';
+import { execa, execaSync } from 'execa';
 import { needs } from '../helpers/tools.js';
 import { wheelFrontendSource } from '../../lib/targets/local.js';
 import { readEntry, readZip } from '../../lib/parse/zip.js';
@@ -90,6 +90,8 @@ withPython('a project without pyproject.toml gets setuptools\' legacy backend, a
   const shadow = path.join(work, `shadow${++serial}`);
   fs.mkdirSync(path.join(shadow, 'setuptools'), { recursive: true });
   fs.writeFileSync(path.join(shadow, 'setuptools', '__init__.py'), '');
+  fs.mkdirSync(path.join(shadow, 'setuptools-65.0.dist-info'));
+  fs.writeFileSync(path.join(shadow, 'setuptools-65.0.dist-info', 'METADATA'), 'Metadata-Version: 2.1\nName: setuptools\nVersion: 65.0\n');
   fs.writeFileSync(path.join(shadow, 'setuptools', 'build_meta.py'), 'class _Legacy:\n  def build_wheel(self, d, c=None, m=None):\n    print("legacy backend in", __import__("os").getcwd()); return "none.whl"\n__legacy__ = _Legacy()\n');
   const r = await frontend(dir, ['dist', '.'], { PYTHONPATH: shadow });
   t.is(r.exitCode, 0, r.all);
@@ -128,4 +130,131 @@ withPython('IMGBUILD_STORE_WHEELS=1: the wheel is written with its members store
   };
   t.deepEqual(await methods({}), [8]);
   t.deepEqual(await methods({ IMGBUILD_STORE_WHEELS: '1' }), [0]);
+});
+
+withPython('a tarball of any name with no top directory: the project at its top is built', async (t) => {
+  const dir = copyProject();
+  const parent = path.dirname(dir);
+  await execa('tar', ['-cJf', path.join(parent, 'v1.0.tar.xz'), '.'], { cwd: dir });
+  fs.rmSync(dir, { recursive: true });
+  const r = await frontend(parent, ['dist', './v1.0.tar.xz']);
+  t.is(r.exitCode, 0, r.all);
+  t.true(fs.existsSync(path.join(parent, 'dist', 'intree-1.0-py3-none-any.whl')));
+  t.deepEqual(fs.readdirSync(parent).sort(), ['dist', 'v1.0.tar.xz']);
+});
+
+withPython('a tarball with neither one top directory nor a project at its top is refused, naming what it holds', async (t) => {
+  const dir = path.join(work, `loose${++serial}`);
+  fs.mkdirSync(path.join(dir, 'src', 'a'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'src', 'b'));
+  await execa('tar', ['-czf', path.join(dir, 'loose.tar.gz'), 'a', 'b'], { cwd: path.join(dir, 'src') });
+  const r = await frontend(dir, ['dist', './loose.tar.gz']);
+  t.not(r.exitCode, 0);
+  t.regex(r.all, /loose\.tar\.gz holds no Python project: .*\(it has a, b\)/);
+});
+
+withPython('--unpack: a recipe\'s tarball laid out in its source directory, the archive removed', async (t) => {
+  const dir = copyProject();
+  const parent = path.dirname(dir);
+  await execa('tar', ['-czf', 'project_1.0.orig.tar.gz', 'intree-1.0'], { cwd: parent });
+  const src = path.join(parent, 'src');
+  fs.mkdirSync(src);
+  fs.renameSync(path.join(parent, 'project_1.0.orig.tar.gz'), path.join(src, 'project_1.0.orig.tar.gz'));
+  const r = await frontend(src, ['--unpack', './project_1.0.orig.tar.gz', '.']);
+  t.is(r.exitCode, 0, r.all);
+  t.deepEqual(fs.readdirSync(src).sort(), fs.readdirSync(dir).sort());
+  t.regex(r.all, /unpacked project_1\.0\.orig\.tar\.gz into/);
+});
+
+// Distributions the front end sees as installed: dist-info directories on PYTHONPATH.
+function fakeSite(dists: Record<string, { version: string; requires?: string[] }>): string {
+  const site = path.join(work, `site${++serial}`);
+  fs.mkdirSync(site);
+  for (const [name, d] of Object.entries(dists)) {
+    const info = path.join(site, `${name.replace(/-/g, '_')}-${d.version}.dist-info`);
+    fs.mkdirSync(info, { recursive: true });
+    fs.writeFileSync(path.join(info, 'METADATA'), `Metadata-Version: 2.1\nName: ${name}\nVersion: ${d.version}\n${(d.requires ?? []).map((r) => `Requires-Dist: ${r}\n`).join('')}`);
+  }
+  return site;
+}
+
+// The host's own copy of `packaging`, linked into a site (the front end finds it as an image would).
+function withPackaging(site: string): boolean {
+  const r = execaSync('python3', ['-c', 'import os, packaging; print(os.path.dirname(packaging.__file__))'], { reject: false });
+  if (r.exitCode !== 0) return false;
+  fs.symlinkSync(String(r.stdout).trim(), path.join(site, 'packaging'));
+  return true;
+}
+
+function setRequires(dir: string, requires: string[]): void {
+  const file = path.join(dir, 'pyproject.toml');
+  fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('requires = []', `requires = ${JSON.stringify(requires)}`));
+}
+
+withPython('build requirements that are not met stop the build before the backend runs, each named with what is installed', async (t) => {
+  const dir = copyProject();
+  setRequires(dir, ['present>=1.0', 'missing-dist', 'old>=2', 'skipped; python_version < "3"']);
+  const site = fakeSite({ present: { version: '1.0', requires: ['dep-of-present', 'optional; extra == "x"'] }, old: { version: '1.5' } });
+  if (!withPackaging(site)) {
+    t.log('skipped: no packaging module on the host python3; specifiers are checked in the integration tests');
+    return;
+  }
+  const r = await frontend(dir, ['dist', '.'], { PYTHONPATH: site });
+  t.is(r.exitCode, 3, r.all);
+  const line = r.all.split('\n').find((l) => l.startsWith('imgbuild-unmet-requirements: '))!;
+  t.deepEqual(JSON.parse(line.slice('imgbuild-unmet-requirements: '.length)), [
+    { requirement: 'missing-dist', installed: null, why: 'not installed' },
+    { requirement: 'old>=2', installed: '1.5', why: '1.5 is installed' },
+    { requirement: 'dep-of-present', installed: null, why: 'needed by present, not installed' },
+  ]);
+  t.false(fs.existsSync(path.join(dir, 'dist', 'intree-1.0-py3-none-any.whl')), 'nothing was built');
+});
+
+withPython('unmet build requirements are installed with pip into IMGBUILD_BUILD_REQS (not the image), seen by the backend, then built', async (t) => {
+  const dir = copyProject();
+  setRequires(dir, ['needed>=2']);
+  const site = fakeSite({});
+  // A pip that "installs" NAME>=V as NAME-9.0 dist-info in --target, and says what it was asked.
+  fs.mkdirSync(path.join(site, 'pip'));
+  fs.writeFileSync(path.join(site, 'pip', '__init__.py'), '');
+  fs.writeFileSync(path.join(site, 'pip', '__main__.py'), [
+    'import os, re, sys',
+    'args = sys.argv[1:]',
+    'print("pip got", args)',
+    'target = args[args.index("--target") + 1]',
+    'for req in [a for a in args if not a.startswith("-") and a not in ("install", target)]:',
+    '    name = re.match(r"[A-Za-z0-9_.-]+", req).group(0)',
+    '    info = os.path.join(target, name.replace("-", "_") + "-9.0.dist-info")',
+    '    os.makedirs(info)',
+    '    open(os.path.join(info, "METADATA"), "w").write("Metadata-Version: 2.1\\nName: %s\\nVersion: 9.0\\n" % name)',
+  ].join('\n'));
+  const reqs = path.join(work, `reqs${++serial}`);
+  const report = path.join(reqs, '..', `report${serial}`, 'intree.json');
+  const r = await frontend(dir, ['dist', '.'], { PYTHONPATH: site, IMGBUILD_BUILD_REQS: reqs, IMGBUILD_BUILD_REPORT: report, IMGBUILD_CONFIG_SETTINGS: JSON.stringify({ requires: 'wheel-time' }) });
+  t.is(r.exitCode, 0, r.all);
+  t.deepEqual(JSON.parse(fs.readFileSync(report, 'utf8')), [
+    { requirement: 'needed>=2', version: '9.0', from: 'workspace' },
+    { requirement: 'wheel-time', version: '9.0', from: 'workspace' },
+  ]);
+  t.regex(r.all, /pip got \['install', '--no-deps', '--upgrade', '--target', '[^']+', 'needed>=2'\]/);
+  t.regex(r.all, /pip got \[.*'wheel-time'\]/, 'get_requires_for_build_wheel asked for it with the config settings');
+  t.true(fs.existsSync(path.join(reqs, 'needed-9.0.dist-info')));
+  const wheel = path.join(dir, 'dist', 'intree-1.0-py3-none-any.whl');
+  const settings = readEntry(wheel, readZip(wheel).find((e) => e.name.endsWith('/config-settings'))!).toString();
+  t.deepEqual(JSON.parse(settings), { requires: 'wheel-time' }, 'the config settings reached build_wheel');
+});
+
+withPython('--check: what the environment misses of a recipe\'s pins, installed versions named, nothing installed', async (t) => {
+  const site = fakeSite({ numpy: { version: '1.24.2' }, wheel: { version: '0.38.4' } });
+  if (!withPackaging(site)) {
+    t.log('skipped: no packaging module on the host python3; pins are checked in the integration tests');
+    return;
+  }
+  const r = await frontend(work, ['--check', 'numpy<1.24', 'wheel', 'pytest-runner'], { PYTHONPATH: site });
+  t.is(r.exitCode, 0, r.all);
+  const line = r.all.split('\n').find((l) => l.startsWith('imgbuild-checked-requirements: '))!;
+  t.deepEqual(JSON.parse(line.slice('imgbuild-checked-requirements: '.length)), [
+    { requirement: 'numpy<1.24', installed: '1.24.2', why: '1.24.2 is installed' },
+    { requirement: 'pytest-runner', installed: null, why: 'not installed' },
+  ]);
 });

@@ -3,9 +3,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import { execa } from 'execa';
 import { autoJobs, defaultWorkspace, slug } from '../../lib/build/index.js';
 import { type Manifest, type ManifestWheel, mergeManifest } from '../../lib/wheel/manifest.js';
-import { declaredName, gitCacheDir } from '../../lib/build/sources.js';
+import { archiveTop, declaredName, declaredNameInArchive } from '../../lib/build/project-meta.js';
+import { createContext } from '../../lib/core/context.js';
+import { aptAvailable, aptCandidates, parseUnmet, requirementName } from '../../lib/build/requirements.js';
+import { chrootPipEnv, hostPipArgs, parsePipConf, resolvePip } from '../../lib/build/pip-sources.js';
+import { gitCacheDir } from '../../lib/build/sources.js';
+import { PreconditionError, UsageError } from '../../lib/core/errors.js';
 import { parseTargetArg } from '../../lib/targets/spec.js';
 import { planTarget } from '../../lib/targets/index.js';
 import { GiB } from '../../lib/core/units.js';
@@ -32,6 +38,27 @@ test('a project directory declares its name in pyproject.toml, setup.cfg or setu
   fs.writeFileSync(path.join(dir, 'pyproject.toml'), '[build-system]\nrequires = ["setuptools"]\nname = "wrong"\n\n[project]\nversion = "1"\nname = "from-pyproject"\n');
   t.is(declaredName(dir), 'from-pyproject');
   t.is(declaredName(path.resolve('test/fixtures/py/cext-hello')), 'imgbuild-hello');
+  fs.rmSync(dir, { recursive: true });
+});
+
+test('an archive of any name declares its name inside: PKG-INFO, pyproject, setup.cfg, setup.py; with one top directory or none', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-archive-name-'));
+  const ctx = createContext({ stateDir: path.join(dir, 'state'), cacheDir: path.join(dir, 'cache') });
+  const tree = path.join(dir, 'markupsafe-2.1.2');
+  fs.mkdirSync(tree);
+  fs.writeFileSync(path.join(tree, 'setup.cfg'), '[metadata]\nname = MarkupSafe\n');
+  await execa('tar', ['-czf', path.join(dir, 'markupsafe_2.1.2.orig.tar.gz'), 'markupsafe-2.1.2'], { cwd: dir });
+  t.is(await declaredNameInArchive(ctx, path.join(dir, 'markupsafe_2.1.2.orig.tar.gz')), 'MarkupSafe');
+  fs.writeFileSync(path.join(tree, 'PKG-INFO'), 'Metadata-Version: 2.1\nName: MarkupSafe-Sdist\nVersion: 2.1.2\n');
+  await execa('tar', ['-cJf', path.join(dir, 'v2.1.2.tar.xz'), '.'], { cwd: tree });
+  t.is(await declaredNameInArchive(ctx, path.join(dir, 'v2.1.2.tar.xz')), 'MarkupSafe-Sdist', 'no top directory: the files at the top');
+  await execa('python3', ['-c', 'import shutil, sys; shutil.make_archive(sys.argv[1], "zip", sys.argv[2], "markupsafe-2.1.2")', path.join(dir, 'release'), dir]);
+  t.is(await declaredNameInArchive(ctx, path.join(dir, 'release.zip')), 'MarkupSafe-Sdist');
+  fs.writeFileSync(path.join(dir, 'junk.tar.gz'), 'not a tarball');
+  t.is(await declaredNameInArchive(ctx, path.join(dir, 'junk.tar.gz')), undefined);
+  t.is(archiveTop(['a/', 'a/setup.py', './a/b']), 'a');
+  t.is(archiveTop(['./', './setup.py', './pkg/__init__.py']), '');
+  t.is(archiveTop(['a', 'b/c']), '');
   fs.rmSync(dir, { recursive: true });
 });
 
@@ -70,4 +97,44 @@ test('default workspaces: one per image path, named after the image, safe for ov
   t.regex(a, /^\/var\/cache\/imgbuild\/work\/pynq_z2_v3\.img-[0-9a-f]{10}$/);
   t.not(a, defaultWorkspace('/var/cache/imgbuild', '/other/pynq z2,v3.img'));
   t.is(a, defaultWorkspace('/var/cache/imgbuild', '/imgs/pynq z2,v3.img'));
+});
+
+test('unmet build requirements: the front end\'s report, the names, and the Debian packages that may provide them', (t) => {
+  const out = 'pip says no\nimgbuild-unmet-requirements: [{"requirement": "Cython>=3.0; python_version > \\"3\\"", "installed": "0.29.36", "why": "0.29.36 is installed"}]\n';
+  t.deepEqual(parseUnmet(out), [{ requirement: 'Cython>=3.0; python_version > "3"', installed: '0.29.36', why: '0.29.36 is installed' }]);
+  t.is(parseUnmet('no marker here'), undefined);
+  t.is(parseUnmet('imgbuild-unmet-requirements: {broken'), undefined);
+  t.is(requirementName('Cython>=3.0; python_version > "3"'), 'Cython');
+  t.is(requirementName('setuptools_scm[toml] >= 6.2'), 'setuptools_scm');
+  t.deepEqual(aptCandidates('Cython'), ['cython3', 'python3-cython']);
+  t.deepEqual(aptCandidates('setuptools_scm'), ['python3-setuptools-scm']);
+  t.deepEqual(aptCandidates('flit.core'), ['python3-flit-core']);
+  const policy = 'cython3:\n  Installed: (none)\n  Candidate: 0.29.36-1\n  Version table:\n     0.29.36-1 500\npython3-cython:\n  Installed: (none)\n  Candidate: (none)\npython3-setuptools-scm:\n  Installed: 7.1.0-3\n  Candidate: 7.1.0-3\n';
+  t.deepEqual([...aptAvailable(policy)].sort(), ['cython3', 'python3-setuptools-scm']);
+});
+
+test('where pip looks: flags, else the host\'s PIP_* variables, else its pip.conf; find-links must be directories', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-pip-'));
+  const none = resolvePip({}, dir, {}, {});
+  t.deepEqual(none, { offline: false, extraIndexUrls: [], findLinks: [], from: {} });
+  const conf = parsePipConf('[global]\nindex-url = https://mirror.example/simple\nextra-index-url =\n    https://www.piwheels.org/simple\n    https://other.example/simple\n[freeze]\nindex-url = https://ignored.example\n; comment\n');
+  t.deepEqual(conf, { 'index-url': 'https://mirror.example/simple', 'extra-index-url': 'https://www.piwheels.org/simple https://other.example/simple' });
+  const fromConf = resolvePip({}, dir, {}, { ...conf, 'index-url@': '/etc/pip.conf', 'extra-index-url@': '/etc/pip.conf' });
+  t.is(fromConf.indexUrl, 'https://mirror.example/simple');
+  t.deepEqual(fromConf.extraIndexUrls, ['https://www.piwheels.org/simple', 'https://other.example/simple']);
+  t.deepEqual(fromConf.from, { 'index-url': '/etc/pip.conf', 'extra-index-url': '/etc/pip.conf' });
+  const fromEnv = resolvePip({}, dir, { PIP_INDEX_URL: 'https://proxy.example/simple', PIP_NO_INDEX: 'true' }, conf);
+  t.is(fromEnv.indexUrl, 'https://proxy.example/simple');
+  t.true(fromEnv.offline);
+  t.is(fromEnv.from['index-url'], 'PIP_INDEX_URL');
+  const flags = resolvePip({ offline: true, indexUrl: 'https://flag.example/simple', findLinks: ['.'] }, dir, { PIP_INDEX_URL: 'https://proxy.example/simple' }, conf);
+  t.is(flags.indexUrl, 'https://flag.example/simple');
+  t.deepEqual(flags.findLinks, [dir]);
+  t.is(flags.from['index-url'], '--index-url');
+  t.is(flags.from['extra-index-url'], 'pip.conf', 'each setting on its own: the one no flag gives comes from pip.conf');
+  t.deepEqual(chrootPipEnv(flags), { PIP_FIND_LINKS: '/workspace/pip /workspace/.imgbuild/find-links/0', PIP_NO_INDEX: '1', PIP_INDEX_URL: 'https://flag.example/simple', PIP_EXTRA_INDEX_URL: 'https://www.piwheels.org/simple https://other.example/simple' });
+  t.deepEqual(hostPipArgs({ ...flags, extraIndexUrls: [] }), ['--no-index', '--index-url', 'https://flag.example/simple', '--find-links', dir]);
+  t.throws(() => resolvePip({ findLinks: ['missing'] }, dir, {}, {}), { instanceOf: PreconditionError, message: /--find-links .*missing .* is not a directory/ });
+  t.throws(() => resolvePip({ indexUrl: 'piwheels.org' }, dir, {}, {}), { instanceOf: UsageError, message: /is not an http\(s\) or file URL/ });
+  fs.rmSync(dir, { recursive: true });
 });

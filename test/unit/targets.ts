@@ -1,6 +1,7 @@
 import test from 'ava';
 import { UsageError } from '../../lib/core/errors.js';
 import { parseTargetSpec } from '../../lib/targets/spec.js';
+import { pinBreaks } from '../../lib/targets/pins.js';
 import { cmakeForRelease, listRecipes, orderPlans, pairingWarnings, planTarget, recipes } from '../../lib/targets/index.js';
 import { guessProject } from '../../lib/targets/local.js';
 import { pairedTorch, pairedVision } from '../../lib/targets/torchvision.js';
@@ -233,7 +234,7 @@ test('local: a directory, an sdist, options', (t) => {
   t.deepEqual(d.source, { kind: 'path', path: '/work/cext-hello' });
   t.is(d.id, 'local:/work/cext-hello');
   t.is(d.name, 'cext-hello');
-  t.is(d.importName, 'cext_hello');
+  t.is(d.importName, undefined, 'the modules come from the built wheel, not the name');
   t.deepEqual(d.apt, []);
   t.deepEqual(d.pip, []);
   t.deepEqual(d.commands, [['python3', '/workspace/.imgbuild/build-wheel.py', 'dist', '.']]);
@@ -242,7 +243,7 @@ test('local: a directory, an sdist, options', (t) => {
   const s = plan('local:/dl/Foo.Bar-2.0.1.tar.gz');
   t.is(s.name, 'Foo.Bar');
   t.is(s.version, '2.0.1');
-  t.is(s.importName, 'foo_bar');
+  t.is(s.importName, undefined);
   t.deepEqual(s.commands[0]!.at(-1), './Foo.Bar-2.0.1.tar.gz');
 
   const named = plan('local:./cext-second', { recipeOptions: { name: 'imgbuild-second', import: 'imgbuild_second', needs: 'imgbuild-hello, other' } });
@@ -259,7 +260,7 @@ test('git: source with submodules, name from the URL', (t) => {
   t.deepEqual(p.source, { kind: 'git', url: 'git@github.com:owner/My-Proj.git', ref: 'v2', submodules: true });
   t.is(p.id, 'git:git@github.com:owner/My-Proj.git@v2');
   t.is(p.name, 'My-Proj');
-  t.is(p.importName, 'my_proj');
+  t.is(p.importName, undefined);
   t.deepEqual(p.commands, [['python3', '/workspace/.imgbuild/build-wheel.py', 'dist', '.']]);
   t.false((plan('git:https://h/x.git@v1', { recipeOptions: { submodules: 'false' } }).source as { submodules: boolean }).submodules);
 });
@@ -279,4 +280,30 @@ test('apt cmake by release codename', (t) => {
   t.is(cmakeForRelease('bullseye'), '3.18.4');
   t.is(cmakeForRelease('sid'), undefined);
   t.is(cmakeForRelease(undefined), undefined);
+});
+
+test('options every target takes: apt=, env=, config=, pip=, runtime=, applied after the recipe\'s own; bad ones named', (t) => {
+  const p = plan('local:./cffi', { recipeOptions: { apt: 'libffi-dev+pkg-config', env: 'A=1,B=x=y', config: '--build-option=--cpp,--build-option=-j2,setup-args=-Dx=1', pip: 'cython<3+numpy', runtime: 'libffi8' } });
+  t.deepEqual(p.apt, ['libffi-dev', 'pkg-config', 'libffi8']);
+  t.is(p.env.A, '1');
+  t.is(p.env.B, 'x=y');
+  t.deepEqual(JSON.parse(p.env.IMGBUILD_CONFIG_SETTINGS!), { '--build-option': ['--cpp', '-j2'], 'setup-args': '-Dx=1' });
+  t.deepEqual(p.pip, ['cython<3', 'numpy']);
+  t.deepEqual(p.runtimeApt, ['libffi8']);
+  const torch = plan('torch@1.1.0', { recipeOptions: { env: 'USE_OPENCV=0', apt: 'libjpeg-dev' } });
+  t.is(torch.env.USE_OPENCV, '0', 'the user\'s env wins over the recipe\'s');
+  t.true(torch.apt.includes('libjpeg-dev'));
+  t.throws(() => plan('torch@1.1.0', { recipeOptions: { config: 'a=b' } }), { instanceOf: UsageError, message: /config= is for targets built by a PEP 517 backend/ });
+  t.throws(() => plan('local:./x', { recipeOptions: { apt: 'Bad_Name' } }), { instanceOf: UsageError, message: /"Bad_Name" is not a Debian package name/ });
+  t.throws(() => plan('local:./x', { recipeOptions: { apt: '' } }), { instanceOf: UsageError, message: /no package given/ });
+  t.throws(() => plan('local:./x', { recipeOptions: { env: 'NOVALUE' } }), { instanceOf: UsageError, message: /env=NOVALUE is not NAME=VALUE/ });
+  t.throws(() => plan('local:./x', { recipeOptions: { env: 'IMGBUILD_X=1' } }), { instanceOf: UsageError, message: /imgbuild's own/ });
+  t.throws(() => plan('local:./x', { recipeOptions: { ep: 'qnn' } }), { instanceOf: UsageError, message: /no option ep/ });
+});
+
+test('offline, only the pins a build cannot do without stay hard; the rest are preferences', (t) => {
+  t.regex(pinBreaks('setuptools<60')!, /distutils/);
+  t.regex(pinBreaks('numpy < 2')!, /C ABI/);
+  t.is(pinBreaks('numpy<1.24'), undefined, 'onnx 1.12 and torch pin it for their tests, not their build');
+  t.is(pinBreaks('protobuf<4'), undefined);
 });

@@ -11,6 +11,7 @@ import { hashFile } from '../../lib/core/hash.js';
 import type { ManifestWheel } from '../../lib/wheel/manifest.js';
 import { fetchSource } from '../../lib/build/sources.js';
 import { planTarget } from '../../lib/targets/index.js';
+import { wheelFrontendSource } from '../../lib/targets/local.js';
 import { imageIdentity } from '../../lib/wheel/image-identity.js';
 import { sourceFingerprint } from '../../lib/wheel/source-fingerprint.js';
 import { keyJobs, type WheelKeyParts, wheelCacheKey } from '../../lib/wheel/cache-key.js';
@@ -353,10 +354,14 @@ test('imgbuilds storing the same key at once leave one valid entry', async (t) =
 
 // Pinned before the code moved into folders (and to be kept through any later move): a user's
 // cache stays valid only while these exact bytes come out. A deliberate change of the key's
-// inputs bumps wheelCacheFormat and this pin with it.
+// inputs bumps wheelCacheFormat and this pin with it. The local: key also stands for what the
+// wheel front end does (its sha256 is an input): a changed lib/build/build-wheel.py builds every
+// local:, git: and onnx wheel anew, as it should, and moves the first pin with the second.
 test('the key bytes are pinned: a real local: plan with the wheel front end, and plain parts', (t) => {
   const local = planTarget({ kind: 'local', path: '/src/markupsafe' }, { jobs: keyJobs, python: '3.11', arch: 'aarch64' });
   const key = wheelCacheKey({ ...parts, target: local.id, targetVersion: local.version, env: local.env, commands: local.commands, pip: local.pip, source: 'tree:' + 'f'.repeat(64) });
-  t.is(key, '4c41f4f4ec8147849f8a40398feb343c27dd2e88237fd7ba31feb3e8b257fdd0');
+  const frontend = crypto.createHash('sha256').update(fs.readFileSync(wheelFrontendSource)).digest('hex');
+  t.is(frontend, 'dc1e02efd8d38759c02938bda555fe0fa1b9af514d3f88cd74add37390a0d5e3', 'the wheel front end changed: its wheels are built anew (expected); update both pins');
+  t.is(key, '399202692d0398b409e92411be66f2962c275a98ed75843b090c7cd2d92f2bc5');
   t.is(wheelCacheKey(parts), '636763aa2ab5197085ad0c4b30574469b46e901498d317dd6c11f148ef853235');
 });

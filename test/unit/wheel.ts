@@ -9,6 +9,7 @@ import { UsageError } from '../../lib/core/errors.js';
 import { compareVersions, parseWheelName, tagProblems } from '../../lib/wheel/names.js';
 import { findLibrary, libraryDirs, wheelElves } from '../../lib/wheel/libraries.js';
 import { verifyWheel } from '../../lib/wheel/verify.js';
+import { modulesOf } from '../../lib/wheel/modules.js';
 import { ZipError, isSafeEntryName, readEntry, readEntryHead, readZip } from '../../lib/parse/zip.js';
 import { needs } from '../helpers/tools.js';
 
@@ -556,4 +557,23 @@ withGcc('verifyWheel: a member needing a symbol version the image library lacks 
 test('compareVersions orders dotted version names by their numbers', (t) => {
   t.deepEqual(['GLIBCXX_3.4.29', 'GLIBCXX_3.4.9', 'GLIBCXX_3.4', 'GLIBCXX_3.4.30'].sort(compareVersions), ['GLIBCXX_3.4', 'GLIBCXX_3.4.9', 'GLIBCXX_3.4.29', 'GLIBCXX_3.4.30']);
   t.true(compareVersions('GLIBC_2.36', 'GLIBC_2.4') > 0);
+});
+
+test('the modules a wheel ships: packages, modules and extensions at its top, not its metadata or data', (t) => {
+  t.deepEqual(
+    modulesOf([
+      'markupsafe/__init__.py',
+      'markupsafe/_speedups.cpython-311-aarch64-linux-gnu.so',
+      'MarkupSafe-2.1.2.dist-info/METADATA',
+      'MarkupSafe-2.1.2.data/scripts/x',
+      'six.py',
+      '_cffi_backend.cpython-311-aarch64-linux-gnu.so',
+      'legacy.so',
+      'README.txt',
+      'not-a-name/__init__.py',
+      'empty_dir/data.json',
+    ]),
+    ['_cffi_backend', 'legacy', 'markupsafe', 'six'],
+  );
+  t.deepEqual(modulesOf(['x-1.0.dist-info/METADATA']), []);
 });
