@@ -9,8 +9,15 @@ await build({
   bundle: true,
   platform: 'node',
   format: 'esm',
-  target: 'node20',
+  target: 'node22',
   // CommonJS dependencies (yargs's, execa's) call require() for Node's own modules.
-  banner: { js: "import { createRequire as __imgbuildCreateRequire } from 'node:module';\nconst require = __imgbuildCreateRequire(import.meta.url);" },
+  // An older Node gets one line and exit 3 before any bundled module runs (yargs would throw).
+  banner: {
+    js: [
+      "import { createRequire as __imgbuildCreateRequire } from 'node:module';",
+      'const require = __imgbuildCreateRequire(import.meta.url);',
+      "{ const [a, b] = process.versions.node.split('.').map(Number); if (a < 22 || (a === 22 && b < 12)) { process.stderr.write(`imgbuild: Node >= 22.12 is required (this is ${process.version}); scripts/setup-host.sh installs one under /opt/imgbuild/node\\n`); process.exit(3); } }",
+    ].join('\n'),
+  },
   logLevel: 'warning',
 });

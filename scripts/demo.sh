@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
+. scripts/node-env.sh
 img=$(node dist/imgbuild.mjs sample --arch aarch64)
 node dist/imgbuild.mjs inspect "$img"
 node dist/imgbuild.mjs "$img" --target local:test/fixtures/py/cext-hello --out wheels

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-host.sh
+. scripts/node-env.sh
 echo "== unit tests"
 npx ava 'test/unit/**/*.ts'
 echo "== sample images (cached under /var/cache/imgbuild/samples)"

@@ -126,6 +126,10 @@ if node_bin=$(command -v node 2>/dev/null); then
   for p in npm corepack; do
     [ -d "$mods/$p" ] && cp -a "$mods/$p" "$root/opt/node/lib/node_modules/$p"
   done
+  # A node installed alone (setup-host's under /opt/imgbuild/node): npm from wherever PATH has it.
+  if [ ! -d "$root/opt/node/lib/node_modules/npm" ] && npm_cli=$(readlink -f "$(command -v npm 2>/dev/null)" 2>/dev/null) && [ -f "$npm_cli" ]; then
+    cp -a "$(dirname "$(dirname "$npm_cli")")" "$root/opt/node/lib/node_modules/npm"
+  fi
   [ -d "$root/opt/node/lib/node_modules/npm" ] && {
     ln -s ../lib/node_modules/npm/bin/npm-cli.js "$root/opt/node/bin/npm"
     ln -s ../lib/node_modules/npm/bin/npx-cli.js "$root/opt/node/bin/npx"

@@ -167,3 +167,13 @@ test('a build requirement no index offers, offline: refused before compiling; fr
   t.true(w.pipSources?.offline);
   t.deepEqual(w.pipSources?.findLinks, [house]);
 });
+
+test('a recipe built from a tarball (--source NAME=TARBALL): the plan unpacks it in the chroot before the recipe\'s commands', async (t) => {
+  const src = await upstream('python-cffi');
+  const r = await imgbuild([images.aarch64, '--target', 'onnx@1.17.0', '--source', `onnx=${src.tarball}`, '--dry-run', '--json']);
+  t.is(r.exitCode, 0, r.all);
+  const plan = JSON.parse(r.stdout) as { targets: { commands: string[][]; source: { path: string } }[] };
+  t.is(plan.targets[0]!.source.path, src.tarball!);
+  t.deepEqual(plan.targets[0]!.commands[0], ['python3', '/workspace/.imgbuild/build-wheel.py', '--unpack', `./${path.basename(src.tarball!)}`, '.']);
+  t.deepEqual(plan.targets[0]!.commands[1], ['python3', '/workspace/.imgbuild/build-wheel.py', 'dist', '.']);
+});
