@@ -116,7 +116,7 @@ async function probeHost(ctx: Context, h: Extract<DistccHost, { kind: 'tcp' }>, 
   return [];
 }
 
-/** The Debian package of a cross driver: aarch64-linux-gnu-g++-12 -> g++-12-aarch64-linux-gnu. */
+// The Debian package of a cross driver: aarch64-linux-gnu-g++-12 -> g++-12-aarch64-linux-gnu.
 function debianPackage(driver: string): string {
   const m = /^(.+)-(gcc|g\+\+)-(\d+)$/.exec(driver);
   return m ? `${m[2]}-${m[3]}-${m[1]}` : driver;

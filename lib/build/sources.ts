@@ -11,7 +11,7 @@ import { type FetchedSource, skippedTopLevel, type TargetSource } from '../targe
 
 export type { FetchedSource } from '../targets/types.js';
 
-/** Markers of a Python project a build backend can build. */
+// Markers of a Python project a build backend can build.
 const projectFiles = ['pyproject.toml', 'setup.py', 'setup.cfg'];
 
 

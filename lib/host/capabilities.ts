@@ -63,10 +63,8 @@ function bootId(): string {
   }
 }
 
-/**
- * Does `losetup --partscan` make partition nodes for this table type? Tried on a tiny image,
- * through the same journaled loop change as a session, so a kill -9 here is recovered too.
- */
+// Does `losetup --partscan` make partition nodes for this table type? Tried on a tiny image,
+// through the same journaled loop change as a session, so a kill -9 here is recovered too.
 async function probePartscan(ctx: Context, dir: string, type: TableType): Promise<boolean> {
   const file = path.join(dir, `probe-${type}.img`);
   fs.writeFileSync(file, '');

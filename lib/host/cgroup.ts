@@ -187,7 +187,7 @@ export async function createMemoryCgroup(tx: Transaction, o: { session: string; 
   return new MemoryCgroup(probe.version, dir, o.limitBytes, swapLimited);
 }
 
-/** A cgroup and its descendants, deepest first (the order to remove them). */
+// A cgroup and its descendants, deepest first (the order to remove them).
 function cgroupTree(dir: string): string[] {
   const out: string[] = [];
   try {

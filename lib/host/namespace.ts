@@ -19,13 +19,11 @@ import { hostBinfmtDir } from './binfmt.js';
 
 const lockConflict = 75;
 
-/**
- * The holder's script: PID 1 of the namespaces and a small command server. It runs each line we
- * send (an argv, shell-quoted) with stdin from /dev/null, then prints the output and a line
- * "NONCE EXIT-CODE". A mount or umount through it costs a fork and an exec, against a Node
- * spawn plus nsenter; a session makes a few dozen. End of input (our close, or our death) ends
- * it, and with it the namespaces.
- */
+// The holder's script: PID 1 of the namespaces and a small command server. It runs each line we
+// send (an argv, shell-quoted) with stdin from /dev/null, then prints the output and a line
+// "NONCE EXIT-CODE". A mount or umount through it costs a fork and an exec, against a Node
+// spawn plus nsenter; a session makes a few dozen. End of input (our close, or our death) ends
+// it, and with it the namespaces.
 const holderScript = 'echo ready; while IFS= read -r c; do o=$(eval "$c" 2>&1 </dev/null); r=$?; [ -z "$o" ] || printf "%s\\n" "$o"; echo "$1 $r"; done; exit 0';
 
 interface Pending {
@@ -202,10 +200,8 @@ export class Namespace {
   }
 }
 
-/**
- * What the holder can run: uncancellable (signal: null, as every mount and umount is), no input,
- * environment, working directory, log or terminal of its own, and one line of argv.
- */
+// What the holder can run: uncancellable (signal: null, as every mount and umount is), no input,
+// environment, working directory, log or terminal of its own, and one line of argv.
 function servable(file: string, args: readonly string[], o: RunOptions): boolean {
   if (o.signal !== null || o.input !== undefined || o.stdio === 'inherit' || o.logFile || o.onLine || o.env || o.extendEnv === false || o.cwd || o.group) return false;
   return ![file, ...args].some((a) => /[\n\r\0]/.test(a));

@@ -107,7 +107,7 @@ export async function recover(ctx: Context, o: { dryRun?: boolean } = {}): Promi
   return report;
 }
 
-/** Mount the image's root again (private namespace, offset loop) to remove placeholders we made in it. */
+// Mount the image's root again (private namespace, offset loop) to remove placeholders we made in it.
 async function removePlaceholders(ctx: Context, journal: Journal, items: PendingChange[], report: RecoverReport, name: string): Promise<boolean> {
   const first = items[0]!.change as Extract<HostChange, { kind: 'created' }>;
   const fail = (step: string, error: string) => {

@@ -118,16 +118,14 @@ async function growLocked(ctx: Context, tx: Transaction, first: ImageFile, spec:
   };
 }
 
-/**
- * Take the image's flock, the one sessions take (lib/lock.ts). No namespace: a private mount
- * namespace would pin every host mount (a kept `imgbuild mount` of another image) while it lives.
- */
+// Take the image's flock, the one sessions take (lib/lock.ts). No namespace: a private mount
+// namespace would pin every host mount (a kept `imgbuild mount` of another image) while it lives.
 async function lockImage(ctx: Context, image: string): Promise<() => Promise<void>> {
   const lock = await holdLock(ctx, image, image, () => inUseError(image, ctx.stateDir));
   return () => lock.release();
 }
 
-/** In use: a loop over the image (an `imgbuild mount`, another tool), or a kept mount's journal. */
+// In use: a loop over the image (an `imgbuild mount`, another tool), or a kept mount's journal.
 async function refuseIfAttached(ctx: Context, image: ImageFile): Promise<void> {
   const loops = loopsOfImage(await listLoops(ctx.run), image.id);
   if (loops.length > 0) {
@@ -140,7 +138,7 @@ async function refuseIfAttached(ctx: Context, image: ImageFile): Promise<void> {
   if (kept) throw new PreconditionError(`${image.path} is mounted at ${kept.kept} by imgbuild`, `imgbuild umount ${kept.kept}`);
 }
 
-/** A read-write loop over one partition, journaled; detached before returning (on error the caller's unwinding does it). */
+// A read-write loop over one partition, journaled; detached before returning (on error the caller's unwinding does it).
 async function withLoop<T>(tx: Transaction, image: ImageFile, offset: number, sizelimit: number, fn: (dev: string) => Promise<T>): Promise<T> {
   const { device } = await attachLoop(tx, { image: image.id, imagePath: image.path, offset, sizelimit, readOnly: false });
   const value = await fn(device);
@@ -149,7 +147,7 @@ async function withLoop<T>(tx: Transaction, image: ImageFile, offset: number, si
   return value;
 }
 
-/** e2fsck -f with -p (only safe fixes) or -y; true if it fixed something, a StepError if errors remain. */
+// e2fsck -f with -p (only safe fixes) or -y; true if it fixed something, a StepError if errors remain.
 async function fsck(ctx: Context, dev: string, mode: '-p' | '-y', why: string, plan: GrowPlan): Promise<boolean> {
   // Killing e2fsck halfway through a repair can do more harm than the repair: let it finish.
   const r = await ctx.run('e2fsck', ['-f', mode, dev], { allowFailure: true, signal: null });

@@ -79,7 +79,7 @@ const SHT_NOBITS = 8;
 const VER_FLG_BASE = 1;
 const VER_FLG_WEAK = 2;
 
-/** A byte range of the file; `addr` is where it is mapped (program headers) or 0. */
+// A byte range of the file; `addr` is where it is mapped (program headers) or 0.
 interface Range {
   offset: number;
   size: number;

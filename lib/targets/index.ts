@@ -92,7 +92,7 @@ function unmetNeed(plan: TargetPlan, need: string): UsageError {
   return new UsageError(`${plan.id} needs ${need}, which no target builds`, `add --target ${target} or --with-wheel PATH (a ${need} wheel)`);
 }
 
-/** "1.2.0a0+abc", "1.2.0+cpu", "1.2.0.post1" -> "1.2.0". */
+// "1.2.0a0+abc", "1.2.0+cpu", "1.2.0.post1" -> "1.2.0".
 function release(version: string): string {
   return /^\d+(\.\d+)*/.exec(version)?.[0] ?? version;
 }

@@ -42,10 +42,8 @@ function parseLocal(text: string, p: string, cwd: string): TargetSpec {
   return { kind: 'local', path: path.resolve(cwd, p) };
 }
 
-/**
- * The ref follows the last '@' after the URL's host part, so the user@ of an scp-like URL
- * (git@host:x.git@v2) or of https://user@host/x.git@v1 is not taken for it.
- */
+// The ref follows the last '@' after the URL's host part, so the user@ of an scp-like URL
+// (git@host:x.git@v2) or of https://user@host/x.git@v1 is not taken for it.
 function parseGit(text: string, body: string): TargetSpec {
   const example = `e.g. git:https://github.com/owner/repo.git@v1.0 or git:git@github.com:owner/repo.git@main; ${forms()}`;
   if (body === '') throw bad(text, 'git: needs URL@REF', example);
@@ -59,7 +57,7 @@ function parseGit(text: string, body: string): TargetSpec {
   return { kind: 'git', url, ref };
 }
 
-/** Index where the path begins: after scheme://authority, after host: in scp-like form, or 0. */
+// Index where the path begins: after scheme://authority, after host: in scp-like form, or 0.
 function pathStart(url: string): number {
   const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(url);
   if (scheme) {

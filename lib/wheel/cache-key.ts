@@ -47,7 +47,7 @@ export interface WheelKeyParts {
 
 let frontendHash: string | undefined;
 
-/** sha256 of lib/build-wheel.py: the commands name the front end, this stands for what it does. */
+// sha256 of lib/build/build-wheel.py: the commands name the front end, this stands for what it does.
 function wheelFrontendHash(): string {
   frontendHash ??= crypto.createHash('sha256').update(fs.readFileSync(wheelFrontendSource)).digest('hex');
   return frontendHash;

@@ -47,7 +47,7 @@ export async function lookupWheels(cacheDir: string, key: string): Promise<Wheel
   return { kind: 'damaged', reason: `cached entry ${dir} ${checked}; removed it` };
 }
 
-/** The stored entry when every wheel is there with its size and sha256, else what is wrong. */
+// The stored entry when every wheel is there with its size and sha256, else what is wrong.
 async function checkEntry(dir: string, key: string): Promise<StoredEntry | string> {
   let entry: StoredEntry;
   try {
@@ -77,7 +77,7 @@ function isWheelBasename(name: string): boolean {
   return name.endsWith('.whl') && name === path.basename(name) && !name.startsWith('.');
 }
 
-/** Out of sight first (a rename), so no reader ever sees half an entry; then removed. */
+// Out of sight first (a rename), so no reader ever sees half an entry; then removed.
 function discard(dir: string): void {
   const trash = path.join(path.dirname(dir), `.trash-${process.pid}-${crypto.randomBytes(4).toString('hex')}`);
   try {

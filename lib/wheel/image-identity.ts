@@ -18,7 +18,7 @@ interface ImageMemo extends Stamp {
   sha256: string;
 }
 
-/** A file changed within this long before its hash began may change again without a new ctime (coarse clock ticks). */
+// A file changed within this long before its hash began may change again without a new ctime (coarse clock ticks).
 const racyNs = 1_000_000_000n;
 
 function stampOf(st: fs.BigIntStats): Stamp {

@@ -78,7 +78,7 @@ function readLdConf(root: string, inner: string, dirs: string[], seen: Set<strin
   }
 }
 
-/** `dir/pattern` with * and ? in the last component only (the ld.so.conf.d/*.conf form), sorted like glob(3). */
+// `dir/pattern` with * and ? in the last component only (the ld.so.conf.d/*.conf form), sorted like glob(3).
 function globInRoot(root: string, pattern: string): string[] {
   const dir = path.posix.dirname(pattern);
   const base = path.posix.basename(pattern);

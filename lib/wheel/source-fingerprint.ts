@@ -34,7 +34,7 @@ interface TreeItem {
 
 const slash = Buffer.from('/');
 
-/** Names are Buffers throughout: a file name that is not UTF-8 must still be found and counted. */
+// Names are Buffers throughout: a file name that is not UTF-8 must still be found and counted.
 function walkTree(root: Buffer, rel: Buffer, skip: readonly string[], out: TreeItem[]): void {
   const dir = rel.length ? Buffer.concat([root, slash, rel]) : root;
   for (const name of fs.readdirSync(dir, { encoding: 'buffer' })) {

@@ -111,7 +111,7 @@ export function verifyWheel(file: string, o: VerifyOptions): WheelReport {
   return report;
 }
 
-/** The newest of `defs` with the same name part as `like` (GLIBCXX_ for GLIBCXX_3.4.29). */
+// The newest of `defs` with the same name part as `like` (GLIBCXX_ for GLIBCXX_3.4.29).
 function newestOfKind(defs: string[], like: string): string | undefined {
   const kind = /^[^\d]*/.exec(like)![0];
   return defs.filter((d) => /^[^\d]*/.exec(d)![0] === kind && /\d/.test(d)).sort(compareVersions).pop();
