@@ -34,6 +34,8 @@ export interface Chroot {
   compiler: string | undefined;
   /** Sonames shipped by wheels each later target may link against, by normalized project name. */
   shipped: Map<string, string[]>;
+  /** The apt packages installed for the build, with the versions dpkg has. */
+  aptVersions: Record<string, string>;
   /** Library file names of each runtime= package (installed in the build layer; the board has them). */
   runtimeLibs: Map<string, string[]>;
   /** The image's own root and the chroot's root (with the build layer), as the host sees them. */
@@ -69,7 +71,8 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   }
   const shipped = new Map(supplied.map((w) => [normalizeName(w.name.distribution), sonamesOf(w.path)]));
   const runtimeLibs = await runtimeLibraries(run, s, setupLog);
-  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, runtimeLibs, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost };
+  const aptVersions = await installedVersions(s, run.plan.apt);
+  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, runtimeLibs, aptVersions, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost };
 }
 
 // pip's cache lives in the workspace: never in the image (--persist), and reused within a run.
@@ -97,6 +100,13 @@ async function installApt(run: BuildRun, s: Session, log: string): Promise<void>
     await checked(await exec(['apt-get', 'update'], { env, log }), { what: 'apt-get update', log, hint: 'check the image\'s /etc/apt/sources.list and the network' });
     await checked(await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...apt], { env, log }), { what: `apt-get install ${apt.join(' ')}`, log, hint: 'a package name may not exist in this release' });
   });
+}
+
+// What dpkg has of the plan's apt packages, for the manifest.
+async function installedVersions(s: Session, pkgs: string[]): Promise<Record<string, string>> {
+  if (pkgs.length === 0) return {};
+  const r = await s.exec(['dpkg-query', '-W', '-f', '${Package} ${Version}\\n', ...pkgs], { allowFailure: true, quiet: true });
+  return Object.fromEntries(r.stdout.split('\n').map((l) => l.trim().split(' ')).filter((f): f is [string, string] => f.length === 2 && !!f[1]));
 }
 
 // dpkg's file lists of the runtime= packages: the libraries in them count as the board's.

@@ -39,6 +39,8 @@ export interface ManifestWheel {
   log: string;
   /** The build requirements, the versions that met them and where those were (the image or the workspace). */
   buildRequirements?: BuiltWith[];
+  /** The apt packages installed for the build (the plan's), with their versions. */
+  aptPackages?: Record<string, string>;
   /** Debian packages the wheel needs on the board (runtime=), piwheels style. */
   runtimeApt?: string[];
   /** Where pip looked while building: the sources and where each setting came from. */

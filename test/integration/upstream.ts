@@ -70,6 +70,7 @@ for (const arch of ['aarch64', 'armhf'] as const) {
     t.is(w.name, 'cffi');
     t.is(w.file, `cffi-1.15.1-cp311-cp311-linux_${machine[arch]}.whl`);
     t.regex(logOf(out), /imported _cffi_backend from \/tmp\/imgbuild-verify-[^\n]*\nimported cffi from /);
+    t.regex((w as { aptPackages?: Record<string, string> }).aptPackages?.['libffi-dev'] ?? '', /^3\.4/, 'the manifest names the apt packages installed for the build, with their versions');
   });
 }
 
