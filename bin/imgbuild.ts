@@ -15,6 +15,14 @@ import * as sample from './commands/sample.js';
 import * as shell from './commands/shell.js';
 import * as targets from './commands/targets.js';
 import * as umount from './commands/umount.js';
+import { mistypedVerb } from './verbs.js';
+
+const verbs = ['build', 'targets', 'inspect', 'run', 'shell', 'mount', 'umount', 'grow', 'recover', 'doctor', 'cache', 'sample', 'faults', 'completion'];
+const typo = mistypedVerb(hideBin(process.argv)[0], verbs);
+if (typo) {
+  process.stderr.write(`imgbuild: usage error: there is no verb ${hideBin(process.argv)[0]}; did you mean imgbuild ${typo}? (imgbuild --help lists the verbs)\n`);
+  process.exit(2);
+}
 
 const cli = yargs(hideBin(process.argv))
   .scriptName('imgbuild')
@@ -35,6 +43,7 @@ const cli = yargs(hideBin(process.argv))
   .command(cache)
   .command(sample)
   .command(faults)
+  .completion('completion', 'print a bash/zsh completion script (imgbuild completion >> ~/.bashrc)')
   .demandCommand(1)
   .strict()
   .help()

@@ -1,0 +1,29 @@
+// The command line's first word: a mistyped verb gets one line naming the nearest verb; a path
+// or a real verb goes on to yargs; `imgbuild completion` prints yargs' completion script.
+import test from 'ava';
+import { execa } from 'execa';
+import { distance, mistypedVerb } from '../../bin/verbs.js';
+
+const verbs = ['build', 'inspect', 'mount', 'umount', 'recover', 'completion'];
+
+test('the nearest verb within two edits, never for an option, a path, a file or a real verb', (t) => {
+  t.is(distance('inpsect', 'inspect'), 2);
+  t.is(distance('', 'run'), 3);
+  t.is(mistypedVerb('inpsect', verbs), 'inspect');
+  t.is(mistypedVerb('recovr', verbs), 'recover');
+  t.is(mistypedVerb('mount', verbs), undefined);
+  t.is(mistypedVerb('--help', verbs), undefined);
+  t.is(mistypedVerb('pynq.img', verbs), undefined);
+  t.is(mistypedVerb('./mount', verbs), undefined);
+  t.is(mistypedVerb('package.json', verbs), undefined);
+  t.is(mistypedVerb('zzzzzzzz', verbs), undefined, 'nothing near: yargs answers as before');
+});
+
+test('imgbuild inpsect x.img: one line, exit 2; imgbuild completion: the completion script', async (t) => {
+  const typo = await execa('node', ['dist/imgbuild.mjs', 'inpsect', 'x.img'], { reject: false, all: true });
+  t.is(typo.exitCode, 2);
+  t.is(String(typo.all).trim(), 'imgbuild: usage error: there is no verb inpsect; did you mean imgbuild inspect? (imgbuild --help lists the verbs)');
+  const completion = await execa('node', ['dist/imgbuild.mjs', 'completion'], { reject: false, all: true });
+  t.is(completion.exitCode, 0, String(completion.all));
+  t.regex(String(completion.stdout), /imgbuild-completions/);
+});
