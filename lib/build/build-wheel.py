@@ -103,7 +103,17 @@ def load_backend(spec, paths):
 
 # ---- build requirements (PEP 517/518), checked and met as pypa/build does, without isolation ----
 
+_packaging = []
+
+
 def packaging_modules():
+    """packaging's (Requirement, InvalidRequirement), looked for once per process."""
+    if not _packaging:
+        _packaging.append(find_packaging())
+    return _packaging[0]
+
+
+def find_packaging():
     """(Requirement, InvalidRequirement) from the image's `packaging`, or from a copy vendored by
     setuptools, pkg_resources or pip loaded by path under a private name: importing pip itself
     would make setuptools' distutils shim step aside (pypa/pip#8761) and break the backend."""
@@ -278,16 +288,14 @@ def unpack_here(archive, dest):
     """--unpack: an archive's project laid out in `dest` (its top directory's contents moved up), the archive removed."""
     scratch = tempfile.mkdtemp(prefix='unpack-', dir=dest)
     project = unpack(archive, scratch)
+    # The archive goes first: the project may hold a file of the same name.
+    os.remove(archive)
     for name in os.listdir(project):
-        if name == os.path.basename(scratch):
-            continue
         target = os.path.join(dest, name)
-        if os.path.lexists(target) and os.path.abspath(target) != os.path.abspath(archive):
+        if os.path.lexists(target):
             raise SystemExit('build-wheel: %s would replace %s' % (archive, target))
         os.rename(os.path.join(project, name), target)
     shutil.rmtree(scratch)
-    if os.path.lexists(archive) and not os.path.isdir(archive):
-        os.remove(archive)
     print('build-wheel: unpacked %s into %s' % (os.path.basename(archive), dest))
 
 

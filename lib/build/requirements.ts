@@ -72,7 +72,8 @@ export async function unmetError(id: string, unmet: Unmet[], o: { exec: Exec; bu
   const lines = unmet.map((u, i) => {
     const pkg = aptCandidates(names[i]!).find((c) => available.has(c));
     if (pkg && !apt.includes(pkg)) apt.push(pkg);
-    return `  - ${u.requirement}: ${u.why}${pkg ? `; the image's apt has ${pkg}` : ''}`;
+    const breaks = pinBreaks(u.requirement);
+    return `  - ${u.requirement}: ${u.why}${breaks ? ` (the build cannot do without it: ${breaks})` : ''}${pkg ? `; the image's apt has ${pkg}` : ''}`;
   });
   const hint = apt.length > 0 ? `add them from the image's apt: --target ${id},apt=${apt.join('+')}; or let pip fetch them (without --offline, or --find-links DIR holding them)` : 'let pip fetch them (without --offline, or --find-links DIR holding them), or install them in the image first';
   return new PreconditionError(`${id}: build requirements not met (checked before anything was compiled):\n${lines.join('\n')}`, `${hint}; full log: ${o.log}`);
@@ -83,9 +84,14 @@ function hasAptLists(root: string): boolean {
   return r.type === 'dir' && fs.readdirSync(r.host).some((f) => f.endsWith('_Packages'));
 }
 
+/** Where the front end installs a target's missing build requirements, inside the chroot (the workspace). */
+export function buildReqsInner(t: TargetPlan): string {
+  return `/workspace/.imgbuild/reqs/${slug(t)}`;
+}
+
 /** Where the front end reports the build requirements it met, inside the chroot. */
 export function buildReportInner(t: TargetPlan): string {
-  return `/workspace/.imgbuild/reqs/${slug(t)}.json`;
+  return `${buildReqsInner(t)}.json`;
 }
 
 /**
@@ -94,9 +100,18 @@ export function buildReportInner(t: TargetPlan): string {
  */
 export function readBuildReport(buildDir: string, t: TargetPlan): BuiltWith[] | undefined {
   const r = resolveInRoot(buildDir, buildReportInner(t).slice('/workspace'.length));
-  if (r.type !== 'file' || !fs.lstatSync(r.host).isFile() || fs.statSync(r.host).size > 1024 * 1024) return undefined;
+  if (r.type !== 'file') return undefined;
   try {
-    const list = JSON.parse(fs.readFileSync(r.host, 'utf8')) as BuiltWith[];
+    const fd = fs.openSync(r.host, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    let text: string;
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile() || st.size > 1024 * 1024) return undefined;
+      text = fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+    const list = JSON.parse(text) as BuiltWith[];
     return Array.isArray(list) ? list.filter((e) => typeof e?.requirement === 'string').map((e) => ({ requirement: e.requirement, version: typeof e.version === 'string' ? e.version : null, from: e.from === 'workspace' ? 'workspace' : 'image' })) : undefined;
   } catch {
     return undefined;
@@ -117,14 +132,11 @@ export async function checkPins(chroot: Chroot, pins: string[], log: string): Pr
 export async function waivePins(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string): Promise<string[]> {
   if (t.pip.length === 0) return [];
   const unmet = await checkPins(chroot, t.pip, log);
-  const hard = unmet.filter((u) => u.installed !== null && pinBreaks(u.requirement));
-  if (hard.length > 0) {
-    const lines = hard.map((u) => `  - ${u.requirement}: ${u.installed} is installed, and ${pinBreaks(u.requirement)}`);
-    throw new PreconditionError(`${t.id}: --offline, and pins the build cannot do without are not met:\n${lines.join('\n')}`, `give a wheel that meets them with --find-links DIR, or build without --offline; full log: ${log}`);
-  }
-  for (const u of unmet.filter((x) => x.installed !== null)) {
+  const waived = unmet.filter((u) => u.installed !== null && !pinBreaks(u.requirement));
+  for (const u of waived) {
     run.ctx.emit({ kind: 'warn', message: `${t.id}: the recipe pins ${u.requirement}, the image has ${u.installed}; --offline, so the build goes on with ${u.installed}` });
   }
-  const missing = new Set(unmet.filter((u) => u.installed === null && !u.why.startsWith('needed by')).map((u) => u.requirement));
-  return t.pip.filter((p) => missing.has(p));
+  // The rest go to pip (a --find-links wheel may meet them); what it cannot install, unmetError names.
+  const wanted = new Set(unmet.filter((u) => !waived.includes(u) && !u.why.startsWith('needed by')).map((u) => u.requirement));
+  return t.pip.filter((p) => wanted.has(p));
 }

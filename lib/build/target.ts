@@ -13,7 +13,7 @@ import { storeInCache, useHit } from './cache.js';
 import type { Chroot } from './chroot.js';
 import { deflateOnHost } from './deflate.js';
 import { giveTo, openLog, record } from './output.js';
-import { buildReportInner, checkPins, parseUnmet, readBuildReport, unmetError, waivePins } from './requirements.js';
+import { buildReportInner, buildReqsInner, checkPins, parseUnmet, readBuildReport, unmetError, waivePins } from './requirements.js';
 import type { BuildRun } from './run.js';
 import { checked } from './step-error.js';
 import { builtWheels, sonamesOf, verify } from './verify.js';
@@ -49,7 +49,7 @@ async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string
   }
   const src = sourceDir(run, t);
   // Build requirements the front end installs go to the workspace, never into the image.
-  const env = { ...t.env, IMGBUILD_BUILD_REQS: `/workspace/.imgbuild/reqs/${slug(t)}`, IMGBUILD_BUILD_REPORT: buildReportInner(t) };
+  const env = { ...t.env, IMGBUILD_BUILD_REQS: buildReqsInner(t), IMGBUILD_BUILD_REPORT: buildReportInner(t) };
   for (const cmd of t.commands) {
     checkpoint('build:compile');
     const r = await chroot.exec(cmd, { env, cwd: src.inner, log });

@@ -8,6 +8,10 @@ const onPath = (tool: string) => (process.env['PATH'] ?? '').split(':').some((d)
 /** `test`, or `test.skip` with "(skipped: TOOL not on this host)" in the title. */
 export function needs(...tools: string[]) {
   const missing = tools.filter((tool) => !onPath(tool));
-  return (title: string, fn: (t: ExecutionContext) => void | Promise<void>) =>
-    missing.length === 0 ? test(title, fn) : test.skip(`${title} (skipped: ${missing.join(', ')} not on this host)`, fn);
+  return unless(missing.length === 0 ? undefined : `${missing.join(', ')} not on this host`);
+}
+
+/** `test`, or, when there is a reason it cannot run here, `test.skip` with "(skipped: REASON)" in the title. */
+export function unless(reason: string | undefined) {
+  return (title: string, fn: (t: ExecutionContext) => void | Promise<void>) => (reason === undefined ? test(title, fn) : test.skip(`${title} (skipped: ${reason})`, fn));
 }

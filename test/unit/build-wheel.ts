@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { execa, execaSync } from 'execa';
-import { needs } from '../helpers/tools.js';
+import { needs, unless } from '../helpers/tools.js';
 import { wheelFrontendSource } from '../../lib/targets/local.js';
 import { readEntry, readZip } from '../../lib/parse/zip.js';
 
@@ -179,11 +179,14 @@ function fakeSite(dists: Record<string, { version: string; requires?: string[] }
 }
 
 // The host's own copy of `packaging`, linked into a site (the front end finds it as an image would).
-function withPackaging(site: string): boolean {
+const hostPackaging = (() => {
   const r = execaSync('python3', ['-c', 'import os, packaging; print(os.path.dirname(packaging.__file__))'], { reject: false });
-  if (r.exitCode !== 0) return false;
-  fs.symlinkSync(String(r.stdout).trim(), path.join(site, 'packaging'));
-  return true;
+  return r.exitCode === 0 ? String(r.stdout).trim() : undefined;
+})();
+const withPackaging = unless(hostPackaging ? undefined : 'the host python3 has no packaging module; specifiers are checked in the integration tests');
+
+function linkPackaging(site: string): void {
+  fs.symlinkSync(hostPackaging!, path.join(site, 'packaging'));
 }
 
 function setRequires(dir: string, requires: string[]): void {
@@ -191,14 +194,11 @@ function setRequires(dir: string, requires: string[]): void {
   fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('requires = []', `requires = ${JSON.stringify(requires)}`));
 }
 
-withPython('build requirements that are not met stop the build before the backend runs, each named with what is installed', async (t) => {
+withPackaging('build requirements that are not met stop the build before the backend runs, each named with what is installed', async (t) => {
   const dir = copyProject();
   setRequires(dir, ['present>=1.0', 'missing-dist', 'old>=2', 'skipped; python_version < "3"']);
   const site = fakeSite({ present: { version: '1.0', requires: ['dep-of-present', 'optional; extra == "x"'] }, old: { version: '1.5' } });
-  if (!withPackaging(site)) {
-    t.log('skipped: no packaging module on the host python3; specifiers are checked in the integration tests');
-    return;
-  }
+  linkPackaging(site);
   const r = await frontend(dir, ['dist', '.'], { PYTHONPATH: site });
   t.is(r.exitCode, 3, r.all);
   const line = r.all.split('\n').find((l) => l.startsWith('imgbuild-unmet-requirements: '))!;
@@ -244,12 +244,9 @@ withPython('unmet build requirements are installed with pip into IMGBUILD_BUILD_
   t.deepEqual(JSON.parse(settings), { requires: 'wheel-time' }, 'the config settings reached build_wheel');
 });
 
-withPython('--check: what the environment misses of a recipe\'s pins, installed versions named, nothing installed', async (t) => {
+withPackaging('--check: what the environment misses of a recipe\'s pins, installed versions named, nothing installed', async (t) => {
   const site = fakeSite({ numpy: { version: '1.24.2' }, wheel: { version: '0.38.4' } });
-  if (!withPackaging(site)) {
-    t.log('skipped: no packaging module on the host python3; pins are checked in the integration tests');
-    return;
-  }
+  linkPackaging(site);
   const r = await frontend(work, ['--check', 'numpy<1.24', 'wheel', 'pytest-runner'], { PYTHONPATH: site });
   t.is(r.exitCode, 0, r.all);
   const line = r.all.split('\n').find((l) => l.startsWith('imgbuild-checked-requirements: '))!;
@@ -257,4 +254,18 @@ withPython('--check: what the environment misses of a recipe\'s pins, installed 
     { requirement: 'numpy<1.24', installed: '1.24.2', why: '1.24.2 is installed' },
     { requirement: 'pytest-runner', installed: null, why: 'not installed' },
   ]);
+});
+
+withPython('--unpack: a project file named like its archive is kept (the archive goes first)', async (t) => {
+  const dir = path.join(work, `same${++serial}`);
+  fs.mkdirSync(path.join(dir, 'x-1.0'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'x-1.0', 'setup.py'), 'print("x")\n');
+  fs.writeFileSync(path.join(dir, 'x-1.0', 'x.tar.gz'), 'a test data file\n');
+  const src = path.join(dir, 'src');
+  fs.mkdirSync(src);
+  await execa('tar', ['-czf', path.join(src, 'x.tar.gz'), 'x-1.0'], { cwd: dir });
+  const r = await frontend(src, ['--unpack', './x.tar.gz', '.']);
+  t.is(r.exitCode, 0, r.all);
+  t.deepEqual(fs.readdirSync(src).sort(), ['setup.py', 'x.tar.gz']);
+  t.is(fs.readFileSync(path.join(src, 'x.tar.gz'), 'utf8'), 'a test data file\n');
 });
