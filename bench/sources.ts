@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Run } from '../lib/core/runner.js';
-import { hostAptSources } from '../lib/image-tools/sample.js';
+import { hostAptSources, hostSuite } from '../lib/image-tools/sample.js';
 
 export interface SourceTree {
   package: string;
@@ -30,6 +30,38 @@ export function toDebSrc(fileName: string, text: string): string {
     .filter((line) => /^\s*deb(-src)?\s/.test(line))
     .map((line) => line.replace(/^\s*deb(-src)?\s/, 'deb-src '))
     .join('\n');
+}
+
+/**
+ * deb822 stanzas of `type` for `suite` on the mirrors the host uses for its own release (not
+ * -security or -updates): another release's packages or sources with no mirror named here.
+ */
+export function sourcesFor(suite: string, files: readonly string[], host: string, type: 'deb' | 'deb-src' = 'deb'): string {
+  const stanzas: string[] = [];
+  const stanza = (uri: string, signed: string | undefined) => `Types: ${type}\nURIs: ${uri}\nSuites: ${suite}\nComponents: main\n${signed ? `Signed-By: ${signed}\n` : ''}`;
+  for (const file of files) {
+    const text = fs.readFileSync(file, 'utf8');
+    if (file.endsWith('.sources')) {
+      for (const st of text.split(/\n\s*\n/)) {
+        const field = (k: string) => new RegExp(`^${k}:[ \\t]*(.*)$`, 'mi').exec(st)?.[1]?.trim();
+        if (!/^\s*Enabled:\s*no\s*$/im.test(st) && (field('Types') ?? '').split(/\s+/).includes('deb') && (field('Suites') ?? '').split(/\s+/).includes(host)) {
+          stanzas.push(stanza(field('URIs')!, field('Signed-By')));
+        }
+      }
+    } else {
+      for (const line of text.split('\n')) {
+        const m = /^\s*deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s/.exec(line);
+        if (m && m[3] === host) stanzas.push(stanza(m[2]!, /signed-by=(\S+?)[\s\]]/.exec(m[1] ?? '')?.[1]));
+      }
+    }
+  }
+  return stanzas.join('\n');
+}
+
+/** Pure: a source spec `PKG` or `PKG/SUITE` (another release's source, e.g. onnx/trixie) split. */
+export function parseSourceSpec(spec: string): { pkg: string; suite?: string } {
+  const [pkg, suite] = spec.split('/');
+  return suite ? { pkg: pkg!, suite } : { pkg: pkg! };
 }
 
 /** Pure: the versions `apt-cache showsrc PKG` lists for that source package, in its order. */
@@ -65,11 +97,15 @@ export function aptOptions(dir: string): string[] {
   ].flatMap(([k, v]) => ['-o', `${k}=${v}`]);
 }
 
-function cached(root: string, pkg: string): SourceTree | undefined {
+// The cache directory of a spec: PKG for the host's release, PKG@SUITE for another.
+const homeOf = (root: string, spec: string) => path.join(root, spec.replace('/', '@'));
+
+function cached(root: string, spec: string): SourceTree | undefined {
+  const pkg = parseSourceSpec(spec).pkg;
   try {
-    const meta = JSON.parse(fs.readFileSync(path.join(root, pkg, 'source.json'), 'utf8')) as { version: string; dir: string; from: string };
-    const dir = path.join(root, pkg, meta.dir);
-    const tarball = path.join(root, pkg, meta.from);
+    const meta = JSON.parse(fs.readFileSync(path.join(homeOf(root, spec), 'source.json'), 'utf8')) as { version: string; dir: string; from: string };
+    const dir = path.join(homeOf(root, spec), meta.dir);
+    const tarball = path.join(homeOf(root, spec), meta.from);
     if (!fs.statSync(dir).isDirectory()) return undefined;
     return { package: pkg, version: meta.version, dir, ...(fs.existsSync(tarball) ? { tarball } : {}) };
   } catch {
@@ -77,7 +113,11 @@ function cached(root: string, pkg: string): SourceTree | undefined {
   }
 }
 
-/** Cached trees, fetching the missing ones (one apt update for all of them). */
+/**
+ * Cached trees, fetching the missing ones (one apt update for all of them). A spec is a source
+ * package of the host's release, or PKG/SUITE for another release's (its deb-src entries made
+ * from the host's mirrors with the suite changed). The result is keyed by spec.
+ */
 export async function fetchSources(run: Run, cacheDir: string, packages: readonly string[], say: (line: string) => void): Promise<Record<string, SourceTree>> {
   const root = path.join(cacheDir, 'bench-src');
   const out: Record<string, SourceTree> = {};
@@ -96,6 +136,9 @@ export async function fetchSources(run: Run, cacheDir: string, packages: readonl
       const ext = file.endsWith('.sources') ? '.sources' : '.list';
       fs.writeFileSync(path.join(apt, 'sources.list.d', `host-${i}${ext}`), `${toDebSrc(file, fs.readFileSync(file, 'utf8'))}\n`);
     }
+    for (const suite of new Set(missing.map((m) => parseSourceSpec(m).suite).filter((x) => x !== undefined))) {
+      fs.writeFileSync(path.join(apt, 'sources.list.d', `${suite}.sources`), `${sourcesFor(suite, hostAptSources(), hostSuite(), 'deb-src')}\n`);
+    }
     const opts = aptOptions(apt);
     say(`fetching Debian sources of ${missing.join(', ')} (apt-get source, the host's apt sources as deb-src)`);
     // A source without a Sources index (a third-party repository) fails update, not the fetch.
@@ -108,22 +151,24 @@ export async function fetchSources(run: Run, cacheDir: string, packages: readonl
   return out;
 }
 
-async function fetchOne(run: Run, opts: string[], root: string, pkg: string, say: (line: string) => void): Promise<SourceTree> {
-  const home = path.join(root, pkg);
+async function fetchOne(run: Run, opts: string[], root: string, spec: string, say: (line: string) => void): Promise<SourceTree> {
+  const { pkg, suite } = parseSourceSpec(spec);
+  const home = homeOf(root, spec);
   fs.mkdirSync(home, { recursive: true });
   const dl = fs.mkdtempSync(path.join(home, '.download-'));
   try {
     const showsrc = await run('apt-cache', [...opts, 'showsrc', pkg], { allowFailure: true });
     // The candidate first, then every other version the archive lists: a mirror may lack the
     // files of one of them (seen: a security update's files missing while its index was there).
-    const tries = [pkg, ...parseShowsrcVersions(showsrc.stdout, pkg).map((v) => `${pkg}=${v}`)];
+    // Another release's source is asked for by release only (its other versions are other releases').
+    const tries = suite ? [`${pkg}/${suite}`] : [pkg, ...parseShowsrcVersions(showsrc.stdout, pkg).map((v) => `${pkg}=${v}`)];
     const errors: string[] = [];
-    for (const spec of tries) {
+    for (const t of tries) {
       for (const f of fs.readdirSync(dl)) fs.rmSync(path.join(dl, f), { recursive: true, force: true });
-      const r = await run('apt-get', [...opts, '-q', 'source', '--download-only', spec], { cwd: dl, allowFailure: true });
+      const r = await run('apt-get', [...opts, '-q', 'source', '--download-only', t], { cwd: dl, allowFailure: true });
       const tarball = upstreamTarball(fs.readdirSync(dl), pkg);
       if (!tarball) {
-        errors.push(`${spec}: ${r.all.trim().split('\n').filter((l) => /^E:/.test(l))[0] ?? `exit ${r.exitCode}`}`);
+        errors.push(`${t}: ${r.all.trim().split('\n').filter((l) => /^E:/.test(l))[0] ?? `exit ${r.exitCode}`}`);
         continue;
       }
       const version = /_([^_]+?)(\.orig)?\.tar\./.exec(tarball)![1]!;
@@ -137,10 +182,10 @@ async function fetchOne(run: Run, opts: string[], root: string, pkg: string, say
       fs.renameSync(path.join(x, dir), path.join(home, dir));
       fs.renameSync(path.join(dl, tarball), path.join(home, tarball));
       fs.writeFileSync(path.join(home, 'source.json'), `${JSON.stringify({ version, dir, from: tarball }, null, 2)}\n`);
-      say(`  ${pkg}: ${tarball}${spec === pkg ? '' : ` (from ${spec})`}`);
+      say(`  ${spec}: ${tarball}${t === pkg ? '' : ` (from ${t})`}`);
       return { package: pkg, version, dir: path.join(home, dir), tarball: path.join(home, tarball) };
     }
-    throw new Error(`could not fetch the source of ${pkg} from the host's apt sources:\n  ${errors.join('\n  ')}`);
+    throw new Error(`could not fetch the source of ${spec} from the host's apt sources:\n  ${errors.join('\n  ')}`);
   } finally {
     fs.rmSync(dl, { recursive: true, force: true });
   }

@@ -265,13 +265,42 @@ def unpack(archive, into):
     else:
         with tarfile.open(archive) as t:
             if hasattr(tarfile, 'data_filter'):
-                t.extractall(into, filter='data')
+                try:
+                    t.extractall(into, filter='data')
+                except tarfile.FilterError as e:
+                    raise SystemExit('build-wheel: %s has a member the data filter refuses: %s' % (archive, e))
             else:
+                # One by one: each member is judged with the links extracted before it in place.
                 for m in t.getmembers():
-                    if m.name.startswith('/') or '..' in m.name.split('/') or not (m.isfile() or m.isdir()):
-                        raise SystemExit('build-wheel: %s has a member that is not a plain file inside it: %s' % (archive, m.name))
-                t.extractall(into)
+                    t.extract(data_member(archive, into, m), into)
     return project_in(into, archive)
+
+
+def data_member(archive, into, m):
+    """tarfile's 'data' filter for Pythons without it (before 3.11.4): files, directories and links
+    that stay inside `into`; no devices, no setuid bits, no group or other write, owned by root."""
+    root = os.path.realpath(into)
+
+    def inside(p):
+        p = os.path.realpath(p)
+        return p == root or p.startswith(root + os.sep)
+
+    bad = None
+    if m.name.startswith('/') or not inside(os.path.join(root, m.name)):
+        bad = 'outside its directory'
+    elif m.issym() and (m.linkname.startswith('/') or not inside(os.path.join(root, os.path.dirname(m.name), m.linkname))):
+        bad = 'a link out of its directory (-> %s)' % m.linkname
+    elif m.islnk() and (m.linkname.startswith('/') or not inside(os.path.join(root, m.linkname))):
+        bad = 'a hard link out of its directory (-> %s)' % m.linkname
+    elif not (m.isfile() or m.isdir() or m.issym() or m.islnk()):
+        bad = 'a device, fifo or other special file'
+    if bad:
+        raise SystemExit('build-wheel: %s has a member that is %s: %s' % (archive, bad, m.name))
+    if not m.issym():
+        m.mode &= 0o755
+    m.uid = m.gid = 0
+    m.uname = m.gname = 'root'
+    return m
 
 
 def project_in(into, archive):

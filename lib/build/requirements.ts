@@ -38,13 +38,21 @@ export function requirementName(req: string): string {
   return /^\s*([A-Za-z0-9][A-Za-z0-9._-]*)/.exec(req)?.[1] ?? req.trim();
 }
 
-// Debian names most Python distributions python3-<name>; a few are known by other names.
-const debianNames: Record<string, string[]> = { cython: ['cython3'], pybind11: ['pybind11-dev', 'python3-pybind11'], 'scikit-build': ['python3-skbuild'] };
+// Debian names most Python distributions python3-<name>; a few are known by other names
+// (bookworm ships flit_core inside flit; trixie splits it out as python3-flit-core).
+const debianNames: Record<string, string[]> = {
+  cython: ['cython3'],
+  pybind11: ['pybind11-dev', 'python3-pybind11'],
+  'scikit-build': ['python3-skbuild'],
+  'flit-core': ['python3-flit-core', 'flit'],
+  'meson-python': ['python3-mesonpy'],
+  maturin: ['python3-maturin', 'maturin'],
+};
 
 /** Pure: the Debian packages that may provide a Python distribution, most likely first. */
 export function aptCandidates(name: string): string[] {
   const n = name.toLowerCase().replace(/[_.]+/g, '-');
-  return [...(debianNames[n] ?? []), `python3-${n}`];
+  return [...new Set([...(debianNames[n] ?? []), `python3-${n}`])];
 }
 
 /** Pure: the packages `apt-cache policy` knows a candidate version of. */

@@ -4,36 +4,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execaSync } from 'execa';
-import { aptOptions } from '../../bench/sources.js';
+import { aptOptions, sourcesFor } from '../../bench/sources.js';
 import { hostAptSources, hostSuite } from '../../lib/image-tools/sample.js';
 
 const cacheRoot = '/var/cache/imgbuild/test-debs';
-
-/** deb822 stanzas for `suite` on the mirrors the host uses for its own release (not -security or -updates). */
-export function sourcesFor(suite: string, files: string[], hostSuite: string): string {
-  const stanzas: string[] = [];
-  for (const file of files) {
-    const text = fs.readFileSync(file, 'utf8');
-    if (file.endsWith('.sources')) {
-      for (const stanza of text.split(/\n\s*\n/)) {
-        const field = (k: string) => new RegExp(`^${k}:[ \\t]*(.*)$`, 'mi').exec(stanza)?.[1]?.trim();
-        if (!/^\s*Enabled:\s*no\s*$/mi.test(stanza) && (field('Types') ?? '').split(/\s+/).includes('deb') && (field('Suites') ?? '').split(/\s+/).includes(hostSuite)) {
-          const signed = field('Signed-By');
-          stanzas.push(`Types: deb\nURIs: ${field('URIs')}\nSuites: ${suite}\nComponents: main\n${signed ? `Signed-By: ${signed}\n` : ''}`);
-        }
-      }
-    } else {
-      for (const line of text.split('\n')) {
-        const m = /^\s*deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s/.exec(line);
-        if (m && m[3] === hostSuite) {
-          const signed = /signed-by=(\S+?)[\s\]]/.exec(m[1] ?? '')?.[1];
-          stanzas.push(`Types: deb\nURIs: ${m[2]}\nSuites: ${suite}\nComponents: main\n${signed ? `Signed-By: ${signed}\n` : ''}`);
-        }
-      }
-    }
-  }
-  return stanzas.join('\n');
-}
 
 /**
  * The unpacked files of `pkg` for Debian architecture `arch` from `suite`: the directory, or why it

@@ -8,7 +8,7 @@ import { createContext } from '../../lib/core/context.js';
 const cacheDir = '/var/cache/imgbuild/test-upstream';
 const pending = new Map<string, Promise<SourceTree>>();
 
-/** The upstream tree and tarball of a Debian source package (the host's release). */
+/** The upstream tree and tarball of a Debian source package: PKG of the host's release, or PKG/SUITE. */
 export function upstream(pkg: string): Promise<SourceTree> {
   let p = pending.get(pkg);
   if (!p) {

@@ -111,6 +111,42 @@ test('xxhash (setuptools_scm, no VCS metadata: env=) for armhf: the version from
   t.regex(logOf(out), /imported xxhash from/);
 });
 
+// hnswlib 0.8.0 (trixie's orig tarball): a pybind11 C++ extension whose tarball holds a relative
+// symlink (python_bindings/setup.py -> ../setup.py), and whose setup.py asks for -march=native,
+// which the image's cross compiler rejects, so the wheel is not tuned to the build machine.
+test('hnswlib (pybind11 C++ extension, numpy, a tarball with an in-tree symlink) for aarch64: pybind11 and numpy from apt=, offline; hnswlib imported and used', async (t) => {
+  const src = await upstream('hnswlib/trixie');
+  const out = tmpdir();
+  const use = 'python3 -c "import hnswlib, numpy; p = hnswlib.Index(space=\'l2\', dim=2); p.init_index(max_elements=3); p.add_items(numpy.array([[0, 0], [1, 1], [5, 5]], dtype=numpy.float32)); labels, _ = p.knn_query(numpy.array([[0.9, 0.9]], dtype=numpy.float32), k=1); assert labels[0][0] == 1, labels"';
+  const r = await imgbuild([images.aarch64, '--target', `local:${src.tarball},apt=python3-pybind11+python3-numpy,runtime=python3-numpy`, '--offline', '--out', out, '--test-command', use]);
+  t.is(r.exitCode, 0, r.all);
+  const w = wheelOf(out);
+  t.is(w.name, 'hnswlib');
+  t.is(w.file, `hnswlib-${src.version}-cp311-cp311-linux_aarch64.whl`);
+  t.true(readZip(path.join(out, w.file)).some((e) => /^hnswlib\.cpython-311-aarch64-linux-gnu\.so$/.test(e.name)), 'the C++ extension was compiled');
+  t.regex(logOf(out), /imported hnswlib from \/tmp\/imgbuild-verify-/);
+  t.regex(logOf(out), /removing unsupported compiler flag: -march=native/);
+});
+
+// tomli 2.2.1 (trixie's orig tarball): a pure-Python PEP 621 project built by flit_core, which
+// bookworm ships inside its flit package.
+test('tomli (flit_core, PEP 621, pure Python) for armhf: flit_core unmet offline names apt=flit; with it, a py3-none-any wheel', async (t) => {
+  const src = await upstream('python-tomli/trixie');
+  const out = tmpdir();
+  const refused = await imgbuild([images.armhf, '--target', `local:${src.tarball}`, '--offline', '--out', out]);
+  t.is(refused.exitCode, 3, refused.all);
+  t.regex(refused.stderr, /- flit_core>=3\.2\.0,<4: not installed; the image's apt has flit\n/);
+  t.regex(refused.stderr, /,apt=flit;/);
+
+  const built = tmpdir();
+  const r = await imgbuild([images.armhf, '--target', `local:${src.tarball},apt=flit`, '--offline', '--out', built]);
+  t.is(r.exitCode, 0, r.all);
+  const w = wheelOf(built) as { name: string; file: string; buildRequirements?: { requirement: string; from: string }[] };
+  t.is(w.file, 'tomli-2.2.1-py3-none-any.whl');
+  t.is(w.buildRequirements?.find((b) => b.requirement.startsWith('flit_core'))?.from, 'image');
+  t.regex(logOf(built), /imported tomli from \/tmp\/imgbuild-verify-/);
+});
+
 test('a library only the build layer has (libyaml from apt=) is refused, naming its package and runtime=; with runtime= it is the board\'s, and the manifest says so', async (t) => {
   const project = path.resolve('test/fixtures/py/cext-yaml');
   const out = tmpdir();

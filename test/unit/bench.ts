@@ -6,7 +6,7 @@ import path from 'node:path';
 import test from 'ava';
 import { capabilities, parseHelpOptions } from '../../bench/cli-help.js';
 import { type BenchResults, formatReport } from '../../bench/report.js';
-import { parseShowsrcVersions, toDebSrc, upstreamTarball } from '../../bench/sources.js';
+import { parseShowsrcVersions, parseSourceSpec, sourcesFor, toDebSrc, upstreamTarball } from '../../bench/sources.js';
 import { addRep, median, parseTiming, timedScript } from '../../bench/stats.js';
 import { addNonce } from '../../bench/wheel.js';
 import { selectWorkloads, workloads } from '../../bench/workloads.js';
@@ -41,6 +41,19 @@ test('host apt sources become deb-src entries: deb822 stanzas and one-line lists
   t.is(toDebSrc('a.sources', 'Types: deb deb-src\nURIs: u\nSuites: s\nComponents: main\n'), 'Types: deb-src\nURIs: u\nSuites: s\nComponents: main\n');
   const list = '# comment\ndeb [signed-by=/k.gpg] http://m.example/debian bookworm main\ndeb-src http://m.example/debian bookworm main\n  deb http://m.example/sec bookworm-security main';
   t.is(toDebSrc('x.list', list), 'deb-src [signed-by=/k.gpg] http://m.example/debian bookworm main\ndeb-src http://m.example/debian bookworm main\ndeb-src http://m.example/sec bookworm-security main');
+});
+
+test('another release\'s sources (onnx/trixie): the host\'s mirrors for its own release, the suite changed, -security and -updates left out', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-suites-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const a = path.join(dir, 'debian.sources');
+  fs.writeFileSync(a, 'Types: deb\nURIs: http://m.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /k.gpg\n\nTypes: deb\nURIs: http://m.example/sec\nSuites: bookworm-security\nComponents: main\n\nTypes: deb\nURIs: http://m.example/off\nSuites: bookworm\nEnabled: no\n');
+  const b = path.join(dir, 'x.list');
+  fs.writeFileSync(b, 'deb [signed-by=/j.gpg] http://m.example/mirror bookworm main contrib\ndeb http://m.example/sec bookworm-security main\n');
+  t.is(sourcesFor('trixie', [a, b], 'bookworm', 'deb-src'), 'Types: deb-src\nURIs: http://m.example/debian\nSuites: trixie\nComponents: main\nSigned-By: /k.gpg\n\nTypes: deb-src\nURIs: http://m.example/mirror\nSuites: trixie\nComponents: main\nSigned-By: /j.gpg\n');
+  t.is(sourcesFor('trixie', [a], 'bullseye'), '', 'no mirror of the host release: nothing to ask');
+  t.deepEqual(parseSourceSpec('onnx/trixie'), { pkg: 'onnx', suite: 'trixie' });
+  t.deepEqual(parseSourceSpec('pytorch-vision'), { pkg: 'pytorch-vision' });
 });
 
 test('apt-cache showsrc versions and the upstream tarball among downloads', (t) => {

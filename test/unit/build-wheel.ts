@@ -269,3 +269,47 @@ withPython('--unpack: a project file named like its archive is kept (the archive
   t.deepEqual(fs.readdirSync(src).sort(), ['setup.py', 'x.tar.gz']);
   t.is(fs.readFileSync(path.join(src, 'x.tar.gz'), 'utf8'), 'a test data file\n');
 });
+
+// The front end as a Python without tarfile's data filter runs it (before 3.11.4; bookworm's
+// first 3.11.2 builds): the fallback judges each member itself.
+function frontendWithoutDataFilter(cwd: string, args: string[]) {
+  const code = `import runpy, sys, tarfile\ndel tarfile.data_filter\nsys.argv = ${JSON.stringify([wheelFrontendSource, ...args])}\nrunpy.run_path(sys.argv[0], run_name='__main__')`;
+  return execa('python3', ['-S', '-c', code], { cwd, all: true, reject: false, env: { PYTHONDONTWRITEBYTECODE: '1' } });
+}
+
+const hasDataFilter = execaSync('python3', ['-c', 'import tarfile; print(hasattr(tarfile, "data_filter"))'], { reject: false }).stdout === 'True';
+
+for (const [how, run] of [['with tarfile\'s data filter', frontend], ['without it (the fallback)', frontendWithoutDataFilter]] as const) {
+  const gate = how.startsWith('with') ? unless(hasDataFilter ? undefined : 'this host\'s python3 has no tarfile.data_filter') : withPython;
+  gate(`--unpack ${how}: a link inside the tree is kept (hnswlib's python_bindings/setup.py -> ../setup.py); a link out of it, even through another link, is refused`, async (t) => {
+    const dir = path.join(work, `links${++serial}`);
+    fs.mkdirSync(path.join(dir, 'p-1.0', 'bindings'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'p-1.0', 'setup.py'), 'print("p")\n');
+    fs.symlinkSync('../setup.py', path.join(dir, 'p-1.0', 'bindings', 'setup.py'));
+    fs.writeFileSync(path.join(dir, 'p-1.0', 'tool'), '#!/bin/sh\n', { mode: 0o4777 });
+    fs.chmodSync(path.join(dir, 'p-1.0', 'tool'), 0o4777);
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    await execa('tar', ['-czf', path.join(src, 'p.tar.gz'), 'p-1.0'], { cwd: dir });
+    const r = await run(src, ['--unpack', './p.tar.gz', '.']);
+    t.is(r.exitCode, 0, r.all);
+    t.is(fs.readlinkSync(path.join(src, 'bindings', 'setup.py')), '../setup.py');
+    t.is(fs.statSync(path.join(src, 'tool')).mode & 0o7777, 0o755, 'no setuid bit, no group or other write');
+
+    // q/d/l -> .. stays inside; q/d/l/l2 -> ../.. is judged where l really leads: outside.
+    const bad = path.join(dir, 'bad');
+    fs.mkdirSync(path.join(bad, 'q', 'd'), { recursive: true });
+    fs.symlinkSync('..', path.join(bad, 'q', 'd', 'l'));
+    fs.mkdirSync(path.join(bad, 'x'));
+    fs.symlinkSync('../..', path.join(bad, 'x', 'l2'));
+    await execa('tar', ['-cf', 'bad.tar', 'q'], { cwd: bad });
+    await execa('tar', ['-rf', 'bad.tar', '--transform', 's|^x|q/d/l|', 'x/l2'], { cwd: bad });
+    const dest = path.join(bad, 'dest');
+    fs.mkdirSync(dest);
+    fs.renameSync(path.join(bad, 'bad.tar'), path.join(dest, 'bad.tar'));
+    const refused = await run(dest, ['--unpack', './bad.tar', '.']);
+    t.not(refused.exitCode, 0);
+    t.regex(refused.all, /build-wheel: \.\/bad\.tar has a member (that is a link out of its directory|the data filter refuses).*l2/);
+    t.false(fs.existsSync(path.join(bad, 'l2')) || fs.existsSync(path.join(dir, 'l2')), 'nothing was made outside');
+  });
+}

@@ -108,7 +108,8 @@ test('unmet build requirements: the front end\'s report, the names, and the Debi
   t.is(requirementName('setuptools_scm[toml] >= 6.2'), 'setuptools_scm');
   t.deepEqual(aptCandidates('Cython'), ['cython3', 'python3-cython']);
   t.deepEqual(aptCandidates('setuptools_scm'), ['python3-setuptools-scm']);
-  t.deepEqual(aptCandidates('flit.core'), ['python3-flit-core']);
+  t.deepEqual(aptCandidates('flit_core'), ['python3-flit-core', 'flit'], 'bookworm has flit_core in flit');
+  t.deepEqual(aptCandidates('flit.core'), ['python3-flit-core', 'flit']);
   const policy = 'cython3:\n  Installed: (none)\n  Candidate: 0.29.36-1\n  Version table:\n     0.29.36-1 500\npython3-cython:\n  Installed: (none)\n  Candidate: (none)\npython3-setuptools-scm:\n  Installed: 7.1.0-3\n  Candidate: 7.1.0-3\n';
   t.deepEqual([...aptAvailable(policy)].sort(), ['cython3', 'python3-setuptools-scm']);
 });
