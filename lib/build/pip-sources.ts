@@ -41,8 +41,14 @@ export function resolvePip(given: PipSources = {}, cwd: string, env: NodeJS.Proc
   };
   const offline = truthy(setting('no-index', given.offline ? 'true' : undefined, 'PIP_NO_INDEX'));
   const indexUrl = setting('index-url', given.indexUrl, 'PIP_INDEX_URL');
-  const extraIndexUrls = words(setting('extra-index-url', given.extraIndexUrls?.length ? given.extraIndexUrls.join(' ') : undefined, 'PIP_EXTRA_INDEX_URL'));
-  const findLinks = words(setting('find-links', given.findLinks?.length ? given.findLinks.join(' ') : undefined, 'PIP_FIND_LINKS')).map((d) => path.resolve(cwd, d.replace(/^file:\/\//, '')));
+  // A flag's values are taken whole (a directory may have a space); pip's own settings are lists split on whitespace, as pip splits them.
+  const list = (key: string, flag: string[] | undefined, envName: string): string[] => {
+    if (!flag?.length) return words(setting(key, undefined, envName));
+    from[key] = `--${key}`;
+    return flag;
+  };
+  const extraIndexUrls = list('extra-index-url', given.extraIndexUrls, 'PIP_EXTRA_INDEX_URL');
+  const findLinks = list('find-links', given.findLinks, 'PIP_FIND_LINKS').map((d) => path.resolve(cwd, d.replace(/^file:\/\//, '')));
   for (const u of [indexUrl, ...extraIndexUrls]) {
     if (u !== undefined && !/^(https?|file):\/\/\S+$/.test(u)) throw new UsageError(`package index ${u} (from ${from['index-url'] ?? from['extra-index-url']}) is not an http(s) or file URL`, 'e.g. --extra-index-url https://www.piwheels.org/simple');
   }

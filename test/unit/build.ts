@@ -137,5 +137,7 @@ test('where pip looks: flags, else the host\'s PIP_* variables, else its pip.con
   t.deepEqual(hostPipArgs({ ...flags, extraIndexUrls: [] }), ['--no-index', '--index-url', 'https://flag.example/simple', '--find-links', dir]);
   t.throws(() => resolvePip({ findLinks: ['missing'] }, dir, {}, {}), { instanceOf: PreconditionError, message: /--find-links .*missing .* is not a directory/ });
   t.throws(() => resolvePip({ indexUrl: 'piwheels.org' }, dir, {}, {}), { instanceOf: UsageError, message: /is not an http\(s\) or file URL/ });
+  fs.mkdirSync(path.join(dir, 'my wheels'));
+  t.deepEqual(resolvePip({ findLinks: ['my wheels'] }, dir, {}, {}).findLinks, [path.join(dir, 'my wheels')], 'a flag\'s directory is taken whole, space and all');
   fs.rmSync(dir, { recursive: true });
 });
