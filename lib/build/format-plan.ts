@@ -21,6 +21,7 @@ export function formatPlan(plan: BuildPlan): string {
     '',
     `apt packages (${plan.mode === 'persist' ? 'into the image' : 'into the build layer'}): ${plan.apt.length ? plan.apt.join(' ') : 'none'}`,
     ...plan.aptReasons.map((r) => `  added ${r}`),
+    ...(plan.pipSources.offline && plan.targets.some((t) => t.pip.length > 0) ? ['  offline: the targets\' pip requirements the image lacks are installed from its apt (numpy -> python3-numpy), when its archive has them'] : []),
     `python packages: ${describePip(plan.pipSources)}`,
   ];
   if (plan.withWheels.length) lines.push('', 'wheels installed first (--with-wheel):', ...plan.withWheels.map((w) => `  ${w.name} ${w.version}: ${w.path}`));
@@ -38,7 +39,7 @@ export function formatPlan(plan: BuildPlan): string {
       ...Object.entries(t.env).map(([k, v]) => `    ${k}=${v}`),
       '  commands:',
       ...t.commands.map((c) => `    ${c.join(' ')}`),
-      `  wheel:    ${t.wheelDir}/*.whl, then checked: tags ${f.wheelTag ?? ''}, ELF machine ${f.arch}, NEEDED libraries and symbol versions in the image, ${t.importName ? `python3 -c "import ${t.importName}"` : 'an import of each top-level module it ships'}`,
+      `  wheel:    ${t.wheelDir}/*.whl, then checked: tags ${f.wheelTag ?? ''}, ELF machine ${f.arch}, NEEDED libraries and symbol versions in the image, ${t.importName ? `python3 -c "import ${t.importName}"` : 'an import of each top-level module it ships'}${t.smokeTest ? `, the recipe's smoke test (${t.smokeTest.what})` : ''}`,
       ...(plan.testCommand ? [`  test:     ${plan.testCommand}`] : []),
       `  space:    about ${human(t.diskBytes)}; memory about ${human(t.memoryPerJobBytes)} per job`,
       ...t.notes.map((n) => `  note:     ${n}`),

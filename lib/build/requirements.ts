@@ -8,7 +8,7 @@ import type { TargetPlan } from '../targets/index.js';
 import type { BuiltWith } from '../wheel/index.js';
 import { pinBreaks } from '../targets/pins.js';
 import { wheelFrontend } from '../targets/local.js';
-import type { Chroot, Exec } from './chroot.js';
+import type { Exec } from './types.js';
 import type { BuildRun } from './run.js';
 import { slug } from './workspace.js';
 
@@ -120,16 +120,36 @@ export function readBuildReport(buildDir: string, t: TargetPlan): BuiltWith[] | 
       fs.closeSync(fd);
     }
     const list = JSON.parse(text) as BuiltWith[];
-    return Array.isArray(list) ? list.filter((e) => typeof e?.requirement === 'string').map((e) => ({ requirement: e.requirement, version: typeof e.version === 'string' ? e.version : null, from: e.from === 'workspace' ? 'workspace' : 'image' })) : undefined;
+    if (!Array.isArray(list)) return undefined;
+    return list.filter((e) => typeof e?.requirement === 'string').map((e) => ({
+      requirement: e.requirement,
+      version: typeof e.version === 'string' ? e.version : null,
+      from: e.from === 'workspace' || e.from === 'program' ? e.from : 'image',
+      ...(e.from === 'program' && typeof e.path === 'string' ? { path: e.path } : {}),
+    }));
   } catch {
     return undefined;
   }
 }
 
 /** What the build environment misses of `pins` (the front end's --check: nothing is installed). */
-export async function checkPins(chroot: Chroot, pins: string[], log: string): Promise<Unmet[]> {
+export async function checkPins(chroot: { exec: Exec }, pins: string[], log: string): Promise<Unmet[]> {
   const r = await chroot.exec(['python3', wheelFrontend, '--check', ...pins], { log });
   return parseUnmet(r.all, checkedMarker) ?? [];
+}
+
+/**
+ * --offline: the Debian packages of the image's apt that provide the targets' pip requirements
+ * the image does not have at all (numpy -> python3-numpy). apt's lists must be current.
+ */
+export async function aptForMissingPins(exec: Exec, pins: string[], log: string): Promise<{ missing: string[]; apt: string[] }> {
+  if (pins.length === 0) return { missing: [], apt: [] };
+  const missing = (await checkPins({ exec }, pins, log)).filter((u) => u.installed === null && !u.why.startsWith('needed by')).map((u) => requirementName(u.requirement));
+  if (missing.length === 0) return { missing, apt: [] };
+  const policy = await exec(['apt-cache', 'policy', ...new Set(missing.flatMap(aptCandidates))], { log });
+  const available = aptAvailable(policy.all);
+  const apt = missing.map((n) => aptCandidates(n).find((c) => available.has(c))).filter((p): p is string => p !== undefined);
+  return { missing, apt: [...new Set(apt)] };
 }
 
 /**
@@ -137,7 +157,7 @@ export async function checkPins(chroot: Chroot, pins: string[], log: string): Pr
  * (the build goes on with what the image has), unless the pin is one the build cannot do
  * without. Returns the pins still to install (those nothing provides yet).
  */
-export async function waivePins(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string): Promise<string[]> {
+export async function waivePins(run: BuildRun, chroot: { exec: Exec }, t: TargetPlan, log: string): Promise<string[]> {
   if (t.pip.length === 0) return [];
   const unmet = await checkPins(chroot, t.pip, log);
   const waived = unmet.filter((u) => u.installed !== null && !pinBreaks(u.requirement));

@@ -100,7 +100,7 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
     seconds,
     log: o.log,
     ...(t.runtimeApt?.length ? { runtimeApt: t.runtimeApt } : {}),
-    ...(run.plan.apt.length ? { aptPackages: chroot.aptVersions } : {}),
+    ...(Object.keys(chroot.aptVersions).length ? { aptPackages: chroot.aptVersions } : {}),
     ...withReport(readBuildReport(run.dirs.build, t)),
     pipSources: run.inputs.pip,
   };

@@ -1,5 +1,6 @@
 // The build verb's public types: the request, the plan --dry-run and --json print, the result.
 import type { AccelRequest } from '../accel/index.js';
+import type { RunResult } from '../core/runner.js';
 import type { AttachStrategy } from '../host/attach.js';
 import type { ImageFacts } from '../session/index.js';
 import type { TargetPlan } from '../targets/index.js';
@@ -7,6 +8,9 @@ import type { Manifest } from '../wheel/index.js';
 import type { PipSources, ResolvedPip } from './pip-sources.js';
 
 export type { PipSources } from './pip-sources.js';
+
+/** Runs a command in the build's chroot with pip's and the compiler acceleration's env, its output to `log`. */
+export type Exec = (argv: string[], o: { env?: Record<string, string>; cwd?: string; log: string }) => Promise<RunResult>;
 
 export interface BuildRequest {
   image: string;

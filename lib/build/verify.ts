@@ -11,7 +11,7 @@ import { readElfDynamic } from '../parse/elf.js';
 import type { Session } from '../session/index.js';
 import type { TargetPlan } from '../targets/index.js';
 import { findLibrary, libraryDirs, verifyWheel, wheelElves, wheelModules, type WheelName, type WheelReport } from '../wheel/index.js';
-import { runTestCommand } from './test-command.js';
+import { runSmokeTest, runTestCommand } from './test-command.js';
 import { slug } from './workspace.js';
 
 /**
@@ -77,6 +77,7 @@ export async function verify(
     throw new StepError(`${t.id}: ${path.basename(file)} does not fit the image:\n${problems.map((p) => `  - ${p}`).join('\n')}`, hints.join('; '));
   }
   await importCheck(s, file, t, o);
+  await runSmokeTest(s, file, t, o);
   if (o.test) await runTestCommand(s, file, t, { ...o.test, inner: o.inner, log: o.log });
   return report.name;
 }

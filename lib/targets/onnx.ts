@@ -17,6 +17,27 @@ export const onnxVersions: VersionRule[] = [
   { versions: ['1.17.0'], python: ['3.8', '3.12'], pip: ['numpy', 'protobuf>=3.20.2', 'typing_extensions'], cmake: '3.14' },
 ];
 
+// A model made with onnx.helper passes the checker and gets the right shapes; a malformed one is refused.
+const smokeTest = [
+  'from onnx import TensorProto, checker, helper, shape_inference',
+  "X = helper.make_tensor_value_info('X', TensorProto.FLOAT, [2, 3])",
+  "W = helper.make_tensor_value_info('W', TensorProto.FLOAT, [3, 4])",
+  "Z = helper.make_tensor_value_info('Z', TensorProto.FLOAT, None)",
+  "nodes = [helper.make_node('MatMul', ['X', 'W'], ['Y']), helper.make_node('Relu', ['Y'], ['Z'])]",
+  "opset = [helper.make_opsetid('', 13)]",
+  "model = helper.make_model(helper.make_graph(nodes, 'smoke', [X, W], [Z]), opset_imports=opset)",
+  'checker.check_model(model)',
+  "shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in shape_inference.infer_shapes(model).graph.value_info}",
+  "assert shapes.get('Y') == [2, 4], shapes",
+  "bad = helper.make_model(helper.make_graph([helper.make_node('MatMul', ['X'], ['Y', 'Q', 'R'])], 'bad', [X], [Z]), opset_imports=opset)",
+  'try:',
+  '    checker.check_model(bad)',
+  "    raise SystemExit('onnx.checker accepted a malformed model')",
+  'except checker.ValidationError:',
+  '    pass',
+  "print('onnx smoke test: check_model accepted a MatMul+Relu model, infer_shapes gave Y [2, 4], a malformed model was rejected')",
+].join('\n');
+
 export const onnx: Recipe = {
   name: 'onnx',
   describe: 'ONNX from github.com/onnx/onnx (ONNX_ML, linked to the image\'s shared libprotobuf)',
@@ -29,7 +50,9 @@ export const onnx: Recipe = {
       name: 'onnx',
       version,
       source: { kind: 'git', url: 'https://github.com/onnx/onnx.git', ref: `v${version}`, submodules: true },
-      apt: ['protobuf-compiler', 'libprotobuf-dev', 'cmake'],
+      // pybind11-dev: found by find_package(pybind11) before third_party/pybind11, which release
+      // tarballs made from git tags (Debian's orig tarball) leave empty.
+      apt: ['protobuf-compiler', 'libprotobuf-dev', 'cmake', 'pybind11-dev'],
       pip: [...rule.pip, ...cmake.pip],
       env: {
         ONNX_ML: '1',
@@ -40,6 +63,7 @@ export const onnx: Recipe = {
       commands: [wheelCommand('.')],
       wheelDir: 'dist',
       importName: 'onnx',
+      smokeTest: { what: 'check_model, infer_shapes and a malformed model on a MatMul+Relu graph', python: smokeTest },
       needs: [],
       pairsWith: {},
       diskBytes: 2 * GiB,

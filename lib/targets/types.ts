@@ -59,6 +59,11 @@ export interface TargetPlan {
   wheelDir: string;
   /** Module imported as the smoke test; without one, every top-level module the built wheel ships. */
   importName?: string;
+  /**
+   * The recipe's own check of a verified wheel: Python code run in the chroot with the wheel
+   * unpacked on PYTHONPATH (after the import check, before any --test-command); it fails by raising.
+   */
+  smokeTest?: { what: string; python: string };
   /** Debian packages the board has installed (runtime=): their libraries count as the board's. */
   runtimeApt?: string[];
   /** Names of targets that must be built and installed first. */

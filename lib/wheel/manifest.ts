@@ -51,7 +51,10 @@ export interface ManifestWheel {
 export interface BuiltWith {
   requirement: string;
   version: string | null;
-  from: 'image' | 'workspace';
+  /** The image (or an apt= package), the workspace (pip installed it for the build), or a program on PATH (the image's cmake for PyPI's cmake). */
+  from: 'image' | 'workspace' | 'program';
+  /** The program, when from is 'program'. */
+  path?: string;
 }
 
 export interface Manifest {

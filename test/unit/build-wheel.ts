@@ -256,6 +256,26 @@ withPackaging('--check: what the environment misses of a recipe\'s pins, install
   ]);
 });
 
+withPackaging('a program on PATH meets the PyPI distribution that only wraps it (onnx\'s "cmake" met by the image\'s apt cmake), its version checked; the report names the program', async (t) => {
+  const bin = path.join(work, `bin${++serial}`);
+  fs.mkdirSync(bin);
+  fs.writeFileSync(path.join(bin, 'cmake'), '#!/bin/sh\necho "cmake version 3.25.1"\n', { mode: 0o755 });
+  const site = fakeSite({});
+  linkPackaging(site);
+  const env = { PYTHONPATH: site, PATH: `${bin}:/usr/bin:/bin` };
+  const dir = copyProject();
+  setRequires(dir, ['cmake>=3.14']);
+  const report = path.join(work, `report${serial}`, 'r.json');
+  const ok = await frontend(dir, ['dist', '.'], { ...env, IMGBUILD_BUILD_REPORT: report });
+  t.is(ok.exitCode, 0, ok.all);
+  t.deepEqual(JSON.parse(fs.readFileSync(report, 'utf8')), [{ requirement: 'cmake>=3.14', version: '3.25.1', from: 'program', path: path.join(bin, 'cmake') }]);
+  const newer = copyProject();
+  setRequires(newer, ['cmake>=3.26']);
+  const refused = await frontend(newer, ['dist', '.'], env);
+  t.is(refused.exitCode, 3, refused.all);
+  t.regex(refused.all, /imgbuild-unmet-requirements: \[\{"requirement": "cmake>=3\.26", "installed": "3\.25\.1", "why": "3\.25\.1 is installed"\}\]/);
+});
+
 withPython('--unpack: a project file named like its archive is kept (the archive goes first)', async (t) => {
   const dir = path.join(work, `same${++serial}`);
   fs.mkdirSync(path.join(dir, 'x-1.0'), { recursive: true });

@@ -8,7 +8,7 @@ import { autoJobs, defaultWorkspace, slug } from '../../lib/build/index.js';
 import { type Manifest, type ManifestWheel, mergeManifest } from '../../lib/wheel/manifest.js';
 import { archiveTop, declaredName, declaredNameInArchive } from '../../lib/build/project-meta.js';
 import { createContext } from '../../lib/core/context.js';
-import { aptAvailable, aptCandidates, parseUnmet, requirementName } from '../../lib/build/requirements.js';
+import { aptAvailable, aptCandidates, aptForMissingPins, parseUnmet, requirementName } from '../../lib/build/requirements.js';
 import { chrootPipEnv, hostPipArgs, parsePipConf, resolvePip } from '../../lib/build/pip-sources.js';
 import { gitCacheDir } from '../../lib/build/sources.js';
 import { PreconditionError, UsageError } from '../../lib/core/errors.js';
@@ -112,6 +112,21 @@ test('unmet build requirements: the front end\'s report, the names, and the Debi
   t.deepEqual(aptCandidates('flit.core'), ['python3-flit-core', 'flit']);
   const policy = 'cython3:\n  Installed: (none)\n  Candidate: 0.29.36-1\n  Version table:\n     0.29.36-1 500\npython3-cython:\n  Installed: (none)\n  Candidate: (none)\npython3-setuptools-scm:\n  Installed: 7.1.0-3\n  Candidate: 7.1.0-3\n';
   t.deepEqual([...aptAvailable(policy)].sort(), ['cython3', 'python3-setuptools-scm']);
+});
+
+test('offline, a recipe\'s pip requirements the image lacks are looked up in its apt: only those not installed at all, each by its Debian name', async (t) => {
+  const asked: string[][] = [];
+  const exec = async (argv: string[]) => {
+    asked.push(argv);
+    const out = argv[0] === 'python3'
+      ? `imgbuild-checked-requirements: ${JSON.stringify([{ requirement: 'numpy>=1.20', installed: null, why: 'not installed' }, { requirement: 'protobuf>=3.20.2', installed: '3.12.4', why: '3.12.4 is installed' }, { requirement: 'typing_extensions', installed: null, why: 'not installed' }, { requirement: 'six', installed: null, why: 'needed by protobuf, not installed' }, { requirement: 'onnx-tools', installed: null, why: 'not installed' }])}`
+      : 'python3-numpy:\n  Installed: (none)\n  Candidate: 1:1.24.2-1\npython3-typing-extensions:\n  Installed: (none)\n  Candidate: 4.4.0-1\npython3-onnx-tools:\n  Installed: (none)\n  Candidate: (none)\n';
+    return { exitCode: 0, stdout: out, stderr: '', all: out } as never;
+  };
+  const found = await aptForMissingPins(exec, ['numpy>=1.20', 'protobuf>=3.20.2', 'typing_extensions', 'onnx-tools'], '/dev/null');
+  t.deepEqual(found, { missing: ['numpy', 'typing_extensions', 'onnx-tools'], apt: ['python3-numpy', 'python3-typing-extensions'] });
+  t.deepEqual(asked[1], ['apt-cache', 'policy', 'python3-numpy', 'python3-typing-extensions', 'python3-onnx-tools']);
+  t.deepEqual(await aptForMissingPins(exec, [], '/dev/null'), { missing: [], apt: [] });
 });
 
 test('where pip looks: flags, else the host\'s PIP_* variables, else its pip.conf; find-links must be directories', (t) => {

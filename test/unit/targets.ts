@@ -106,7 +106,7 @@ test('pairing warnings: mismatched torch, built or supplied', (t) => {
 
 test('onnx@1.11.0: protobuf from the image (shared), ONNX_ML, pins and the wheel front end', (t) => {
   const p = plan('onnx@1.11.0');
-  t.deepEqual(p.apt, ['protobuf-compiler', 'libprotobuf-dev', 'cmake']);
+  t.deepEqual(p.apt, ['protobuf-compiler', 'libprotobuf-dev', 'cmake', 'pybind11-dev']);
   t.true(p.pip.includes('protobuf<4'));
   t.true(p.pip.includes('numpy<1.24'));
   t.like(p.env, { ONNX_ML: '1', CMAKE_ARGS: '-DONNX_USE_PROTOBUF_SHARED_LIBS=ON', MAX_JOBS: '6' });
@@ -114,6 +114,7 @@ test('onnx@1.11.0: protobuf from the image (shared), ONNX_ML, pins and the wheel
   t.deepEqual(p.source, { kind: 'git', url: 'https://github.com/onnx/onnx.git', ref: 'v1.11.0', submodules: true });
   t.is(p.wheelDir, 'dist');
   t.is(p.importName, 'onnx');
+  t.regex(p.smokeTest?.python ?? '', /checker\.check_model\(model\)[\s\S]*infer_shapes[\s\S]*except checker\.ValidationError/);
   t.true(p.notes.some((n) => n.includes('libprotobuf')));
 });
 
