@@ -6,7 +6,7 @@ import { startPlan } from './recipe.js';
 import { type PlanOptions, type Recipe, type TargetPlan, type VersionRule, compareVersions, jobsEnv } from './types.js';
 
 interface OrtRule extends VersionRule {
-  /** build.py refuses to run as root unless told --allow_running_as_root (1.13 and later). */
+  /** build.py refuses to run as root unless told --allow_running_as_root (1.15 and later: microsoft/onnxruntime#15164; earlier build.py rejects the flag). */
   rootFlag: boolean;
   /** --compile_no_warning_as_error exists (1.14 and later); before it, DEV_MODE=OFF turns -Werror off. */
   noWerrorFlag: boolean;
@@ -14,22 +14,25 @@ interface OrtRule extends VersionRule {
   qnn: boolean;
 }
 
-// cmake minimums: 3.18 for 1.11-1.13; 3.24 once dependencies moved to FetchContent (1.14), asked as
-// 3.26 here because that bump landed around 1.15; 3.27 per the Graviton guide; 3.28 in 2025.
+// cmake minimums: 3.18 for 1.11-1.13; 3.24 once dependencies moved to FetchContent (1.14, #13569);
+// 3.26 from 1.15 (#16012); 3.27 per the Graviton guide; 3.28 in 2025 (#23888).
 export const onnxruntimeVersions: OrtRule[] = [
   { versions: ['1.11.0', '1.11.1'], python: ['3.7', '3.9'], cmake: '3.18', pip: ['numpy<2', 'packaging', 'wheel', 'setuptools', 'flatbuffers'], rootFlag: false, noWerrorFlag: false, qnn: false, notes: ['the version of the onnx-wheels buildx guide (onnxruntime-1.11.0-cp37-cp37m-linux_armv7l.whl, Python 3.7 to 3.9)'] },
   { versions: ['1.12.0', '1.12.1'], python: ['3.7', '3.10'], cmake: '3.18', pip: ['numpy<2', 'packaging', 'wheel', 'setuptools', 'flatbuffers'], rootFlag: false, noWerrorFlag: false, qnn: false },
-  { versions: ['1.13.1'], python: ['3.7', '3.10'], cmake: '3.18', pip: ['numpy<2', 'packaging', 'wheel', 'setuptools', 'flatbuffers'], rootFlag: true, noWerrorFlag: false, qnn: false },
-  { versions: ['1.14.0', '1.14.1', '1.15.0', '1.15.1'], python: ['3.8', '3.11'], cmake: '3.26', pip: ['numpy<2', 'packaging', 'wheel', 'setuptools', 'flatbuffers', 'sympy'], rootFlag: true, noWerrorFlag: true, qnn: false },
+  { versions: ['1.13.1'], python: ['3.7', '3.10'], cmake: '3.18', pip: ['numpy<2', 'packaging', 'wheel', 'setuptools', 'flatbuffers'], rootFlag: false, noWerrorFlag: false, qnn: false },
+  { versions: ['1.14.0', '1.14.1'], python: ['3.7', '3.10'], cmake: '3.24', pip: ['numpy<2', 'packaging', 'wheel', 'setuptools', 'flatbuffers', 'sympy'], rootFlag: false, noWerrorFlag: true, qnn: false },
+  { versions: ['1.15.0', '1.15.1'], python: ['3.8', '3.11'], cmake: '3.26', pip: ['numpy<2', 'packaging', 'wheel', 'setuptools', 'flatbuffers', 'sympy'], rootFlag: true, noWerrorFlag: true, qnn: false },
   { versions: ['1.16.0', '1.16.1', '1.16.2', '1.16.3', '1.17.0', '1.17.1', '1.17.3'], python: ['3.8', '3.11'], cmake: '3.26', pip: ['numpy<2', 'packaging', 'wheel', 'setuptools', 'flatbuffers', 'sympy'], rootFlag: true, noWerrorFlag: true, qnn: false },
   { versions: ['1.18.0', '1.18.1'], python: ['3.8', '3.12'], cmake: '3.26', pip: ['numpy<2', 'packaging', 'wheel', 'setuptools', 'flatbuffers', 'sympy'], rootFlag: true, noWerrorFlag: true, qnn: true },
-  { versions: ['1.19.0', '1.19.2', '1.20.0', '1.20.1'], python: ['3.9', '3.12'], cmake: '3.27', pip: ['numpy', 'packaging', 'wheel', 'setuptools', 'flatbuffers', 'sympy'], rootFlag: true, noWerrorFlag: true, qnn: true },
+  { versions: ['1.19.0', '1.19.2'], python: ['3.9', '3.12'], cmake: '3.27', pip: ['numpy', 'packaging', 'wheel', 'setuptools', 'flatbuffers', 'sympy'], rootFlag: true, noWerrorFlag: true, qnn: true },
+  { versions: ['1.20.0', '1.20.1'], python: ['3.10', '3.12'], cmake: '3.27', pip: ['numpy', 'packaging', 'wheel', 'setuptools', 'flatbuffers', 'sympy'], rootFlag: true, noWerrorFlag: true, qnn: true, notes: ['onnxruntime 1.20 dropped Python 3.8 and 3.9'] },
   { versions: ['1.21.0', '1.22.0', '1.23.0'], python: ['3.10', '3.13'], cmake: '3.28', pip: ['numpy', 'packaging', 'wheel', 'setuptools', 'flatbuffers', 'sympy'], rootFlag: true, noWerrorFlag: true, qnn: true },
 ];
 
 const options = {
   ep: 'execution provider: cpu (default) or qnn (Qualcomm AI Engine Direct; aarch64 only)',
   qnn_home: 'path of the QNN SDK (QAIRT) as seen inside the chroot; required with ep=qnn',
+  qnn_abi: 'the QNN SDK lib/ directory for the board with ep=qnn (default aarch64-oe-linux-gcc11.2; aarch64-ubuntu-gcc9.4 for Ubuntu boards)',
 };
 
 export const onnxruntime: Recipe<OrtRule> = {
@@ -58,6 +61,8 @@ export const onnxruntime: Recipe<OrtRule> = {
       if (!rule.qnn) throw new UsageError(`onnxruntime ${version} is not known to build the QNN execution provider on Linux`, `use one of ${onnxruntimeVersions.filter((r) => r.qnn).flatMap((r) => r.versions).join(', ')}`);
       if (!opts.qnn_home) throw new UsageError('onnxruntime ep=qnn needs qnn_home=PATH', 'the QNN SDK (QAIRT) directory as seen inside the chroot, e.g. under /workspace');
       flags.push('--use_qnn', '--qnn_home', opts.qnn_home);
+      // Without QNN_ARCH_ABI, ORT's cmake takes any non-x86_64 Linux for aarch64-android (#24102).
+      defines.push(`QNN_ARCH_ABI=${opts.qnn_abi ?? 'aarch64-oe-linux-gcc11.2'}`);
       name = 'onnxruntime_qnn';
       notes.push(
         'ep=qnn: the wheel is onnxruntime_qnn (import name onnxruntime); the vendor\'s published wheel is onnxruntime_qnn-1.23.0-cp312-cp312-linux_aarch64.whl, i.e. aarch64 and Python 3.12 only',

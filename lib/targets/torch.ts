@@ -25,13 +25,16 @@ export const torchVersions: VersionRule[] = [
   { versions: ['2.2.0', '2.2.1', '2.2.2'], python: ['3.8', '3.12'], pip: v2, cmake: '3.18' },
 ];
 
-/** The PYNQ guide's environment. USE_PYTHON_QNNPACK is what the guide sets; PyTorch's own flag is USE_PYTORCH_QNNPACK. */
+/**
+ * The PYNQ guide's environment, with PyTorch's own QNNPACK flag: the guide sets USE_PYTHON_QNNPACK,
+ * which no PyTorch version reads (so its QNNPACK stayed on); USE_PYTORCH_QNNPACK turns it off.
+ */
 export const torchEnv: Record<string, string> = {
   USE_CUDA: 'OFF',
   USE_MKLDNN: 'OFF',
   USE_NNPACK: 'OFF',
   USE_QNNPACK: 'OFF',
-  USE_PYTHON_QNNPACK: 'OFF',
+  USE_PYTORCH_QNNPACK: 'OFF',
   USE_OPENCV: '1',
   BUILD_CAFFE2_MOBILE: 'OFF',
   BUILD_CAFFE2_OPS: 'OFF',

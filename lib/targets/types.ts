@@ -152,10 +152,11 @@ export function cmakeFromPip(min: string | undefined, o: PlanOptions): { pip: st
   if (!min) return { pip: [], notes: [] };
   if (o.aptCmake && compareVersions(o.aptCmake, min) >= 0) return { pip: [], notes: [] };
   const why = o.aptCmake ? `the image's cmake ${o.aptCmake} is older than ${min}` : `the image's cmake version is unknown and ${min} is needed`;
-  const notes = [`${why}: installing cmake>=${min} from pip`];
+  // CMake 4 refuses cmake_minimum_required below 3.5, which bundled dependencies still have (pytorch#150167, onnxruntime#23888).
+  const notes = [`${why}: installing cmake>=${min},<4 from pip`];
   // PyPI's cmake has aarch64 and x86_64 wheels; elsewhere pip may compile cmake itself (slow under emulation).
   if (o.arch !== 'aarch64' && o.arch !== 'x86_64') notes.push(`pip may have no cmake wheel for ${o.arch} and build cmake from source, which is slow under emulation`);
-  return { pip: [`cmake>=${min}`], notes };
+  return { pip: [`cmake>=${min},<4`], notes };
 }
 
 /** Rejects recipe options the recipe does not know, naming the ones it does. */

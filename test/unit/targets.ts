@@ -17,7 +17,7 @@ test('torch@1.1.0: the PYNQ guide environment, apt packages, source and command'
     USE_MKLDNN: 'OFF',
     USE_NNPACK: 'OFF',
     USE_QNNPACK: 'OFF',
-    USE_PYTHON_QNNPACK: 'OFF',
+    USE_PYTORCH_QNNPACK: 'OFF',
     USE_OPENCV: '1',
     BUILD_CAFFE2_MOBILE: 'OFF',
     BUILD_CAFFE2_OPS: 'OFF',
@@ -134,16 +134,18 @@ test('onnxruntime@1.11.0: build.sh flags, wheel dir, cmake from pip when apt\'s 
   t.is(p.importName, 'onnxruntime');
   t.is(p.name, 'onnxruntime');
   t.deepEqual(p.apt, ['cmake']);
-  t.true(p.pip.includes('cmake>=3.18'));
+  t.true(p.pip.includes('cmake>=3.18,<4'));
   t.false(plan('onnxruntime@1.11.0', { aptCmake: '3.18.4' }).pip.some((r) => r.startsWith('cmake')));
-  t.true(plan('onnxruntime@1.11.0').pip.includes('cmake>=3.18'), 'unknown apt cmake counts as too old');
+  t.true(plan('onnxruntime@1.11.0').pip.includes('cmake>=3.18,<4'), 'unknown apt cmake counts as too old');
 });
 
-test('onnxruntime 1.13 and later run as root with --allow_running_as_root', (t) => {
+test('onnxruntime 1.15 and later run as root with --allow_running_as_root (earlier build.py rejects the flag)', (t) => {
   const argv = plan('onnxruntime@1.16.3', { python: '3.11', aptCmake: '3.25.1' }).commands[0]!;
   t.true(argv.includes('--allow_running_as_root'));
+  t.false(plan('onnxruntime@1.14.1', { python: '3.10' }).commands[0]!.includes('--allow_running_as_root'));
+  t.true(plan('onnxruntime@1.14.1', { python: '3.10' }).commands[0]!.includes('--compile_no_warning_as_error'));
   t.true(argv.includes('--compile_no_warning_as_error'));
-  t.true(plan('onnxruntime@1.16.3', { python: '3.11', aptCmake: '3.25.1' }).pip.includes('cmake>=3.26'));
+  t.true(plan('onnxruntime@1.16.3', { python: '3.11', aptCmake: '3.25.1' }).pip.includes('cmake>=3.26,<4'));
 });
 
 test('onnxruntime ep=qnn: onnxruntime_qnn on aarch64 only, needs qnn_home', (t) => {
@@ -151,6 +153,7 @@ test('onnxruntime ep=qnn: onnxruntime_qnn on aarch64 only, needs qnn_home', (t) 
   const argv = p.commands[0]!;
   t.is(argv[argv.indexOf('--use_qnn') + 1], '--qnn_home');
   t.is(argv[argv.indexOf('--qnn_home') + 1], '/workspace/qairt');
+  t.true(argv.includes('QNN_ARCH_ABI=aarch64-oe-linux-gcc11.2'), 'not aarch64-android, which ORT\'s cmake assumes for non-x86_64 Linux');
   t.is(p.name, 'onnxruntime_qnn');
   t.is(p.importName, 'onnxruntime');
   t.true(p.notes.some((n) => n.includes('3.12') && n.includes('aarch64')));
