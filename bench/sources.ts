@@ -4,7 +4,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Run } from '../lib/core/runner.js';
-import { hostAptSources, hostSuite } from '../lib/image-tools/sample.js';
+import { hostAptSources, hostSuite, sourcesFor } from '../lib/image-tools/sample.js';
+
+export { sourcesFor };
 
 export interface SourceTree {
   package: string;
@@ -30,32 +32,6 @@ export function toDebSrc(fileName: string, text: string): string {
     .filter((line) => /^\s*deb(-src)?\s/.test(line))
     .map((line) => line.replace(/^\s*deb(-src)?\s/, 'deb-src '))
     .join('\n');
-}
-
-/**
- * deb822 stanzas of `type` for `suite` on the mirrors the host uses for its own release (not
- * -security or -updates): another release's packages or sources with no mirror named here.
- */
-export function sourcesFor(suite: string, files: readonly string[], host: string, type: 'deb' | 'deb-src' = 'deb'): string {
-  const stanzas: string[] = [];
-  const stanza = (uri: string, signed: string | undefined) => `Types: ${type}\nURIs: ${uri}\nSuites: ${suite}\nComponents: main\n${signed ? `Signed-By: ${signed}\n` : ''}`;
-  for (const file of files) {
-    const text = fs.readFileSync(file, 'utf8');
-    if (file.endsWith('.sources')) {
-      for (const st of text.split(/\n\s*\n/)) {
-        const field = (k: string) => new RegExp(`^${k}:[ \\t]*(.*)$`, 'mi').exec(st)?.[1]?.trim();
-        if (!/^\s*Enabled:\s*no\s*$/im.test(st) && (field('Types') ?? '').split(/\s+/).includes('deb') && (field('Suites') ?? '').split(/\s+/).includes(host)) {
-          stanzas.push(stanza(field('URIs')!, field('Signed-By')));
-        }
-      }
-    } else {
-      for (const line of text.split('\n')) {
-        const m = /^\s*deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s/.exec(line);
-        if (m && m[3] === host) stanzas.push(stanza(m[2]!, /signed-by=(\S+?)[\s\]]/.exec(m[1] ?? '')?.[1]));
-      }
-    }
-  }
-  return stanzas.join('\n');
 }
 
 /** Pure: a source spec `PKG` or `PKG/SUITE` (another release's source, e.g. onnx/trixie) split. */

@@ -11,6 +11,9 @@ echo "== sample images (cached under /var/cache/imgbuild/samples)"
 node dist/imgbuild.mjs sample --arch aarch64 --table mbr
 node dist/imgbuild.mjs sample --arch armhf --table mbr
 node dist/imgbuild.mjs sample --arch aarch64 --table gpt
+# Two more releases: bullseye (Python 3.9, gcc 10, pip 20.3) and trixie (Python 3.13, gcc 14).
+node dist/imgbuild.mjs sample --arch armhf --table mbr --suite bullseye
+node dist/imgbuild.mjs sample --arch aarch64 --table mbr --suite trixie
 echo "== integration tests (root, real loops, mounts and qemu)"
 npx ava --serial --timeout=15m 'test/integration/**/*.ts'
 if [ -x scripts/vm-test.sh ]; then

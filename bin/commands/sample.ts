@@ -9,14 +9,15 @@ export function builder(y: Argv) {
   return y
     .option('arch', { type: 'string', default: 'aarch64', describe: 'aarch64 or armhf' })
     .option('table', { choices: ['mbr', 'gpt'] as const, default: 'mbr' as const })
+    .option('suite', { type: 'string', describe: 'the Debian release of the userland: bullseye (Python 3.9), bookworm (3.11), trixie (3.13); default the host\'s, from the host\'s own mirrors' })
     .option('fresh', { type: 'boolean', default: false, describe: 'rebuild even if cached' });
 }
 
-export async function handler(args: GlobalArgs & { arch: string; table: 'mbr' | 'gpt'; fresh: boolean }) {
+export async function handler(args: GlobalArgs & { arch: string; table: 'mbr' | 'gpt'; suite?: string; fresh: boolean }) {
   await runCli(args, async (ctx) => {
     const arch = parseArch(args.arch);
     if (!arch) throw new UsageError(`unknown arch ${args.arch}`, 'use aarch64 or armhf');
-    const image = await buildSample(ctx, { arch, table: args.table, fresh: args.fresh });
+    const image = await buildSample(ctx, { arch, table: args.table, fresh: args.fresh, ...(args.suite ? { suite: args.suite } : {}) });
     process.stdout.write(`${image}\n`);
   });
 }

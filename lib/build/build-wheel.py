@@ -32,6 +32,7 @@ LEGACY_REQUIRES = ['setuptools>=40.8.0']
 # The line imgbuild reads when build requirements cannot be met: JSON after it.
 UNMET = 'imgbuild-unmet-requirements: '
 CHECKED = 'imgbuild-checked-requirements: '
+FOUND = 'imgbuild-installed-distributions: '
 
 
 def say(message):
@@ -364,11 +365,20 @@ def main():
         found = unmet(sys.argv[2:], packaging_modules())
         print(CHECKED + json.dumps([{'requirement': m[0], 'installed': m[1], 'why': m[2]} for m in found]))
         return
+    if len(sys.argv) >= 2 and sys.argv[1] == '--where':
+        # Distributions the environment has: version and where their metadata lives (for dpkg -S).
+        found = {}
+        for name in sys.argv[2:]:
+            dist = installed_version(name)
+            if dist is not None:
+                found[name] = {'version': dist_version(dist), 'path': str(getattr(dist, '_path', '') or getattr(dist, 'egg_info', '') or '')}
+        print(FOUND + json.dumps(found))
+        return
     if len(sys.argv) == 4 and sys.argv[1] == '--unpack':
         unpack_here(sys.argv[2], os.path.abspath(sys.argv[3]))
         return
     if len(sys.argv) != 3:
-        raise SystemExit('usage: build-wheel.py WHEEL_DIR SOURCE | --unpack ARCHIVE DEST | --check REQ...')
+        raise SystemExit('usage: build-wheel.py WHEEL_DIR SOURCE | --unpack ARCHIVE DEST | --check REQ... | --where NAME...')
     wheel_dir = os.path.abspath(sys.argv[1])
     source = sys.argv[2]
     if not os.path.isdir(wheel_dir):

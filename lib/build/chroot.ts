@@ -13,6 +13,7 @@ import { openLog } from './output.js';
 import { chrootPipEnv, findLinksInner } from './pip-sources.js';
 import { defaultMemoryLimit, installBytes } from './plan.js';
 import type { BuildRun } from './run.js';
+import { checkEnvironmentNeeds, dependencyClosure, type EnvironmentNeed } from './needs.js';
 import { aptForMissingPins, checkPins } from './requirements.js';
 import { checked } from './step-error.js';
 import type { Exec } from './types.js';
@@ -37,8 +38,10 @@ export interface Chroot {
   shipped: Map<string, string[]>;
   /** The apt packages installed for the build, with the versions dpkg has. */
   aptVersions: Record<string, string>;
-  /** Library file names of each runtime= package (installed in the build layer; the board has them). */
+  /** Library file names of each runtime= package and what it depends on (installed in the build layer; the board has them). */
   runtimeLibs: Map<string, string[]>;
+  /** Needs the build environment met (TargetPlan.fromEnvironment), by name. */
+  envNeeds: Map<string, EnvironmentNeed>;
   /** The image's own root and the chroot's root (with the build layer), as the host sees them. */
   lowerRoot: string;
   buildRoot: string;
@@ -55,6 +58,7 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   if (req.persist) checkSpace(s.file('/'), installBytes(run.plan), 'the image');
   await bindFindLinks(run, s);
   const apt = await installApt(run, s, setupLog);
+  const envNeeds = await checkEnvironmentNeeds(run, chrootExec(ctx, s, {}), apt, setupLog);
   await limitMemory(run, s);
   // After apt: the binds must never be up while dpkg runs.
   const accel = await stage(ctx.emit, 'set up compiler acceleration', () => startAccel(ctx, s, req.accel ?? { mode: 'auto' }));
@@ -71,9 +75,9 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
     });
   }
   const shipped = new Map(supplied.map((w) => [normalizeName(w.name.distribution), sonamesOf(w.path)]));
-  const runtimeLibs = await runtimeLibraries(run, s, setupLog);
+  const runtimeLibs = await runtimeLibraries(s, [...run.plan.targets.flatMap((t) => t.runtimeApt ?? []), ...[...envNeeds.values()].flatMap((n) => n.aptPackage ?? [])], setupLog);
   const aptVersions = await installedVersions(s, apt);
-  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, runtimeLibs, aptVersions, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost };
+  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, runtimeLibs, envNeeds, aptVersions, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost };
 }
 
 // pip's cache lives in the workspace: never in the image (--persist), and reused within a run.
@@ -94,7 +98,7 @@ async function bindFindLinks(run: BuildRun, s: Session): Promise<void> {
 // The plan's apt packages and, offline, those that provide the pip requirements the image lacks; the packages installed.
 async function installApt(run: BuildRun, s: Session, log: string): Promise<string[]> {
   // Offline, the targets' pip requirements (a recipe's numpy, protobuf) come from the image's apt.
-  const pins = run.inputs.pip.offline ? [...new Set(run.plan.targets.flatMap((t) => t.pip))] : [];
+  const pins = run.inputs.pip.offline ? [...new Set(run.plan.targets.flatMap((t) => [...t.pip, ...(t.fromEnvironment ?? [])]))] : [];
   if (run.plan.apt.length === 0 && pins.length === 0) return [];
   // Before compiler acceleration is set up: apt runs with pip's env only.
   const exec = chrootExec(run.ctx, s, {});
@@ -111,7 +115,7 @@ async function installApt(run: BuildRun, s: Session, log: string): Promise<strin
       if ((await checkPins({ exec }, pins, log)).every((u) => u.installed !== null)) return [];
       await update();
       const found = await aptForMissingPins(exec, pins, log);
-      if (found.apt.length > 0) run.ctx.emit({ kind: 'info', message: `offline: ${found.missing.join(', ')} not in the image; installing ${found.apt.join(' ')} from its apt into the ${where}` });
+      if (found.apt.length > 0) run.ctx.emit({ kind: 'notice', message: `offline: ${found.missing.join(', ')} not in the image; installing ${found.apt.join(' ')} from its apt into the ${where}` });
       return found.apt.filter((p) => !run.plan.apt.includes(p));
     });
   }
@@ -131,13 +135,17 @@ async function installedVersions(s: Session, pkgs: string[]): Promise<Record<str
   return Object.fromEntries(r.stdout.split('\n').map((l) => l.trim().split(' ')).filter((f): f is [string, string] => f.length === 2 && !!f[1]));
 }
 
-// dpkg's file lists of the runtime= packages: the libraries in them count as the board's.
-async function runtimeLibraries(run: BuildRun, s: Session, log: string): Promise<Map<string, string[]>> {
-  const pkgs = [...new Set(run.plan.targets.flatMap((t) => t.runtimeApt ?? []))];
+// dpkg's file lists of the runtime packages and of every package they depend on: the libraries
+// in them count as the board's (a board with python3-torch has libtorch1.13 too).
+async function runtimeLibraries(s: Session, given: string[], log: string): Promise<Map<string, string[]>> {
+  const pkgs = [...new Set(given)];
   const libs = new Map<string, string[]>();
+  if (pkgs.length === 0) return libs;
+  const status = await s.exec(['dpkg-query', '-W', '-f', '${Package}\t${Depends}, ${Pre-Depends}\n'], { allowFailure: true, quiet: true });
   for (const pkg of pkgs) {
-    const r = await s.exec(['dpkg-query', '-L', pkg], { allowFailure: true, quiet: true });
-    await checked({ exitCode: r.exitCode, all: r.all }, { what: `dpkg-query -L ${pkg}`, log, hint: `runtime=${pkg} names a package the build layer does not have installed` });
+    const closure = dependencyClosure(status.stdout, [pkg]);
+    const r = await s.exec(['dpkg-query', '-L', ...closure], { allowFailure: true, quiet: true });
+    await checked({ exitCode: closure.includes(pkg) ? r.exitCode : 1, all: r.all }, { what: `dpkg-query -L ${pkg}`, log, hint: `runtime=${pkg} names a package the build layer does not have installed` });
     libs.set(pkg, [...new Set(r.stdout.split('\n').filter((f) => /\/lib[^/]*\.so(\.[\d.]+)?$/.test(f.trim())).map((f) => path.posix.basename(f.trim())))]);
   }
   return libs;

@@ -31,7 +31,7 @@ export async function buildTarget(run: BuildRun, chroot: Chroot, i: number): Pro
   }
   const t0 = performance.now();
   const built = await stage(run.ctx.emit, `build ${t.id}`, () => compile(run, chroot, t, log));
-  const provided = [...t.needs.flatMap((n) => chroot.shipped.get(normalizeName(n)) ?? []), ...(t.runtimeApt ?? []).flatMap((p) => chroot.runtimeLibs.get(p) ?? [])];
+  const provided = [...t.needs.flatMap((n) => chroot.shipped.get(normalizeName(n)) ?? []), ...runtimeApt(t, chroot).flatMap((p) => chroot.runtimeLibs.get(p) ?? [])];
   const mine: ManifestWheel[] = [];
   for (const file of built) mine.push(await shipWheel(run, chroot, t, file, { log, provided, t0 }));
   await storeInCache(run, t, built, mine);
@@ -99,7 +99,7 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
     accel: chroot.accelNote,
     seconds,
     log: o.log,
-    ...(t.runtimeApt?.length ? { runtimeApt: t.runtimeApt } : {}),
+    ...(runtimeApt(t, chroot).length ? { runtimeApt: runtimeApt(t, chroot) } : {}),
     ...(Object.keys(chroot.aptVersions).length ? { aptPackages: chroot.aptVersions } : {}),
     ...withReport(readBuildReport(run.dirs.build, t)),
     pipSources: run.inputs.pip,
@@ -119,6 +119,11 @@ async function installForLater(run: BuildRun, chroot: Chroot, i: number, files: 
     const inner = `/workspace/wheels/${path.basename(file)}`;
     await checked(await chroot.exec(['python3', '-m', 'pip', 'install', '--no-deps', '--no-index', '--force-reinstall', inner], { log }), { what: `pip install ${inner}`, log, target: t.id });
   }
+}
+
+// The board's Debian packages for this target: its runtime= ones and those that met its needs in this build.
+function runtimeApt(t: TargetPlan, chroot: Chroot): string[] {
+  return [...new Set([...(t.runtimeApt ?? []), ...(t.fromEnvironment ?? []).flatMap((n) => chroot.envNeeds.get(n)?.aptPackage ?? [])])];
 }
 
 function withReport(report: BuiltWith[] | undefined): { buildRequirements?: BuiltWith[] } {

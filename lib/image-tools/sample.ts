@@ -8,7 +8,7 @@ import { type Arch, archTable, needsEmulation } from '../core/arch.js';
 import { enableEmulation, hostBinfmtDir } from '../host/binfmt.js';
 import { makeUndoer } from '../host/undoers.js';
 import type { Context } from '../core/context.js';
-import { CommandError, PreconditionError } from '../core/errors.js';
+import { CommandError, PreconditionError, UsageError } from '../core/errors.js';
 import { stage } from '../core/events.js';
 import { Namespace } from '../host/namespace.js';
 import type { TableType } from '../parse/partitions.js';
@@ -19,6 +19,8 @@ import { MiB } from '../core/units.js';
 export interface SampleOptions {
   arch: Arch;
   table: TableType;
+  /** The Debian release of the userland (bullseye, bookworm, trixie); the host's by default. */
+  suite?: string;
   /** Rebuild even if cached. */
   fresh?: boolean;
 }
@@ -29,6 +31,32 @@ export function hostSuite(): string {
   const m = /^VERSION_CODENAME=(\S+)/m.exec(text);
   if (!m) throw new PreconditionError('cannot tell the host distribution release from /etc/os-release', 'sample images need a Debian or Ubuntu host');
   return m[1]!.replace(/"/g, '');
+}
+
+/**
+ * deb822 stanzas of `type` for `suite` on the mirrors the host uses for its own release (not
+ * -security or -updates): another release's packages or sources with no mirror named here.
+ */
+export function sourcesFor(suite: string, files: readonly string[], host: string, type: 'deb' | 'deb-src' = 'deb'): string {
+  const stanzas: string[] = [];
+  const stanza = (uri: string, signed: string | undefined) => `Types: ${type}\nURIs: ${uri}\nSuites: ${suite}\nComponents: main\n${signed ? `Signed-By: ${signed}\n` : ''}`;
+  for (const file of files) {
+    const text = fs.readFileSync(file, 'utf8');
+    if (file.endsWith('.sources')) {
+      for (const st of text.split(/\n\s*\n/)) {
+        const field = (k: string) => new RegExp(`^${k}:[ \\t]*(.*)$`, 'mi').exec(st)?.[1]?.trim();
+        if (!/^\s*Enabled:\s*no\s*$/im.test(st) && (field('Types') ?? '').split(/\s+/).includes('deb') && (field('Suites') ?? '').split(/\s+/).includes(host)) {
+          stanzas.push(stanza(field('URIs')!, field('Signed-By')));
+        }
+      }
+    } else {
+      for (const line of text.split('\n')) {
+        const m = /^\s*deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s/.exec(line);
+        if (m && m[3] === host) stanzas.push(stanza(m[2]!, /signed-by=(\S+?)[\s\]]/.exec(m[1] ?? '')?.[1]));
+      }
+    }
+  }
+  return stanzas.join('\n');
 }
 
 /** The host's enabled apt source files: mmdebstrap pastes them into the tree, so no mirror is named here. */
@@ -48,13 +76,14 @@ export function sampleKey(arch: Arch, suite: string): string {
   return `${arch}-${suite}-${h}`;
 }
 
-export function samplePath(ctx: Context, arch: Arch, table: TableType): string {
-  return path.join(ctx.cacheDir, 'samples', `${sampleKey(arch, hostSuite())}-${table}.img`);
+export function samplePath(ctx: Context, arch: Arch, table: TableType, suite = hostSuite()): string {
+  return path.join(ctx.cacheDir, 'samples', `${sampleKey(arch, suite)}-${table}.img`);
 }
 
 /** Build (or reuse) a sample image; returns its path. */
 export async function buildSample(ctx: Context, o: SampleOptions): Promise<string> {
-  const suite = hostSuite();
+  const suite = o.suite ?? hostSuite();
+  if (!/^[a-z][a-z0-9-]*$/.test(suite)) throw new UsageError(`--suite ${suite} is not a release codename`, 'e.g. --suite bullseye, bookworm or trixie');
   const key = sampleKey(o.arch, suite);
   const dir = path.join(ctx.cacheDir, 'samples');
   const image = path.join(dir, `${key}-${o.table}.img`);
@@ -87,10 +116,11 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string):
     ns = held;
     tx.defer('end the bootstrap namespace', () => held.close());
     if (needsEmulation(arch)) await enableEmulation(tx, await held.binfmtDir(), arch, journal.id);
-    let sources = hostAptSources();
     let dropped: string | undefined;
     let srcDir: string | undefined;
+    const scratch = () => (srcDir ??= fs.mkdtempSync(path.join(path.dirname(tmp), 'sources-')));
     try {
+      let sources = suite === hostSuite() ? hostAptSources() : otherRelease(suite, scratch());
       for (let attempt = 1; ; attempt++) {
         safeRemoveTree(tmp, [held.pid]);
         const args = [
@@ -116,7 +146,7 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string):
           // sample image after two tries, with a warning; the main suite never is.
           if (attempt >= 2 && failedSuite && failedSuite !== suite && !dropped) {
             dropped = failedSuite;
-            sources = withoutSuite(sources, failedSuite, (srcDir ??= fs.mkdtempSync(path.join(path.dirname(tmp), 'sources-'))));
+            sources = withoutSuite(sources, failedSuite, scratch());
             ctx.emit({ kind: 'warn', message: `the mirror keeps failing for ${failedSuite}; building the sample image without it` });
           } else {
             ctx.emit({ kind: 'warn', message: `mmdebstrap hit a transient mirror error (${/Mirror sync in progress|Hash Sum mismatch/i.exec(r.all)?.[0] ?? 'network'}), retrying in ${delay}s (${attempt}/${retryDelays.length})` });
@@ -148,6 +178,15 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string):
       safeRemoveTree(tmp);
     }
   }
+}
+
+// Another release than the host's: the host's mirrors for its own release with the suite changed, in a file of its own.
+function otherRelease(suite: string, dir: string): string[] {
+  const text = sourcesFor(suite, hostAptSources(), hostSuite());
+  if (!text) throw new PreconditionError(`no apt source of the host serves its own release ${hostSuite()}, so there is no mirror to ask for ${suite}`, 'add a Debian mirror to /etc/apt/sources.list.d');
+  const file = path.join(dir, `${suite}.sources`);
+  fs.writeFileSync(file, text);
+  return [file];
 }
 
 /** Copies of the host's source files without one suite (deb822 Suites: fields and one-line entries). */

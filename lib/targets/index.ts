@@ -46,10 +46,11 @@ export function normalizeName(name: string): string {
 
 /**
  * Plans in build order: every target after the targets it needs, otherwise in the order given.
- * `provided` names needs a --with-wheel supplies. Throws UsageError on a duplicate, a cycle or a
- * need nothing satisfies.
+ * `provided` names needs a --with-wheel supplies; a need nothing here provides is recorded in the
+ * plan's fromEnvironment. Throws UsageError on a duplicate or a cycle.
  */
-export function orderPlans(plans: TargetPlan[], provided: string[] = []): TargetPlan[] {
+export function orderPlans(given: TargetPlan[], provided: string[] = []): TargetPlan[] {
+  let plans = given;
   const byName = new Map<string, TargetPlan>();
   for (const plan of plans) {
     const key = normalizeName(plan.name);
@@ -61,6 +62,13 @@ export function orderPlans(plans: TargetPlan[], provided: string[] = []): Target
   for (const [key, plan] of byName) {
     if (supplied.has(key)) throw new UsageError(`${plan.name} is both built (${plan.id}) and supplied by --with-wheel`, `drop --target ${plan.id} or the --with-wheel for ${plan.name}`);
   }
+
+  // A need nothing here provides is left to the build environment (checked in the chroot).
+  for (const [key, plan] of byName) {
+    const missing = plan.needs.filter((n) => !supplied.has(normalizeName(n)) && !byName.has(normalizeName(n)));
+    if (missing.length > 0) byName.set(key, fromEnvironment(plan, missing));
+  }
+  plans = plans.map((p) => byName.get(normalizeName(p.name))!);
 
   const ordered: TargetPlan[] = [];
   const state = new Map<TargetPlan, 'visiting' | 'done'>();
@@ -74,10 +82,8 @@ export function orderPlans(plans: TargetPlan[], provided: string[] = []): Target
     state.set(plan, 'visiting');
     for (const need of plan.needs) {
       const key = normalizeName(need);
-      if (supplied.has(key)) continue;
-      const dep = byName.get(key);
-      if (!dep) throw unmetNeed(plan, need);
-      visit(dep, [...path, plan]);
+      if (supplied.has(key) || plan.fromEnvironment?.includes(need)) continue;
+      visit(byName.get(key)!, [...path, plan]);
     }
     state.set(plan, 'done');
     ordered.push(plan);
@@ -86,10 +92,16 @@ export function orderPlans(plans: TargetPlan[], provided: string[] = []): Target
   return ordered;
 }
 
-function unmetNeed(plan: TargetPlan, need: string): UsageError {
+function fromEnvironment(plan: TargetPlan, needs: string[]): TargetPlan {
+  const notes = needs.map((n) => `${n}: no target or --with-wheel provides it, so the build environment must (the image's, an apt= package's, or with --offline the image's apt); checked before anything is compiled`);
+  return { ...plan, fromEnvironment: needs, notes: [...plan.notes, ...notes] };
+}
+
+/** What to do about a need that neither a target, a --with-wheel nor the build environment provides. */
+export function needHint(plan: TargetPlan, need: string): string {
   const paired = plan.pairsWith[need]?.[0];
   const target = paired ? `${need}@${paired}` : recipes[need] ? need : `local:PATH (the ${need} project)`;
-  return new UsageError(`${plan.id} needs ${need}, which no target builds`, `add --target ${target} or --with-wheel PATH (a ${need} wheel)`);
+  return `add --target ${target}, --with-wheel PATH (a ${need} wheel), or apt=PKG for a Debian package that installs it (with --offline the image's apt is asked for python3-${need})`;
 }
 
 // "1.2.0a0+abc", "1.2.0+cpu", "1.2.0.post1" -> "1.2.0".

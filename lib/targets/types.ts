@@ -68,6 +68,11 @@ export interface TargetPlan {
   runtimeApt?: string[];
   /** Names of targets that must be built and installed first. */
   needs: string[];
+  /**
+   * Needs no target or --with-wheel provides (orderPlans fills it): met by the build environment,
+   * the image's own or an apt package's (torch from python3-torch), checked before anything compiles.
+   */
+  fromEnvironment?: string[];
   /** For each need, the versions this target is known to work with (see pairingWarnings). */
   pairsWith: Record<string, string[]>;
   /** Estimate of workspace space the build needs (source + build tree + wheel). */

@@ -24,9 +24,9 @@ export async function sample(arch: 'aarch64' | 'armhf', table: 'mbr' | 'gpt' = '
   return r.stdout.trim();
 }
 
-/** The same, synchronously: AVA wants tests declared synchronously. */
-export function sampleSync(arch: 'aarch64' | 'armhf', table: 'mbr' | 'gpt' = 'mbr'): string {
-  const r = execaSync('node', [cliPath, 'sample', '--arch', arch, '--table', table], { reject: false, all: true });
+/** The same, synchronously: AVA wants tests declared synchronously. Another release with `suite`. */
+export function sampleSync(arch: 'aarch64' | 'armhf', table: 'mbr' | 'gpt' = 'mbr', suite?: string): string {
+  const r = execaSync('node', [cliPath, 'sample', '--arch', arch, '--table', table, ...(suite ? ['--suite', suite] : [])], { reject: false, all: true });
   if (r.exitCode !== 0) throw new Error(`sample image: ${r.all}`);
   return String(r.stdout).trim();
 }

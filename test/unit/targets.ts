@@ -2,7 +2,7 @@ import test from 'ava';
 import { UsageError } from '../../lib/core/errors.js';
 import { parseTargetSpec } from '../../lib/targets/spec.js';
 import { pinBreaks } from '../../lib/targets/pins.js';
-import { cmakeForRelease, listRecipes, orderPlans, pairingWarnings, planTarget, recipes } from '../../lib/targets/index.js';
+import { cmakeForRelease, listRecipes, needHint, orderPlans, pairingWarnings, planTarget, recipes } from '../../lib/targets/index.js';
 import { guessProject } from '../../lib/targets/local.js';
 import { pairedTorch, pairedVision } from '../../lib/targets/torchvision.js';
 import type { PlanOptions, TargetPlan } from '../../lib/targets/types.js';
@@ -218,11 +218,12 @@ test('orderPlans: a --with-wheel may supply a need', (t) => {
   t.deepEqual(orderPlans([plan('torchvision@0.4.0')], ['torch']).map((p) => p.id), ['torchvision@0.4.0']);
 });
 
-test('orderPlans: an unmet need names the fix', (t) => {
-  const e = t.throws(() => orderPlans([plan('torchvision@0.4.0')]), { instanceOf: UsageError });
-  t.regex(e.message, /torchvision@0\.4\.0 needs torch/);
-  t.regex(e.hint ?? '', /--target torch@1\.2\.0/);
-  t.regex(e.hint ?? '', /--with-wheel PATH/);
+test('orderPlans: a need nothing here provides is left to the build environment, and the plan says so', (t) => {
+  const [p] = orderPlans([plan('torchvision@0.14.1')]);
+  t.deepEqual(p!.fromEnvironment, ['torch']);
+  t.true(p!.notes.some((n) => /^torch: no target or --with-wheel provides it, so the build environment must/.test(n)));
+  t.regex(needHint(p!, 'torch'), /--target torch@1\.13\.1, --with-wheel PATH \(a torch wheel\), or apt=PKG/);
+  t.is(orderPlans([plan('torchvision@0.14.1'), plan('torch@1.13.1')])[1]!.fromEnvironment, undefined);
 });
 
 test('orderPlans: cycles, duplicates and built-and-supplied are usage errors', (t) => {
