@@ -87,12 +87,13 @@ function chrootExec(ctx: Context, s: Session, env: Record<string, string>): Exec
   return (argv, o) => s.exec(argv, { env: { ...pipEnv, ...env, ...o.env }, cwd: o.cwd, logFile: o.log, onLine: (line) => ctx.emit({ kind: 'output', line }), group: true, allowFailure: true });
 }
 
-// --find-links directories, read-only at /workspace/.imgbuild/find-links/N for the session.
+// --find-links directories, read-only at /workspace/.imgbuild/find-links/N, and the targets' own
+// host directories (a vendor SDK: qnn_home=), read-only where each recipe wants it, for the session.
 async function bindFindLinks(run: BuildRun, s: Session): Promise<void> {
-  const dirs = run.inputs.pip.findLinks;
-  if (dirs.length === 0) return;
-  for (const [i] of dirs.entries()) fs.mkdirSync(path.join(run.dirs.build, findLinksInner(i).slice('/workspace/'.length)), { recursive: true });
-  await s.bindGroup({ binds: dirs.map((d, i) => ({ source: d, inner: findLinksInner(i) })), undo: 'unbind the --find-links directories', what: 'the --find-links directories', noun: '--find-links bind' });
+  const binds = [...run.inputs.pip.findLinks.map((d, i) => ({ source: d, inner: findLinksInner(i) })), ...run.plan.targets.flatMap((t) => t.binds ?? [])];
+  if (binds.length === 0) return;
+  for (const b of binds) fs.mkdirSync(path.join(run.dirs.build, b.inner.slice('/workspace/'.length)), { recursive: true });
+  await s.bindGroup({ binds, undo: 'unbind the --find-links and recipe directories', what: 'the --find-links and recipe directories', noun: 'read-only bind' });
 }
 
 // The plan's apt packages and, offline, those that provide the pip requirements the image lacks; the packages installed.

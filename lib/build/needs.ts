@@ -6,6 +6,7 @@ import { PreconditionError } from '../core/errors.js';
 import { needHint, type TargetPlan } from '../targets/index.js';
 import { wheelFrontend } from '../targets/local.js';
 import type { BuildRun } from './run.js';
+import { checked } from './step-error.js';
 import type { Exec } from './types.js';
 
 const foundMarker = 'imgbuild-installed-distributions: ';
@@ -43,14 +44,33 @@ export async function checkEnvironmentNeeds(run: BuildRun, exec: Exec, aptInstal
       if (!found[need]) throw new PreconditionError(`${t.id} needs ${need}: no target or --with-wheel provides it, and the build environment does not have it`, needHint(t, need));
     }
   }
+  const companions: string[] = [];
   for (const name of names) {
     const where = found[name]!;
     // "python3-torch: /usr/lib/python3/dist-packages/torch-1.13.0a0+git.egg-info" (the first owner, when several).
     const owner = where.path ? (await exec(['dpkg-query', '-S', where.path], { log })).stdout.split('\n')[0]?.split(':')[0]?.split(',')[0]?.trim() : undefined;
     out.set(name, { version: where.version, ...(owner && aptInstalled.includes(owner) ? { aptPackage: owner } : {}) });
+    if (owner) companions.push(...wanted.flatMap((t) => t.withDebianNeed?.[name] ?? []));
   }
+  await installCompanions(run, exec, [...new Set(companions)], log);
   for (const t of wanted) for (const w of pairingWarning(t, out)) run.ctx.emit({ kind: 'warn', message: w });
   return out;
+}
+
+// The packages a need from Debian wants beside it (libtorch-dev for python3-torch), when dpkg lacks them.
+async function installCompanions(run: BuildRun, exec: Exec, pkgs: string[], log: string): Promise<void> {
+  if (pkgs.length === 0) return;
+  const have = await exec(['dpkg-query', '-W', '-f', '${Package} ${db:Status-Abbrev}\\n', ...pkgs], { log });
+  const missing = pkgs.filter((p) => !new RegExp(`^${p.replace(/[.+]/g, '\\$&')} ii`, 'm').test(have.stdout));
+  if (missing.length === 0) return;
+  const env = { DEBIAN_FRONTEND: 'noninteractive' };
+  run.ctx.emit({ kind: 'notice', message: `the build environment's ${missing.length === 1 ? 'need comes' : 'needs come'} from Debian: installing ${missing.join(' ')} beside it` });
+  let r = await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...missing], { env, log });
+  if (r.exitCode !== 0) {
+    await exec(['apt-get', 'update'], { env, log });
+    r = await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...missing], { env, log });
+  }
+  await checked(r, { what: `apt-get install ${missing.join(' ')}`, log, hint: 'a package name may not exist in this release' });
 }
 
 // "1.13.0a0+git7c98e70" -> "1.13.0".

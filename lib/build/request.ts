@@ -37,8 +37,11 @@ export async function checkRequest(ctx: Context, req: BuildRequest): Promise<Inp
     return { path: p, name: parseWheelName(p) };
   });
 
-  // Unmet needs, cycles and duplicates are usage errors too: find them before the image is read.
+  // Cycles and duplicates are usage errors too: find them before the image is read.
   orderPlans(draft, wheels.map((w) => w.name.distribution));
+  for (const b of draft.flatMap((t) => (t.binds ?? []).map((x) => ({ ...x, id: t.id })))) {
+    if (!fs.existsSync(b.source) || !fs.statSync(b.source).isDirectory()) throw new PreconditionError(`${b.id}: ${b.what} ${b.source} is not a directory on this host`, 'give the directory where it is installed');
+  }
 
   const out = path.resolve(cwd, req.out);
   if (!req.dryRun) checkWritable(out, '--out');

@@ -47,6 +47,14 @@ const debianNames: Record<string, string[]> = {
   'flit-core': ['python3-flit-core', 'flit'],
   'meson-python': ['python3-mesonpy'],
   maturin: ['python3-maturin', 'maturin'],
+  pillow: ['python3-pil'],
+  pyyaml: ['python3-yaml'],
+  'python-dateutil': ['python3-dateutil'],
+  'opencv-python': ['python3-opencv'],
+  'scikit-learn': ['python3-sklearn'],
+  beautifulsoup4: ['python3-bs4'],
+  pyzmq: ['python3-zmq'],
+  torch: ['python3-torch'],
 };
 
 /** Pure: the Debian packages that may provide a Python distribution, most likely first. */

@@ -8,6 +8,7 @@ import { errorMessage, StepError, tailLines } from '../core/errors.js';
 import { checkpoint } from '../core/fault.js';
 import { resolveInRoot } from '../host/safe-path.js';
 import { readElfDynamic } from '../parse/elf.js';
+import { readZip } from '../parse/zip.js';
 import type { Session } from '../session/index.js';
 import type { TargetPlan } from '../targets/index.js';
 import { findLibrary, libraryDirs, verifyWheel, wheelElves, wheelModules, type WheelName, type WheelReport } from '../wheel/index.js';
@@ -61,7 +62,7 @@ export async function verify(
 ): Promise<WheelName> {
   checkpoint('build:verify');
   const report = verifyWheel(file, { rootHost: o.lowerRoot, arch: s.arch, python: o.python, provided: o.provided });
-  const problems = [...report.problems];
+  const problems = [...report.problems, ...missingMembers(file, t)];
   if (report.unresolved.length > 0) {
     const dirs = libraryDirs(o.buildRoot, s.arch);
     for (const u of report.unresolved) {
@@ -86,6 +87,13 @@ export async function verify(
 async function packageOf(s: Session, soname: string): Promise<string | undefined> {
   const r = await s.exec(['dpkg-query', '-S', `*/${soname}`], { allowFailure: true, quiet: true });
   return r.exitCode === 0 ? /^([^:,\s]+)/.exec(r.stdout)?.[1] : undefined;
+}
+
+// The members the recipe says its wheel must have (the QNN provider of an ep=qnn onnxruntime).
+function missingMembers(file: string, t: TargetPlan): string[] {
+  if (!t.wheelMembers?.length) return [];
+  const names = readZip(file).map((e) => e.name);
+  return t.wheelMembers.filter((m) => !names.some((n) => new RegExp(m.pattern).test(n))).map((m) => `it has no member matching ${m.pattern} (${m.why})`);
 }
 
 // Each module imported from a throwaway copy of the wheel in the chroot, in one process that

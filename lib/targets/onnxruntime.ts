@@ -31,9 +31,22 @@ export const onnxruntimeVersions: OrtRule[] = [
 
 const options = {
   ep: 'execution provider: cpu (default) or qnn (Qualcomm AI Engine Direct; aarch64 only)',
-  qnn_home: 'path of the QNN SDK (QAIRT) as seen inside the chroot; required with ep=qnn',
+  qnn_home: 'the QNN SDK (QAIRT) directory on the host, bound read-only into the chroot for the build; required with ep=qnn',
+  'build-arg': 'a flag passed on to build.sh, e.g. build-arg=--use_dnnl (repeat it for more; a flag with a value as --flag=value)',
   qnn_abi: 'the QNN SDK lib/ directory for the board with ep=qnn (default aarch64-oe-linux-gcc11.2; aarch64-ubuntu-gcc9.4 for Ubuntu boards)',
 };
+
+// Where the chroot sees qnn_home (bound read-only there for the build).
+const qnnInner = '/workspace/.imgbuild/qnn-sdk';
+
+// build-arg=FLAG, repeated (joined by commas): each one flag for build.sh.
+function buildArgs(value: string | undefined): string[] {
+  const args = value === undefined ? [] : value.split(',');
+  for (const a of args) {
+    if (!/^--?[A-Za-z0-9][A-Za-z0-9_-]*(=\S*)?$/.test(a)) throw new UsageError(`build-arg=${a} is not a build.sh flag`, 'give one flag per build-arg, e.g. build-arg=--use_dnnl or build-arg=--cmake_extra_defines=onnxruntime_USE_X=ON');
+  }
+  return args;
+}
 
 export const onnxruntime: Recipe<OrtRule> = {
   name: 'onnxruntime',
@@ -55,12 +68,18 @@ export const onnxruntime: Recipe<OrtRule> = {
     // build.py turns DEV_MODE (-Werror) on; a later -D wins, so newer compilers' warnings stay warnings.
     else defines.push('onnxruntime_DEV_MODE=OFF');
 
+    const binds: { source: string; inner: string; what: string }[] = [];
+    const members: { pattern: string; why: string }[] = [];
+    const extra = buildArgs(opts['build-arg']);
     let name = 'onnxruntime';
     if (ep === 'qnn') {
       if (o.arch !== 'aarch64') throw new UsageError(`onnxruntime ep=qnn builds for aarch64 only, this image is ${o.arch}`, 'use an aarch64 image, or build without ep=qnn');
       if (!rule.qnn) throw new UsageError(`onnxruntime ${version} is not known to build the QNN execution provider on Linux`, `use one of ${onnxruntimeVersions.filter((r) => r.qnn).flatMap((r) => r.versions).join(', ')}`);
       if (!opts.qnn_home) throw new UsageError('onnxruntime ep=qnn needs qnn_home=PATH', 'the QNN SDK (QAIRT) directory as seen inside the chroot, e.g. under /workspace');
-      flags.push('--use_qnn', '--qnn_home', opts.qnn_home);
+      if (!opts.qnn_home.startsWith('/')) throw new UsageError(`qnn_home=${opts.qnn_home} is not an absolute path`, 'give the QNN SDK directory on the host, e.g. qnn_home=/opt/qcom/aistack/qairt/2.31.0');
+      binds.push({ source: opts.qnn_home, inner: qnnInner, what: 'the QNN SDK (qnn_home=)' });
+      members.push({ pattern: '^onnxruntime/capi/libonnxruntime_providers_qnn\\.so$|^onnxruntime/capi/libQnn\\w+\\.so$', why: 'ep=qnn: the QNN execution provider' });
+      flags.push('--use_qnn', '--qnn_home', qnnInner);
       // Without QNN_ARCH_ABI, ORT's cmake takes any non-x86_64 Linux for aarch64-android (#24102).
       defines.push(`QNN_ARCH_ABI=${opts.qnn_abi ?? 'aarch64-oe-linux-gcc11.2'}`);
       name = 'onnxruntime_qnn';
@@ -82,9 +101,11 @@ export const onnxruntime: Recipe<OrtRule> = {
       apt: ['cmake'],
       pip: [...rule.pip, ...cmake.pip],
       env: jobsEnv(jobs),
-      commands: [['./build.sh', '--config', 'Release', '--build_shared_lib', '--build_wheel', '--parallel', jobs, '--skip_tests', ...flags, '--cmake_extra_defines', ...defines]],
+      commands: [['./build.sh', '--config', 'Release', '--build_shared_lib', '--build_wheel', '--parallel', jobs, '--skip_tests', ...flags, ...extra, '--cmake_extra_defines', ...defines]],
       wheelDir: 'build/Linux/Release/dist',
       importName: 'onnxruntime',
+      ...(binds.length ? { binds } : {}),
+      ...(members.length ? { wheelMembers: members } : {}),
       needs: [],
       pairsWith: {},
       diskBytes: 10 * GiB,

@@ -80,13 +80,13 @@ export interface TargetArg {
  * local:./b,needs=a,c reads as needs "a,c".
  */
 export function parseTargetArg(text: string, cwd: string = process.cwd()): TargetArg {
-  const m = /,(?=[A-Za-z_][A-Za-z0-9_]*=)/.exec(text);
+  const m = /,(?=[A-Za-z_][A-Za-z0-9_-]*=)/.exec(text);
   const specText = m ? text.slice(0, m.index) : text;
   const options: Record<string, string> = {};
   if (m) {
     let last: string | undefined;
     for (const part of text.slice(m.index + 1).split(',')) {
-      const kv = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(part);
+      const kv = /^([A-Za-z_][A-Za-z0-9_-]*)=(.*)$/.exec(part);
       if (kv) {
         last = kv[1]!;
         options[last] = options[last] !== undefined ? `${options[last]},${kv[2]!}` : kv[2]!;

@@ -140,10 +140,12 @@ export const torchvision: Recipe = {
       importName: 'torchvision',
       smokeTest: smokeTest(version),
       needs: ['torch'],
+      // torch/include of Debian's python3-torch links to /usr/include, which libtorch-dev fills.
+      withDebianNeed: { torch: ['libtorch-dev'] },
       pairsWith: { torch: [...(rule.pairs?.torch ?? [])] },
       diskBytes: 2 * GiB,
       memoryPerJobBytes: 1536 * 1024 * 1024,
-      notes: [`torchvision ${version} pairs with torch ${torchVersion}: install that torch first (--target torch@${torchVersion} or --with-wheel)`, ...(rule.notes ?? [])],
+      notes: [`torchvision ${version} pairs with torch ${torchVersion}: build it first (--target torch@${torchVersion}), give it (--with-wheel), or have it in the build environment (the image's, or Debian's python3-torch with libtorch-dev)`, ...(rule.notes ?? [])],
       warnings,
     };
   },

@@ -64,6 +64,10 @@ export interface TargetPlan {
    * unpacked on PYTHONPATH (after the import check, before any --test-command); it fails by raising.
    */
   smokeTest?: { what: string; python: string };
+  /** Host directories bound read-only into the chroot for the build (a vendor SDK that stays on the host). */
+  binds?: { source: string; inner: string; what: string }[];
+  /** Members the wheel must have (regular expressions over member names), and why: checked in verification. */
+  wheelMembers?: { pattern: string; why: string }[];
   /** Debian packages the board has installed (runtime=): their libraries count as the board's. */
   runtimeApt?: string[];
   /** Names of targets that must be built and installed first. */
@@ -73,6 +77,11 @@ export interface TargetPlan {
    * the image's own or an apt package's (torch from python3-torch), checked before anything compiles.
    */
   fromEnvironment?: string[];
+  /**
+   * Debian packages to install as well when a need is met by a Debian package, by need (Debian's
+   * python3-torch keeps its headers in libtorch-dev).
+   */
+  withDebianNeed?: Record<string, string[]>;
   /** For each need, the versions this target is known to work with (see pairingWarnings). */
   pairsWith: Record<string, string[]>;
   /** Estimate of workspace space the build needs (source + build tree + wheel). */

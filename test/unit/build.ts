@@ -9,6 +9,7 @@ import { type Manifest, type ManifestWheel, mergeManifest } from '../../lib/whee
 import { archiveTop, declaredName, declaredNameInArchive } from '../../lib/build/project-meta.js';
 import { createContext } from '../../lib/core/context.js';
 import { aptAvailable, aptCandidates, aptForMissingPins, parseUnmet, requirementName } from '../../lib/build/requirements.js';
+import { dependencyClosure, parseWhere } from '../../lib/build/needs.js';
 import { chrootPipEnv, hostPipArgs, parsePipConf, resolvePip } from '../../lib/build/pip-sources.js';
 import { gitCacheDir } from '../../lib/build/sources.js';
 import { PreconditionError, UsageError } from '../../lib/core/errors.js';
@@ -110,6 +111,8 @@ test('unmet build requirements: the front end\'s report, the names, and the Debi
   t.deepEqual(aptCandidates('setuptools_scm'), ['python3-setuptools-scm']);
   t.deepEqual(aptCandidates('flit_core'), ['python3-flit-core', 'flit'], 'bookworm has flit_core in flit');
   t.deepEqual(aptCandidates('flit.core'), ['python3-flit-core', 'flit']);
+  t.deepEqual(aptCandidates('Pillow'), ['python3-pil', 'python3-pillow'], 'torchvision\'s Pillow is Debian\'s python3-pil');
+  t.deepEqual(aptCandidates('PyYAML'), ['python3-yaml', 'python3-pyyaml']);
   const policy = 'cython3:\n  Installed: (none)\n  Candidate: 0.29.36-1\n  Version table:\n     0.29.36-1 500\npython3-cython:\n  Installed: (none)\n  Candidate: (none)\npython3-setuptools-scm:\n  Installed: 7.1.0-3\n  Candidate: 7.1.0-3\n';
   t.deepEqual([...aptAvailable(policy)].sort(), ['cython3', 'python3-setuptools-scm']);
 });
@@ -155,4 +158,20 @@ test('where pip looks: flags, else the host\'s PIP_* variables, else its pip.con
   fs.mkdirSync(path.join(dir, 'my wheels'));
   t.deepEqual(resolvePip({ findLinks: ['my wheels'] }, dir, {}, {}).findLinks, [path.join(dir, 'my wheels')], 'a flag\'s directory is taken whole, space and all');
   fs.rmSync(dir, { recursive: true });
+});
+
+test('the board\'s packages: a runtime package with everything installed it depends on (alternatives, versions and arch qualifiers read)', (t) => {
+  const status = [
+    'python3-torch\tlibtorch1.13 (= 1.13.1+dfsg-4), python3-numpy (>= 1:1.22.0), libc6 (>= 2.34), ',
+    'libtorch1.13\tlibblas3 | libblas.so.3, libgomp1 (>= 4.9), libc6 (>= 2.35), ',
+    'libblas3\tlibc6 (>= 2.29), ',
+    'libgomp1\tgcc-12-base (= 12.2.0-14), libc6 (>= 2.34), ',
+    'python3-numpy\tpython3:any, libc6 (>= 2.27), ',
+    'libc6\tlibgcc-s1, ',
+    'unrelated\tlibc6, ',
+  ].join('\n');
+  t.deepEqual(dependencyClosure(status, ['python3-torch']).sort(), ['libblas3', 'libc6', 'libgomp1', 'libtorch1.13', 'python3-numpy', 'python3-torch']);
+  t.deepEqual(dependencyClosure(status, ['not-installed']), ['not-installed'], 'a package dpkg does not have stays, so dpkg-query -L names it');
+  t.deepEqual(parseWhere('noise\nimgbuild-installed-distributions: {"torch": {"version": "1.13.0a0+gitunknown", "path": "/usr/lib/python3/dist-packages/torch-1.13.0a0+gitunknown.egg-info"}}\n'), { torch: { version: '1.13.0a0+gitunknown', path: '/usr/lib/python3/dist-packages/torch-1.13.0a0+gitunknown.egg-info' } });
+  t.deepEqual(parseWhere('imgbuild-installed-distributions: {broken'), {});
 });

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { UsageError } from '../../lib/core/errors.js';
-import { parseTargetSpec } from '../../lib/targets/spec.js';
+import { parseTargetArg, parseTargetSpec } from '../../lib/targets/spec.js';
 import { pinBreaks } from '../../lib/targets/pins.js';
 import { cmakeForRelease, listRecipes, needHint, orderPlans, pairingWarnings, planTarget, recipes } from '../../lib/targets/index.js';
 import { guessProject } from '../../lib/targets/local.js';
@@ -139,6 +139,14 @@ test('onnxruntime@1.11.0: build.sh flags, wheel dir, cmake from pip when apt\'s 
   t.true(plan('onnxruntime@1.11.0').pip.includes('cmake>=3.18,<4'), 'unknown apt cmake counts as too old');
 });
 
+test('onnxruntime build-arg=FLAG (repeatable) goes on to build.sh before the cmake defines; a non-flag is refused', (t) => {
+  const argv = plan('onnxruntime@1.16.3', { python: '3.11', recipeOptions: { 'build-arg': '--use_dnnl,--cmake_extra_defines=onnxruntime_USE_X=ON' } }).commands[0]!;
+  t.true(argv.indexOf('--use_dnnl') > 0 && argv.indexOf('--use_dnnl') < argv.indexOf('--cmake_extra_defines'));
+  t.true(argv.includes('--cmake_extra_defines=onnxruntime_USE_X=ON'));
+  t.throws(() => plan('onnxruntime@1.16.3', { python: '3.11', recipeOptions: { 'build-arg': 'use_dnnl' } }), { instanceOf: UsageError, message: /build-arg=use_dnnl is not a build\.sh flag/ });
+  t.deepEqual(parseTargetArg('onnxruntime@1.16.3,build-arg=--use_dnnl,build-arg=--x', '/').options, { 'build-arg': '--use_dnnl,--x' });
+});
+
 test('onnxruntime 1.15 and later run as root with --allow_running_as_root (earlier build.py rejects the flag)', (t) => {
   const argv = plan('onnxruntime@1.16.3', { python: '3.11', aptCmake: '3.25.1' }).commands[0]!;
   t.true(argv.includes('--allow_running_as_root'));
@@ -148,11 +156,14 @@ test('onnxruntime 1.15 and later run as root with --allow_running_as_root (earli
   t.true(plan('onnxruntime@1.16.3', { python: '3.11', aptCmake: '3.25.1' }).pip.includes('cmake>=3.26,<4'));
 });
 
-test('onnxruntime ep=qnn: onnxruntime_qnn on aarch64 only, needs qnn_home', (t) => {
-  const p = plan('onnxruntime@1.23.0', { python: '3.12', recipeOptions: { ep: 'qnn', qnn_home: '/workspace/qairt' } });
+test('onnxruntime ep=qnn: onnxruntime_qnn on aarch64 only, needs qnn_home (a host directory, bound read-only), its provider checked in the wheel', (t) => {
+  const p = plan('onnxruntime@1.23.0', { python: '3.12', recipeOptions: { ep: 'qnn', qnn_home: '/opt/qairt/2.31' } });
   const argv = p.commands[0]!;
   t.is(argv[argv.indexOf('--use_qnn') + 1], '--qnn_home');
-  t.is(argv[argv.indexOf('--qnn_home') + 1], '/workspace/qairt');
+  t.is(argv[argv.indexOf('--qnn_home') + 1], '/workspace/.imgbuild/qnn-sdk');
+  t.deepEqual(p.binds, [{ source: '/opt/qairt/2.31', inner: '/workspace/.imgbuild/qnn-sdk', what: 'the QNN SDK (qnn_home=)' }]);
+  t.true(new RegExp(p.wheelMembers![0]!.pattern).test('onnxruntime/capi/libonnxruntime_providers_qnn.so'));
+  t.throws(() => plan('onnxruntime@1.23.0', { python: '3.12', recipeOptions: { ep: 'qnn', qnn_home: 'qairt' } }), { instanceOf: UsageError, message: /not an absolute path/ });
   t.true(argv.includes('QNN_ARCH_ABI=aarch64-oe-linux-gcc11.2'), 'not aarch64-android, which ORT\'s cmake assumes for non-x86_64 Linux');
   t.is(p.name, 'onnxruntime_qnn');
   t.is(p.importName, 'onnxruntime');

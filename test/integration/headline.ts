@@ -1,0 +1,91 @@
+// The headline recipes built for real from Debian's upstream tarballs (onnx from trixie's source,
+// torchvision from bookworm's, on the image's own torch from Debian), and C extensions on two more
+// releases than the host's: bullseye armhf (Python 3.9, gcc 10, pip 20.3 in the hand-over path)
+// and trixie aarch64 (Python 3.13, gcc 14). Offline, wheel cache off, each wheel verified and
+// smoke-tested in the chroot.
+import fs from 'node:fs';
+import path from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import { readZip } from '../../lib/parse/zip.js';
+import { type HostContext, hostUnchanged, imgbuild, sampleSync, tmpdir } from '../helpers/cli.js';
+import { upstream } from '../helpers/upstream.js';
+
+process.env.IMGBUILD_WHEEL_CACHE = '0';
+
+const test = anyTest as TestFn<HostContext>;
+hostUnchanged(test);
+
+const bookworm = sampleSync('aarch64');
+const bullseye = sampleSync('armhf', 'mbr', 'bullseye');
+const trixie = sampleSync('aarch64', 'mbr', 'trixie');
+
+interface Wheel {
+  file: string;
+  name: string;
+  version: string;
+  runtimeApt?: string[];
+  aptPackages?: Record<string, string>;
+  buildRequirements?: { requirement: string; version: string | null; from: string; path?: string }[];
+}
+
+function wheelOf(out: string): Wheel {
+  const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { wheels: Wheel[] };
+  return m.wheels[0]!;
+}
+
+function logOf(out: string): string {
+  const logs = path.join(out, 'logs');
+  return fs.readdirSync(logs).map((f) => fs.readFileSync(path.join(logs, f), 'utf8')).join('\n');
+}
+
+test('onnx 1.17.0 from Debian\'s orig tarball for a bookworm aarch64 image, offline: built, verified, smoke-tested; protobuf is the board\'s (--runtime-apt)', async (t) => {
+  const src = await upstream('onnx/trixie');
+  const out = tmpdir();
+  const r = await imgbuild([bookworm, '--target', 'onnx@1.17.0', '--source', `onnx=${src.tarball}`, '--offline', '--runtime-apt', 'libprotobuf32', '--out', out]);
+  t.is(r.exitCode, 0, r.all);
+  const w = wheelOf(out);
+  t.is(w.file, 'onnx-1.17.0-cp311-cp311-linux_aarch64.whl');
+  t.deepEqual(w.runtimeApt, ['libprotobuf32']);
+  t.regex(r.stderr, /offline: numpy, protobuf not in the image; installing python3-numpy python3-protobuf from its apt/);
+  t.truthy(w.aptPackages?.['pybind11-dev'], 'pybind11 from apt: the tag tarball leaves third_party/pybind11 empty');
+  t.like(w.buildRequirements?.find((b) => b.requirement === 'cmake'), { from: 'program', path: '/usr/bin/cmake' });
+  t.true(readZip(path.join(out, w.file)).some((e) => /^onnx\/onnx_cpp2py_export\.cpython-311-aarch64-linux-gnu\.so$/.test(e.name)));
+  t.regex(logOf(out), /onnx smoke test: check_model accepted a MatMul\+Relu model, infer_shapes gave Y \[2, 4\], a malformed model was rejected/);
+});
+
+test('torchvision 0.14.1 from Debian\'s orig tarball on Debian\'s torch (offline: python3-torch and libtorch-dev from the image\'s apt): named 0.14.1, the pairing warned, nms and decode_png right', async (t) => {
+  const src = await upstream('pytorch-vision');
+  const out = tmpdir();
+  const r = await imgbuild([bookworm, '--target', 'torchvision@0.14.1', '--source', `torchvision=${src.tarball}`, '--offline', '--out', out]);
+  t.is(r.exitCode, 0, r.all);
+  const w = wheelOf(out);
+  t.is(w.file, 'torchvision-0.14.1-cp311-cp311-linux_aarch64.whl');
+  t.regex(r.stderr, /warning: torchvision@0\.14\.1 is made for torch 1\.13\.1, but the build environment has torch 1\.13\.0a0\S* \(from python3-torch\)/);
+  t.deepEqual(w.runtimeApt, ['python3-torch'], 'the torch that met the need is the board\'s to have');
+  t.regex(logOf(out), /torchvision smoke test: nms kept boxes 0 and 2, decode_png read a 2x1 PNG/);
+  t.true(readZip(path.join(out, w.file)).some((e) => /^torchvision\/_C\.so$/.test(e.name)));
+});
+
+test('a C extension on a bullseye armhf image (Python 3.9, gcc 10): no TOML parser there, so bullseye\'s pip 20.3 builds it; verified and imported', async (t) => {
+  const src = await upstream('markupsafe');
+  const out = tmpdir();
+  const r = await imgbuild([bullseye, '--target', `local:${src.tarball}`, '--offline', '--out', out]);
+  t.is(r.exitCode, 0, r.all);
+  const w = wheelOf(out);
+  t.is(w.file, `MarkupSafe-${src.version}-cp39-cp39-linux_armv7l.whl`);
+  t.regex(r.stderr, /bullseye/);
+  t.regex(logOf(out), /pip wheel --no-deps --no-build-isolation/);
+  t.true(readZip(path.join(out, w.file)).some((e) => /^markupsafe\/_speedups\.cpython-39-arm-linux-gnueabihf\.so$/.test(e.name)));
+  t.regex(logOf(out), /imported markupsafe from/);
+});
+
+test('a C extension on a trixie aarch64 image (Python 3.13, gcc 14): verified and imported', async (t) => {
+  const src = await upstream('markupsafe');
+  const out = tmpdir();
+  const r = await imgbuild([trixie, '--target', `local:${src.tarball}`, '--offline', '--out', out]);
+  t.is(r.exitCode, 0, r.all);
+  const w = wheelOf(out);
+  t.is(w.file, `MarkupSafe-${src.version}-cp313-cp313-linux_aarch64.whl`);
+  t.true(readZip(path.join(out, w.file)).some((e) => /^markupsafe\/_speedups\.cpython-313-aarch64-linux-gnu\.so$/.test(e.name)));
+  t.regex(logOf(out), /imported markupsafe from/);
+});
