@@ -10,5 +10,7 @@ const breaking: Record<string, string> = {
 
 /** Why a pin cannot be waived, or undefined when the build only prefers it (numpy<1.24: tests). */
 export function pinBreaks(pin: string): string | undefined {
-  return breaking[pin.replace(/\s+/g, '')];
+  const p = pin.replace(/\s+/g, '');
+  if (/^cmake>=/.test(p)) return `the project's CMakeLists asks for cmake ${/^cmake>=([\d.]+)/.exec(p)?.[1] ?? ''} or newer: an older one stops at configure`;
+  return breaking[p];
 }

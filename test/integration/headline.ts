@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
-import { readZip } from '../../lib/parse/zip.js';
+import { readEntry, readZip, type ZipEntry } from '../../lib/parse/zip.js';
 import { type HostContext, hostUnchanged, imgbuild, sampleSync, tmpdir } from '../helpers/cli.js';
 import { upstream } from '../helpers/upstream.js';
 
@@ -31,6 +31,10 @@ interface Wheel {
 function wheelOf(out: string): Wheel {
   const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { wheels: Wheel[] };
   return m.wheels[0]!;
+}
+
+function readEntryText(file: string, e: ZipEntry): string {
+  return readEntry(file, e).toString('utf8');
 }
 
 function logOf(out: string): string {
@@ -88,4 +92,34 @@ test('a C extension on a trixie aarch64 image (Python 3.13, gcc 14): verified an
   t.is(w.file, `MarkupSafe-${src.version}-cp313-cp313-linux_aarch64.whl`);
   t.true(readZip(path.join(out, w.file)).some((e) => /^markupsafe\/_speedups\.cpython-313-aarch64-linux-gnu\.so$/.test(e.name)));
   t.regex(logOf(out), /imported markupsafe from/);
+});
+
+// onnxruntime's pipeline with a stand-in source that has the real entry point (build.sh) and puts
+// its wheel where the real one does: the recipe's flags, the QNN SDK bound read-only from the
+// host, the provider library required in the wheel, verification and the manifest, for real.
+test('onnxruntime@1.23.0,ep=qnn on a trixie aarch64 image, a stand-in build.sh: its flags, qnn_home bound read-only from the host, build-arg passed on; the wheel has the QNN provider and is verified', async (t) => {
+  const sdk = tmpdir();
+  fs.writeFileSync(path.join(sdk, 'sdk.yaml'), 'version: 2.31.0 (stand-in)\n');
+  const out = tmpdir();
+  const r = await imgbuild([trixie, '--target', `onnxruntime@1.23.0,ep=qnn,qnn_home=${sdk},build-arg=--use_dnnl`, '--source', `onnxruntime=${path.resolve('test/fixtures/standin/onnxruntime')}`, '--offline', '--jobs', '2', '--out', out]);
+  t.is(r.exitCode, 0, r.all);
+  const w = wheelOf(out);
+  t.is(w.file, 'onnxruntime_qnn-1.23.0-cp313-cp313-linux_aarch64.whl');
+  const members = readZip(path.join(out, w.file));
+  t.true(members.some((e) => e.name === 'onnxruntime/capi/libonnxruntime_providers_qnn.so'));
+  const zipText = (name: string) => {
+    const e = members.find((m) => m.name === name)!;
+    return readEntryText(path.join(out, w.file), e);
+  };
+  t.is(zipText('onnxruntime/capi/qnn-sdk.txt'), 'version: 2.31.0 (stand-in)\n', 'the SDK was read from the host directory');
+  const args = JSON.parse(zipText('onnxruntime/capi/build-args.json')) as { argv: string[]; env: Record<string, string> };
+  t.deepEqual(args.argv.slice(0, 8), ['--config', 'Release', '--build_shared_lib', '--build_wheel', '--parallel', '2', '--skip_tests', '--allow_running_as_root']);
+  for (const a of ['--compile_no_warning_as_error', '--use_qnn', '--use_dnnl', 'onnxruntime_BUILD_UNIT_TESTS=OFF', 'QNN_ARCH_ABI=aarch64-oe-linux-gcc11.2']) t.true(args.argv.includes(a), a);
+  t.is(args.argv[args.argv.indexOf('--qnn_home') + 1], '/workspace/.imgbuild/qnn-sdk');
+  t.is(args.env.MAX_JOBS, '2');
+  t.deepEqual(fs.readdirSync(sdk), ['sdk.yaml'], 'nothing was written into the SDK');
+
+  const missing = await imgbuild([trixie, '--target', 'onnxruntime@1.23.0,ep=qnn,qnn_home=/nonexistent/qairt', '--source', `onnxruntime=${path.resolve('test/fixtures/standin/onnxruntime')}`, '--offline', '--out', tmpdir()]);
+  t.is(missing.exitCode, 3, missing.all);
+  t.regex(missing.stderr, /onnxruntime@1\.23\.0: the QNN SDK \(qnn_home=\) \/nonexistent\/qairt is not a directory on this host/);
 });

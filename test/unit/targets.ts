@@ -320,6 +320,7 @@ test('options every target takes: apt=, env=, config=, pip=, runtime=, applied a
 test('offline, only the pins a build cannot do without stay hard; the rest are preferences', (t) => {
   t.regex(pinBreaks('setuptools<60')!, /distutils/);
   t.regex(pinBreaks('numpy < 2')!, /C ABI/);
+  t.regex(pinBreaks('cmake>=3.26,<4')!, /asks for cmake 3\.26 or newer/);
   t.is(pinBreaks('numpy<1.24'), undefined, 'onnx 1.12 and torch pin it for their tests, not their build');
   t.is(pinBreaks('protobuf<4'), undefined);
 });
