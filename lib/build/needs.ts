@@ -48,7 +48,7 @@ export async function checkEnvironmentNeeds(run: BuildRun, exec: Exec, aptInstal
   for (const name of names) {
     const where = found[name]!;
     // "python3-torch: /usr/lib/python3/dist-packages/torch-1.13.0a0+git.egg-info" (the first owner, when several).
-    const owner = where.path ? (await exec(['dpkg-query', '-S', where.path], { log })).stdout.split('\n')[0]?.split(':')[0]?.split(',')[0]?.trim() : undefined;
+    const owner = where.path ? ownerOf((await exec(['dpkg-query', '-S', where.path], { log })).all, where.path) : undefined;
     out.set(name, { version: where.version, ...(owner && aptInstalled.includes(owner) ? { aptPackage: owner } : {}) });
     if (owner) companions.push(...wanted.flatMap((t) => t.withDebianNeed?.[name] ?? []));
   }
@@ -61,7 +61,7 @@ export async function checkEnvironmentNeeds(run: BuildRun, exec: Exec, aptInstal
 async function installCompanions(run: BuildRun, exec: Exec, pkgs: string[], log: string): Promise<void> {
   if (pkgs.length === 0) return;
   const have = await exec(['dpkg-query', '-W', '-f', '${Package} ${db:Status-Abbrev}\\n', ...pkgs], { log });
-  const missing = pkgs.filter((p) => !new RegExp(`^${p.replace(/[.+]/g, '\\$&')} ii`, 'm').test(have.stdout));
+  const missing = pkgs.filter((p) => !new RegExp(`^${p.replace(/[.+]/g, '\\$&')} ii`, 'm').test(have.all));
   if (missing.length === 0) return;
   const env = { DEBIAN_FRONTEND: 'noninteractive' };
   run.ctx.emit({ kind: 'notice', message: `the build environment's ${missing.length === 1 ? 'need comes' : 'needs come'} from Debian: installing ${missing.join(' ')} beside it` });
@@ -71,6 +71,12 @@ async function installCompanions(run: BuildRun, exec: Exec, pkgs: string[], log:
     r = await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...missing], { env, log });
   }
   await checked(r, { what: `apt-get install ${missing.join(' ')}`, log, hint: 'a package name may not exist in this release' });
+}
+
+/** Pure: the package dpkg-query -S names for `file` (the first, when several own it), in output that may hold other lines. */
+export function ownerOf(output: string, file: string): string | undefined {
+  const line = output.split('\n').find((l) => l.endsWith(`: ${file}`) && !l.startsWith('diversion '));
+  return line?.slice(0, line.length - file.length - 2).split(',')[0]?.trim() || undefined;
 }
 
 // "1.13.0a0+git7c98e70" -> "1.13.0".

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
+import { execa } from 'execa';
 import { readEntry, readZip, type ZipEntry } from '../../lib/parse/zip.js';
 import { type HostContext, hostUnchanged, imgbuild, sampleSync, tmpdir } from '../helpers/cli.js';
 import { upstream } from '../helpers/upstream.js';
@@ -70,16 +71,21 @@ test('torchvision 0.14.1 from Debian\'s orig tarball on Debian\'s torch (offline
   t.true(readZip(path.join(out, w.file)).some((e) => /^torchvision\/_C\.so$/.test(e.name)));
 });
 
-test('a C extension on a bullseye armhf image (Python 3.9, gcc 10): no TOML parser there, so bullseye\'s pip 20.3 builds it; verified and imported', async (t) => {
+test('a C extension on a bullseye armhf image (Python 3.9, gcc 10), and a build requirement bullseye\'s pip 20.3 installs from a --find-links wheelhouse: verified and imported', async (t) => {
   const src = await upstream('markupsafe');
+  const house = tmpdir();
+  const made = await execa('python3', [path.resolve('lib/build/build-wheel.py'), house, path.resolve('test/fixtures/py/intree-backend')], { reject: false, all: true });
+  t.is(made.exitCode, 0, made.all);
   const out = tmpdir();
-  const r = await imgbuild([bullseye, '--target', `local:${src.tarball}`, '--offline', '--out', out]);
+  const r = await imgbuild([bullseye, '--target', `local:${src.tarball}`, '--target', `local:${path.resolve('test/fixtures/py/needs-intree')}`, '--offline', '--find-links', house, '--out', out]);
   t.is(r.exitCode, 0, r.all);
-  const w = wheelOf(out);
-  t.is(w.file, `MarkupSafe-${src.version}-cp39-cp39-linux_armv7l.whl`);
-  t.regex(r.stderr, /bullseye/);
-  t.regex(logOf(out), /pip wheel --no-deps --no-build-isolation/);
-  t.true(readZip(path.join(out, w.file)).some((e) => /^markupsafe\/_speedups\.cpython-39-arm-linux-gnueabihf\.so$/.test(e.name)));
+  const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { wheels: Wheel[] };
+  const [ms, needs] = m.wheels;
+  t.is(ms?.file, `MarkupSafe-${src.version}-cp39-cp39-linux_armv7l.whl`);
+  t.regex(r.stderr, /Debian GNU\/Linux 11 \(bullseye\) \(cp39-cp39-linux_armv7l\)/);
+  t.true(readZip(path.join(out, ms!.file)).some((e) => /^markupsafe\/_speedups\.cpython-39-arm-linux-gnueabihf\.so$/.test(e.name)));
+  t.like(needs?.buildRequirements?.find((b) => b.requirement === 'intree>=1.0'), { version: '1.0', from: 'workspace' });
+  t.regex(logOf(out), /pip 20\.3|Successfully installed intree-1\.0/);
   t.regex(logOf(out), /imported markupsafe from/);
 });
 

@@ -9,7 +9,7 @@ import { type Manifest, type ManifestWheel, mergeManifest } from '../../lib/whee
 import { archiveTop, declaredName, declaredNameInArchive } from '../../lib/build/project-meta.js';
 import { createContext } from '../../lib/core/context.js';
 import { aptAvailable, aptCandidates, aptForMissingPins, parseUnmet, requirementName } from '../../lib/build/requirements.js';
-import { dependencyClosure, parseWhere } from '../../lib/build/needs.js';
+import { dependencyClosure, ownerOf, parseWhere } from '../../lib/build/needs.js';
 import { chrootPipEnv, hostPipArgs, parsePipConf, resolvePip } from '../../lib/build/pip-sources.js';
 import { gitCacheDir } from '../../lib/build/sources.js';
 import { PreconditionError, UsageError } from '../../lib/core/errors.js';
@@ -174,4 +174,11 @@ test('the board\'s packages: a runtime package with everything installed it depe
   t.deepEqual(dependencyClosure(status, ['not-installed']), ['not-installed'], 'a package dpkg does not have stays, so dpkg-query -L names it');
   t.deepEqual(parseWhere('noise\nimgbuild-installed-distributions: {"torch": {"version": "1.13.0a0+gitunknown", "path": "/usr/lib/python3/dist-packages/torch-1.13.0a0+gitunknown.egg-info"}}\n'), { torch: { version: '1.13.0a0+gitunknown', path: '/usr/lib/python3/dist-packages/torch-1.13.0a0+gitunknown.egg-info' } });
   t.deepEqual(parseWhere('imgbuild-installed-distributions: {broken'), {});
+});
+
+test('the package that owns a distribution, from dpkg-query -S among other output', (t) => {
+  const file = '/usr/lib/python3/dist-packages/torch-1.13.0a0+gitunknown.egg-info';
+  t.is(ownerOf(`noise\npython3-torch: ${file}\n`, file), 'python3-torch');
+  t.is(ownerOf(`python3-a, python3-b: ${file}`, file), 'python3-a');
+  t.is(ownerOf(`dpkg-query: no path found matching pattern ${file}`, file), undefined);
 });

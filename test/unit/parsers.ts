@@ -1,7 +1,8 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { entryMatches, parseBinfmtEntry, registrationLine } from '../../lib/host/binfmt.js';
+import { entryMatches, findUsableEntry, parseBinfmtEntry, registrationLine } from '../../lib/host/binfmt.js';
 import { archTable, binfmtMagic, parseArch } from '../../lib/core/arch.js';
 import { elfArch, readElfHeader } from '../../lib/parse/elf.js';
 import { parseKpartxAdd } from '../../lib/host/dm.js';
@@ -89,6 +90,18 @@ test('binfmt entries: parse, match the arch header, and registration strings hav
   t.is(ours[4], debian[4]);
   t.is(ours[5], debian[5]);
   t.is(ours.at(-1), 'F');
+});
+
+test('binfmt: a host entry with the F flag is reused, another imgbuild run\'s never (it goes when that run ends)', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-binfmt-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const qemu = process.execPath; // any file that exists stands for the interpreter
+  fs.writeFileSync(path.join(dir, 'status'), 'enabled\n');
+  const entry = fixture('binfmt-qemu-arm.txt').toString().replace('/usr/bin/qemu-arm-static', qemu);
+  fs.writeFileSync(path.join(dir, 'imgbuild-arm-abc123'), entry);
+  t.regex(findUsableEntry(dir, 'armhf').reason ?? '', /no binfmt_misc entry for armhf/);
+  fs.writeFileSync(path.join(dir, 'qemu-arm'), entry);
+  t.is(findUsableEntry(dir, 'armhf').entry?.name, 'qemu-arm');
 });
 
 test('ELF headers name the userland arch, armhf by its hard-float flag', (t) => {
