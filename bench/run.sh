@@ -76,4 +76,6 @@ if ! command -v "$triplet-gcc-$major" >/dev/null 2>&1 || ! command -v "$triplet-
   apt_install "gcc-$major-$triplet" "g++-$major-$triplet"
 fi
 
+# The project runs on Node >= 22.12 (setup-host put one under /opt/imgbuild/node when the system has an older one).
+. scripts/node-env.sh
 exec node dist/bench/main.js "${args[@]}"
