@@ -27,7 +27,7 @@ export function wrapCompiler(tree: AccelTree, decision: Accelerated): void {
   const { image, host } = decision;
   const imgDir = `/usr/lib/gcc/${image.triple}/${image.dir}`;
   for (const exe of gccExecutables) {
-    if (fs.existsSync(path.join(host.gccDir, exe))) tree.over(`${imgDir}/${exe}`, `${accelRoot}/gcc-cross/${exe}`);
+    if (fs.existsSync(path.join(host.gccDir, exe))) tree.over(`${image.execDir}/${exe}`, `${accelRoot}/gcc-cross/${exe}`);
   }
   // The linker plugin is loaded by the (now native) linker: the host's own .so goes over it.
   const plugin = resolveInRoot(tree.rootHost, `${imgDir}/liblto_plugin.so`);
@@ -78,7 +78,7 @@ export function imageGccPaths(tree: AccelTree, decision: Accelerated): Record<st
     tree.binds.push({ source: tree.nsRoot(imgDir), inner: `${accelRoot}/gcc/${t}/${host.major}`, recursive: true });
     execPrefix = `${accelRoot}/gcc/`;
     for (const exe of gccExecutables) {
-      if (tree.wraps(`${imgDir}/${exe}`)) tree.map.push(`${accelRoot}/gcc/${t}/${host.major}/${exe}\t${accelRoot}/gcc-cross/${exe}\t-`);
+      if (tree.wraps(`${image.execDir}/${exe}`)) tree.map.push(`${accelRoot}/gcc/${t}/${host.major}/${exe}\t${accelRoot}/gcc-cross/${exe}\t-`);
     }
   }
   const env: Record<string, string> = { GCC_EXEC_PREFIX: execPrefix };

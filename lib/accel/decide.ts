@@ -80,7 +80,7 @@ export function decideAccel(req: AccelRequest, arch: Arch, rootHost: string, hos
   };
   if (!needsEmulation(arch)) return { kind: 'none', reason: `the image (${arch}) runs natively: nothing to accelerate` };
   const image = imageGcc(rootHost, arch);
-  if (!image) return fail('the image has no gcc (/usr/lib/gcc/*/*/cc1)', 'install gcc in the image, or let the build install it');
+  if (!image) return fail('the image has no gcc (no cc1 in /usr/lib/gcc/*/* or /usr/libexec/gcc/*/*)', 'install gcc in the image, or let the build install it');
   const triple = archTable[arch].triplet;
   const versions = hostCrossVersions(arch, hostRoot);
   const pkgs = (v: string) => `gcc-${v}-${triple} g++-${v}-${triple}`;

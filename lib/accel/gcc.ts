@@ -10,6 +10,8 @@ export interface ImageGcc {
   triple: string;
   /** The directory name under /usr/lib/gcc/TRIPLE (Debian: "12"; others: "12.2.0"). */
   dir: string;
+  /** Where cc1 and the other gcc executables are: /usr/lib/gcc/TRIPLE/DIR, or /usr/libexec/gcc/TRIPLE/DIR (Debian 13). */
+  execDir: string;
   major: string;
   /** Drivers and tools that resolve to files of this gcc (resolved paths, no symlinks). */
   hasCxx: boolean;
@@ -28,9 +30,9 @@ export function imageGcc(rootHost: string, arch: Arch): ImageGcc | undefined {
   }
   for (const triple of triples) {
     for (const dir of safeList(path.join(base, triple))) {
-      const cc1 = resolveInRoot(rootHost, `/usr/lib/gcc/${triple}/${dir}/cc1`);
-      if (cc1.type !== 'file') continue;
-      found.push({ triple, dir, major: dir.split('.')[0]!, hasCxx: resolveInRoot(rootHost, `/usr/lib/gcc/${triple}/${dir}/cc1plus`).type === 'file' });
+      const execDir = [`/usr/lib/gcc/${triple}/${dir}`, `/usr/libexec/gcc/${triple}/${dir}`].find((d) => resolveInRoot(rootHost, `${d}/cc1`).type === 'file');
+      if (!execDir) continue;
+      found.push({ triple, dir, execDir, major: dir.split('.')[0]!, hasCxx: resolveInRoot(rootHost, `${execDir}/cc1plus`).type === 'file' });
     }
   }
   if (found.length <= 1) return found[0];

@@ -62,9 +62,11 @@ function checkSources(ctx: Context, given: string[], draft: TargetPlan[], cwd: s
   for (const s of given) {
     const m = /^([^=]+)=(.+)$/.exec(s);
     if (!m) throw new UsageError(`--source ${s} is not NAME=PATH`, 'e.g. --source torch=/src/pytorch');
-    const name = normalizeName(m[1]!.trim());
-    const target = draft.find((p) => normalizeName(p.name) === name);
+    const given = normalizeName(m[1]!.trim());
+    // By the target's name, or by its recipe's (onnxruntime for the onnxruntime_qnn that ep=qnn builds).
+    const target = draft.find((p) => normalizeName(p.name) === given) ?? draft.find((p) => normalizeName(p.id.split('@')[0]!) === given);
     if (!target) throw new UsageError(`--source ${m[1]}: no target called ${m[1]}`, `targets: ${draft.map((p) => p.name).join(', ')}`);
+    const name = normalizeName(target.name);
     const p = path.resolve(cwd, m[2]!);
     checkProjectPath(p, `--source ${m[1]}`);
     if (sources.has(name)) throw new UsageError(`--source ${m[1]} given twice`);

@@ -95,7 +95,7 @@ test('a C extension on a trixie aarch64 image (Python 3.13, gcc 14): verified an
   const r = await imgbuild([trixie, '--target', `local:${src.tarball}`, '--offline', '--out', out]);
   t.is(r.exitCode, 0, r.all);
   const w = wheelOf(out);
-  t.is(w.file, `MarkupSafe-${src.version}-cp313-cp313-linux_aarch64.whl`);
+  t.regex(w.file, new RegExp(`^markupsafe-${src.version.replace(/\./g, "\\.")}-cp313-cp313-linux_aarch64\\.whl$`, "i"), "trixie's setuptools writes the normalized name");
   t.true(readZip(path.join(out, w.file)).some((e) => /^markupsafe\/_speedups\.cpython-313-aarch64-linux-gnu\.so$/.test(e.name)));
   t.regex(logOf(out), /imported markupsafe from/);
 });

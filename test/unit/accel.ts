@@ -47,6 +47,9 @@ test('the image gcc is found from its files; several versions: the one /usr/bin/
   t.is(imageGcc(two, 'aarch64')?.major, '11');
   t.is(imageGcc(tree({ 'etc/os-release': '' }), 'aarch64'), undefined);
   t.is(imageGcc(imageWith('12'), 'armhf'), undefined, 'an aarch64 gcc is not an armhf one');
+  // Debian 13 keeps cc1 under /usr/libexec/gcc, the crt files and libraries under /usr/lib/gcc.
+  const trixie = tree({ 'usr/lib/gcc/aarch64-linux-gnu/14/crtbegin.o': '', 'usr/libexec/gcc/aarch64-linux-gnu/14/cc1': '', 'usr/libexec/gcc/aarch64-linux-gnu/14/cc1plus': '' });
+  t.like(imageGcc(trixie, 'aarch64'), { dir: '14', major: '14', execDir: '/usr/libexec/gcc/aarch64-linux-gnu/14', hasCxx: true });
 });
 
 test('host cross versions: only complete ones (cc1 and the driver), newest first', (t) => {
