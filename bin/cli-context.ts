@@ -5,6 +5,7 @@ import { createReporter, loadSpinner } from './reporter.js';
 
 export interface GlobalArgs {
   verbose?: boolean;
+  quiet?: boolean;
   json?: boolean;
   'state-dir'?: string;
   'cache-dir'?: string;
@@ -27,7 +28,8 @@ export async function runCli(args: GlobalArgs, fn: (ctx: Context) => Promise<num
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
 
   const tty = !!process.stderr.isTTY && (process.stderr.columns ?? 0) > 0;
-  const emit = createReporter({ verbose: !!args.verbose, quiet: !!args.json, tty, spinner: await loadSpinner(tty, !!args.verbose) });
+  const quiet = !!args.json || !!args.quiet;
+  const emit = createReporter({ verbose: !!args.verbose, quiet, tty, spinner: quiet ? undefined : await loadSpinner(tty, !!args.verbose) });
   const ctx = createContext({ emit, signal: controller.signal, stateDir: args['state-dir'], cacheDir: args['cache-dir'] });
   let code: number;
   try {

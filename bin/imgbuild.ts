@@ -15,6 +15,7 @@ import * as sample from './commands/sample.js';
 import * as shell from './commands/shell.js';
 import * as targets from './commands/targets.js';
 import * as umount from './commands/umount.js';
+import { packageVersion } from '../lib/index.js';
 import { mistypedVerb } from './verbs.js';
 
 const verbs = ['build', 'targets', 'inspect', 'run', 'shell', 'mount', 'umount', 'grow', 'recover', 'doctor', 'cache', 'sample', 'faults', 'completion'];
@@ -26,8 +27,11 @@ if (typo) {
 
 const cli = yargs(hideBin(process.argv))
   .scriptName('imgbuild')
+  // yargs would read the package.json nearest the current directory: a user's project's version.
+  .version(packageVersion())
   .parserConfiguration({ 'populate--': true, 'unknown-options-as-args': false })
   .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every command' })
+  .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only warnings, errors and results (no progress)' })
   .option('state-dir', { type: 'string', hidden: true })
   .option('cache-dir', { type: 'string', describe: 'where sample images, sources and caches live (default /var/cache/imgbuild)' })
   .command(buildCmd)

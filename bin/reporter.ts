@@ -19,6 +19,11 @@ export async function loadSpinner(tty: boolean, verbose: boolean): Promise<Repor
   return tty && !verbose ? (await import('ora')).default : undefined;
 }
 
+/** NO_COLOR set and not empty (no-color.org): no colour on the terminal either. */
+export function noColor(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env.NO_COLOR ?? '') !== '';
+}
+
 export function elapsed(ms: number): string {
   const s = Math.floor(ms / 1000);
   return s < 60 ? `${(ms / 1000).toFixed(1)}s` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
@@ -52,7 +57,7 @@ export function createReporter(o: ReporterOptions): (e: ImgbuildEvent) => void {
           endCurrent();
           current = { name: e.name, t0: performance.now(), last: '' };
           if (o.tty && !o.verbose && o.spinner) {
-            spinner = o.spinner({ text: e.name, stream }).start();
+            spinner = o.spinner({ text: e.name, stream, ...(noColor() ? { color: false } : {}) }).start();
             current.timer = setInterval(render, 1000);
           } else {
             line(`imgbuild: ${e.name} ...`);
@@ -63,8 +68,11 @@ export function createReporter(o: ReporterOptions): (e: ImgbuildEvent) => void {
           if (current?.name === e.name) endCurrent();
           const secs = elapsed(e.ms);
           if (spinner && o.tty && !o.verbose) {
-            if (e.phase === 'end') spinner.succeed(`${e.name} (${secs})`);
-            else spinner.fail(`${e.name} (${secs})`);
+            const text = `${e.name} (${secs})`;
+            // ora's ✔ and ✖ are coloured; NO_COLOR (no-color.org) gets them plain.
+            if (noColor()) spinner.stopAndPersist({ symbol: e.phase === 'end' ? '✔' : '✖', text });
+            else if (e.phase === 'end') spinner.succeed(text);
+            else spinner.fail(text);
             spinner = undefined;
           } else line(`imgbuild: ${e.name}: ${e.phase === 'end' ? 'done' : 'FAILED'} (${secs})`);
         }

@@ -28,3 +28,4 @@ export { type CachePart, cacheParts, clearCache, listCache } from './host/cache-
 export { listRecipes } from './targets/index.js';
 export { commonOptions } from './targets/common-options.js';
 export { shellJoin, shellQuote } from './core/quote.js';
+export { packageVersion } from './core/resources.js';

@@ -15,7 +15,7 @@ node dist/imgbuild.mjs sample --arch aarch64 --table gpt
 node dist/imgbuild.mjs sample --arch armhf --table mbr --suite bullseye
 node dist/imgbuild.mjs sample --arch aarch64 --table mbr --suite trixie
 echo "== integration tests (root, real loops, mounts and qemu)"
-npx ava --serial --timeout=15m 'test/integration/**/*.ts'
+npx ava --serial --timeout=20m 'test/integration/**/*.ts'
 if [ -x scripts/vm-test.sh ]; then
   echo "== VM tier (stock Debian kernel: kpartx, losetup -P, vfat)"
   # VM_TEST_BINFMT=0: no qemu entries pre-registered in the VM, so imgbuild's own binfmt step runs.

@@ -6,12 +6,14 @@ export const command = 'doctor';
 export const describe = 'What this host can do, each missing item with its fix';
 
 export function builder(y: Argv) {
-  return y.option('json', { type: 'boolean', default: false });
+  return y
+    .option('json', { type: 'boolean', default: false })
+    .option('probe', { type: 'boolean', default: true, describe: 'try loop partition scanning, binfmt_misc and unshare for real (each undone at once); --no-probe only reads' });
 }
 
-export async function handler(args: GlobalArgs) {
+export async function handler(args: GlobalArgs & { probe: boolean }) {
   await runCli(args, async (ctx) => {
-    const checks = await doctor(ctx);
+    const checks = await doctor(ctx, { probe: args.probe });
     if (args.json) {
       process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
     } else {

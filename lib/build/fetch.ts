@@ -2,6 +2,7 @@
 // requirements downloaded natively, and copies of the --with-wheel wheels.
 import fs from 'node:fs';
 import path from 'node:path';
+import fse from 'fs-extra';
 import { archTable } from '../core/arch.js';
 import { stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
@@ -32,7 +33,7 @@ export async function prefetchRequirements(run: BuildRun): Promise<void> {
     const cache = path.join(ctx.cacheDir, 'pip', `cp${image.python.replace('.', '')}-${machine}`);
     const missed = await stage(ctx.emit, `download ${pipReqs.length} pip requirement(s) on the host`, () => prefetchPip(ctx, pipReqs, cache, { python: image.python, wheelMachine: machine }, hostPipArgs(run.inputs.pip)));
     if (missed.length > 0) ctx.emit({ kind: 'warn', message: `the host could not download ${missed.join(', ')}: pip in the chroot will try (slower, under emulation)` });
-    if (fs.existsSync(cache)) fs.cpSync(cache, path.join(run.dirs.build, 'pip'), { recursive: true });
+    if (fs.existsSync(cache)) await fse.copy(cache, path.join(run.dirs.build, 'pip'));
   }
   fs.mkdirSync(path.join(run.dirs.build, 'pip'), { recursive: true });
 }

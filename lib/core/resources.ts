@@ -28,3 +28,12 @@ export function packageRoot(): string {
 export function packageFile(relative: string): string {
   return path.join(packageRoot(), relative);
 }
+
+/** imgbuild's own version, from its package.json (not the one nearest the current directory). */
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(packageFile('package.json'), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { withDir } from 'tmp-promise';
 import type { Context } from '../core/context.js';
 import { hostUndoer } from './undoers.js';
 import { fileId } from '../core/identity.js';
@@ -11,6 +12,8 @@ import { openTransaction } from '../undo/open.js';
 import type { TableType } from '../parse/partitions.js';
 
 export interface Capabilities {
+  /** False when partition scanning was not probed (--no-probe without a cached answer). */
+  partscanProbed?: false;
   bootId: string;
   kernel: string;
   root: boolean;
@@ -83,7 +86,11 @@ async function probePartscan(ctx: Context, dir: string, type: TableType): Promis
   }
 }
 
-export async function probeCapabilities(ctx: Context, options: { fresh?: boolean } = {}): Promise<Capabilities> {
+/**
+ * What this host can do, cached per boot. `fresh` probes again; `probe: false` never attaches a
+ * loop device: without a cached answer, partition scanning is left unknown (partscanProbed false).
+ */
+export async function probeCapabilities(ctx: Context, options: { fresh?: boolean; probe?: boolean } = {}): Promise<Capabilities> {
   const cacheFile = path.join(ctx.stateDir, 'capabilities.json');
   const id = bootId();
   if (!options.fresh) {
@@ -98,17 +105,18 @@ export async function probeCapabilities(ctx: Context, options: { fresh?: boolean
   for (const t of toolNames) tools[t] = which(t);
   const root = process.getuid?.() === 0;
   const partscan: Record<TableType, boolean> = { mbr: false, gpt: false };
-  if (root && tools.losetup && tools.sfdisk) {
+  const probe = options.probe !== false;
+  if (probe && root && tools.losetup && tools.sfdisk) {
     fs.mkdirSync(ctx.stateDir, { recursive: true, mode: 0o700 });
-    const dir = fs.mkdtempSync(path.join(ctx.stateDir, 'probe-'));
-    try {
-      partscan.mbr = await probePartscan(ctx, dir, 'mbr');
-      partscan.gpt = await probePartscan(ctx, dir, 'gpt');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    await withDir(
+      async ({ path: dir }) => {
+        partscan.mbr = await probePartscan(ctx, dir, 'mbr');
+        partscan.gpt = await probePartscan(ctx, dir, 'gpt');
+      },
+      { tmpdir: ctx.stateDir, prefix: 'probe-', unsafeCleanup: true },
+    );
   }
-  const caps: Capabilities = { bootId: id, kernel: os.release(), root, deviceMapper: hasDeviceMapper(), filesystems: kernelFilesystems(), partscan, tools };
-  if (root) fs.writeFileSync(cacheFile, JSON.stringify(caps, null, 2));
+  const caps: Capabilities = { bootId: id, kernel: os.release(), root, deviceMapper: hasDeviceMapper(), filesystems: kernelFilesystems(), partscan, tools, ...(probe ? {} : { partscanProbed: false }) };
+  if (root && probe) fs.writeFileSync(cacheFile, JSON.stringify(caps, null, 2));
   return caps;
 }

@@ -23,14 +23,16 @@ export interface Check {
   section?: 'cache';
 }
 
-export async function doctor(ctx: Context): Promise<Check[]> {
+export async function doctor(ctx: Context, options: { probe?: boolean } = {}): Promise<Check[]> {
+  const probe = options.probe !== false;
   const root = process.getuid?.() === 0;
+  if (probe && root) ctx.emit({ kind: 'notice', message: 'doctor probes the host: two small loop devices (partition scanning), a private namespace (binfmt_misc, unshare); each undone at once (--no-probe reads only)' });
   const checks: Check[] = [{ name: 'root', ok: root, detail: root ? 'running as root' : 'not root', fix: 'run imgbuild with sudo' }];
-  const caps = await probeCapabilities(ctx, { fresh: true });
-  checks.push(...(await emulationChecks(ctx, caps, root)));
+  const caps = await probeCapabilities(ctx, probe ? { fresh: true } : { probe: false });
+  checks.push(...(await emulationChecks(ctx, caps, root && probe)));
   checks.push(...kernelChecks(caps));
   checks.push(...memoryChecks(ctx));
-  checks.push(await unshareCheck(ctx, root));
+  checks.push(probe ? await unshareCheck(ctx, root) : { name: 'unshare (mount + PID namespaces)', ok: false, optional: true, detail: 'not probed (--no-probe)' });
   checks.push(...toolChecks());
   checks.push({ name: 'state directory', ok: true, detail: ctx.stateDir });
   checks.push({ name: 'cache directory', ok: true, detail: `${ctx.cacheDir}${fs.existsSync(ctx.cacheDir) ? '' : ' (not created yet)'}` });
@@ -38,7 +40,8 @@ export async function doctor(ctx: Context): Promise<Check[]> {
   return checks;
 }
 
-async function emulationChecks(ctx: Context, caps: Capabilities, root: boolean): Promise<Check[]> {
+// `open`: a private namespace may be opened to read binfmt_misc (--no-probe: only the host's mount is read).
+async function emulationChecks(ctx: Context, caps: Capabilities, open: boolean): Promise<Check[]> {
   const hostMounted = fs.existsSync(path.join(hostBinfmtDir, 'register'));
   const kernelBinfmt = caps.filesystems.includes('binfmt_misc');
   const checks: Check[] = [{
@@ -50,9 +53,9 @@ async function emulationChecks(ctx: Context, caps: Capabilities, root: boolean):
   let dir: string | undefined;
   let ns: Namespace | undefined;
   try {
-    if (kernelBinfmt && root) {
+    if (kernelBinfmt) {
       if (hostMounted) dir = hostBinfmtDir;
-      else {
+      else if (open) {
         ns = await Namespace.open(ctx);
         dir = await ns.binfmtDir();
       }
@@ -91,7 +94,9 @@ function staleBinfmtChecks(ctx: Context, binfmtDir: string): Check[] {
 function kernelChecks(caps: Capabilities): Check[] {
   return [
     { name: 'device-mapper (kpartx)', ok: caps.deviceMapper && !!caps.tools.kpartx, optional: true, detail: !caps.deviceMapper ? 'the kernel has no device-mapper: --attach kpartx unavailable' : caps.tools.kpartx ? 'kpartx usable' : 'kpartx not installed', fix: caps.deviceMapper ? 'apt-get install kpartx' : 'load dm-mod (modprobe dm-mod) or use another --attach strategy' },
-    { name: 'loop partition scanning (losetup -P)', ok: caps.partscan.mbr && caps.partscan.gpt, optional: true, detail: `MBR: ${caps.partscan.mbr ? 'yes' : 'no'}, GPT: ${caps.partscan.gpt ? 'yes' : 'no'}${!caps.partscan.mbr ? ' (the kernel lacks MSDOS partition support): --attach partscan unavailable for MBR' : ''}`, fix: 'use --attach partx or offset (auto does)' },
+    caps.partscanProbed === false
+      ? { name: 'loop partition scanning (losetup -P)', ok: false, optional: true, detail: 'not probed (--no-probe, and no answer cached since boot)' }
+      : { name: 'loop partition scanning (losetup -P)', ok: caps.partscan.mbr && caps.partscan.gpt, optional: true, detail: `MBR: ${caps.partscan.mbr ? 'yes' : 'no'}, GPT: ${caps.partscan.gpt ? 'yes' : 'no'}${!caps.partscan.mbr ? ' (the kernel lacks MSDOS partition support): --attach partscan unavailable for MBR' : ''}`, fix: 'use --attach partx or offset (auto does)' },
     { name: 'partx', ok: !!caps.tools.partx, optional: true, detail: caps.tools.partx ?? 'not installed', fix: 'apt-get install util-linux' },
     { name: 'vfat', ok: caps.filesystems.includes('vfat'), optional: true, detail: caps.filesystems.includes('vfat') ? 'boot partitions are mounted' : 'the kernel has no vfat: boot partitions are not mounted (warned per session)', fix: 'modprobe vfat' },
     { name: 'overlayfs', ok: caps.filesystems.includes('overlay'), detail: caps.filesystems.includes('overlay') ? 'read-only image + throwaway layer available' : 'no overlayfs: only --rw sessions work', fix: 'modprobe overlay' },

@@ -3,6 +3,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { withDir } from 'tmp-promise';
 import { sampleBootFiles, sampleLayout, samplePackages } from '../../images/samples.js';
 import { type Arch, archTable, needsEmulation } from '../core/arch.js';
 import { enableEmulation, hostBinfmtDir } from '../host/binfmt.js';
@@ -239,8 +240,7 @@ async function makeImage(ctx: Context, tree: string, image: string, table: Table
     fs.mkdirSync(path.join(tree, 'boot'), { recursive: true });
     // The FAT filesystem is made in a file of its own and copied in: mtools mis-reads a FAT
     // made in place with mkfs.vfat --offset inside a larger image.
-    const bootDir = fs.mkdtempSync(path.join(path.dirname(image), 'boot-'));
-    try {
+    await withDir(async ({ path: bootDir }) => {
       const fat = path.join(bootDir, 'boot.vfat');
       await ctx.run('mkfs.vfat', ['-F', '32', '-n', sampleLayout.bootLabel, '-C', fat, String(bootSize / 1024)]);
       const files = Object.entries(sampleBootFiles).map(([name, text]) => {
@@ -250,9 +250,7 @@ async function makeImage(ctx: Context, tree: string, image: string, table: Table
       });
       await ctx.run('mcopy', ['-i', fat, ...files, '::/']);
       await ctx.run('dd', [`if=${fat}`, `of=${tmp}`, 'bs=1M', `seek=${bootStart / MiB}`, 'conv=notrunc,sparse', 'status=none']);
-    } finally {
-      fs.rmSync(bootDir, { recursive: true, force: true });
-    }
+    }, { tmpdir: path.dirname(image), prefix: 'boot-', unsafeCleanup: true });
     await ctx.run('mkfs.ext4', ['-q', '-F', '-L', sampleLayout.rootLabel, '-d', tree, '-E', `offset=${rootStart}`, tmp, `${rootSize / 1024}k`]);
     fs.renameSync(tmp, image);
   } finally {

@@ -1,7 +1,12 @@
 // The command line's first word: a mistyped verb gets one line naming the nearest verb; a path
-// or a real verb goes on to yargs; `imgbuild completion` prints yargs' completion script.
+// or a real verb goes on to yargs; `imgbuild completion` prints yargs' completion script; colour
+// follows NO_COLOR; --version is imgbuild's own.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
+import { noColor } from '../../bin/reporter.js';
 import { distance, mistypedVerb } from '../../bin/verbs.js';
 
 const verbs = ['build', 'inspect', 'mount', 'umount', 'recover', 'completion'];
@@ -26,4 +31,20 @@ test('imgbuild inpsect x.img: one line, exit 2; imgbuild completion: the complet
   const completion = await execa('node', ['dist/imgbuild.mjs', 'completion'], { reject: false, all: true });
   t.is(completion.exitCode, 0, String(completion.all));
   t.regex(String(completion.stdout), /imgbuild-completions/);
+});
+
+test('NO_COLOR (set and not empty) turns colour off, spinner included', (t) => {
+  t.true(noColor({ NO_COLOR: '1' }));
+  t.false(noColor({ NO_COLOR: '' }), 'no-color.org: an empty value does not count');
+  t.false(noColor({}));
+});
+
+test('imgbuild --version is imgbuild\'s own, wherever it is run from (not the nearest package.json\'s)', async (t) => {
+  const own = (JSON.parse(fs.readFileSync('package.json', 'utf8')) as { version: string }).version;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-version-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'package.json'), '{"name": "someone-else", "version": "9.9.9"}\n');
+  const r = await execa('node', [path.resolve('dist/imgbuild.mjs'), '--version'], { cwd: dir, reject: false, all: true });
+  t.is(r.exitCode, 0, String(r.all));
+  t.is(String(r.stdout).trim(), own);
 });
