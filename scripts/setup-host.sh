@@ -26,6 +26,12 @@ declare -A need=(
   [nsenter]=util-linux
   [python3]=python3
   [unzip]=unzip
+  # Images as they ship (.img.xz, .img.gz, .img.zst, .img.bz2, .zip); zip makes the tests' archives.
+  [xz]=xz-utils
+  [zstd]=zstd
+  [gzip]=gzip
+  [bzip2]=bzip2
+  [zip]=zip
   [readelf]=binutils
 # --accel: the host's native cross compilers for the sample images' gcc (Debian 12: gcc 12), the
 # static libc the accel shim is linked with, ccache and distcc.

@@ -96,6 +96,16 @@ async function bindFindLinks(run: BuildRun, s: Session): Promise<void> {
   await s.bindGroup({ binds, undo: 'unbind the --find-links and recipe directories', what: 'the --find-links and recipe directories', noun: 'read-only bind' });
 }
 
+// In the throwaway build layer, Python packages are not byte-compiled by their postinst: py3compile
+// under qemu takes minutes for sympy or torch, and Python compiles what it imports anyway. The
+// diversion lives in the layer (dpkg's record of it too); --persist installs into the image compile as usual.
+const skipByteCompile = [
+  'set -e',
+  '[ -e /usr/bin/py3compile ] || exit 0',
+  'dpkg-divert --quiet --local --rename --divert /usr/bin/py3compile.imgbuild --add /usr/bin/py3compile',
+  'ln -sf /bin/true /usr/bin/py3compile',
+].join('\n');
+
 // The plan's apt packages and, offline, those that provide the pip requirements the image lacks; the packages installed.
 async function installApt(run: BuildRun, s: Session, log: string): Promise<string[]> {
   // Offline, the targets' pip requirements (a recipe's numpy, protobuf) come from the image's apt.
@@ -124,6 +134,7 @@ async function installApt(run: BuildRun, s: Session, log: string): Promise<strin
   if (apt.length === 0) return [];
   await stage(run.ctx.emit, `install ${apt.length} apt package(s) in the ${where}`, async () => {
     await update();
+    if (!run.req.persist) await checked(await exec(['sh', '-c', skipByteCompile], { log }), { what: 'divert py3compile in the build layer', log });
     await checked(await exec(['apt-get', 'install', '-y', '--no-install-recommends', ...apt], { env, log }), { what: `apt-get install ${apt.join(' ')}`, log, hint: 'a package name may not exist in this release' });
   });
   return apt;

@@ -55,7 +55,8 @@ export async function openImage(run: Run, imagePath: string, options: { allowBlo
   }
   for (const [name, magic] of compressed) {
     if (magic.every((b, i) => head[i] === b)) {
-      throw new PreconditionError(`${abs} is ${name}-compressed`, `decompress it first (for example: ${name === 'zip' ? 'unzip' : name === 'xz' ? 'xz -dk' : `${name} -dk`} ...) and pass the .img`);
+      // imgbuild's verbs decompress it first (host/unpack-image.ts); a library caller may not have.
+      throw new PreconditionError(`${abs} is ${name}-compressed`, `open it through rawImage() (imgbuild's verbs do), or decompress it first (${name === 'zip' ? 'unzip' : name === 'xz' ? 'xz -dk' : `${name} -dk`} ...)`);
     }
   }
   const table = await readPartitionTable(run, abs, size);

@@ -9,6 +9,7 @@ import { stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import { sameFile } from '../core/identity.js';
 import { type ImageFile, openImage, readPartitionTable } from '../host/image.js';
+import { rawImage } from '../host/unpack-image.js';
 import { listJournals } from '../undo/journal.js';
 import { attachLoop, listLoops, loopsOfImage } from '../host/loop.js';
 import { holdLock } from '../host/lock.js';
@@ -27,7 +28,7 @@ export interface GrowOptions {
 export async function growImage(ctx: Context, o: GrowOptions): Promise<GrowResult> {
   const { emit, run } = ctx;
   const spec = typeof o.size === 'string' ? parseSize(o.size) : o.size;
-  const abs = path.resolve(o.image);
+  const abs = (await rawImage(ctx, o.image, { writable: true })).path;
   if (fs.statSync(abs, { throwIfNoEntry: false })?.isBlockDevice()) {
     throw new PreconditionError(`${abs} is a block device; imgbuild grow works on image files`, 'for a card or disk use growpart and resize2fs');
   }

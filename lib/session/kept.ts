@@ -9,6 +9,7 @@ import type { Context } from '../core/context.js';
 import { CleanupError, PreconditionError } from '../core/errors.js';
 import { stage } from '../core/events.js';
 import { type ImageFile, bootCandidates, openImage, rootCandidates } from '../host/image.js';
+import { rawImage } from '../host/unpack-image.js';
 import { Journal, listJournals, readJournal } from '../undo/journal.js';
 import { listLoops, loopsOfImage } from '../host/loop.js';
 import { readMountinfo } from '../parse/mountinfo.js';
@@ -40,7 +41,8 @@ function refuseIfBusy(image: ImageFile, loops: { name: string }[], stateDir: str
 }
 
 export async function mountKept(ctx: Context, o: { image: string; dir: string; attach?: AttachStrategy | 'auto'; readOnly?: boolean; allowBlockDevice?: boolean }): Promise<KeptMount> {
-  const image = await openImage(ctx.run, o.image, { allowBlockDevice: o.allowBlockDevice });
+  const raw = await rawImage(ctx, o.image, { writable: !o.readOnly });
+  const image = await openImage(ctx.run, raw.path, { allowBlockDevice: o.allowBlockDevice });
   const dir = path.resolve(o.dir);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new PreconditionError(`${dir} is not a directory`, `create it first: mkdir ${dir}`);
   if (fs.readdirSync(dir).length > 0) throw new PreconditionError(`${dir} is not empty`, 'mount onto an empty directory, so nothing is hidden under the image');

@@ -13,6 +13,7 @@ import { type Emit, stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import { fileId } from '../core/identity.js';
 import { type ImageFile, type ImagePartition, openImage, rootCandidates } from '../host/image.js';
+import { rawImage } from '../host/unpack-image.js';
 import type { Journal } from '../undo/journal.js';
 import { listLoops, loopsOfImage } from '../host/loop.js';
 import { inUseError, lockHolder, Namespace } from '../host/namespace.js';
@@ -87,7 +88,9 @@ async function checkImage(ctx: Context, o: SessionOptions): Promise<{ image: Ima
     (list) => ({ list }),
     (error: unknown) => ({ error }),
   );
-  const image = await stage(emit, 'read partition table', () => openImage(run, o.image, { allowBlockDevice: o.allowBlockDevice }));
+  // An image as it ships (.img.xz, .zip, ...) is opened as its decompressed copy in the cache.
+  const raw = await rawImage(ctx, o.image, { writable: o.mode === 'rw' });
+  const image = await stage(emit, 'read partition table', () => openImage(run, raw.path, { allowBlockDevice: o.allowBlockDevice }));
   const candidates = rootCandidates(image);
   if (candidates.length === 0) {
     const seen = image.partitions.map((p) => `p${p.number} ${p.fstype}`).join(', ');

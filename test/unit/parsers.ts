@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { entryMatches, findUsableEntry, parseBinfmtEntry, registrationLine } from '../../lib/host/binfmt.js';
+import { archiveFormat, oneImage, rawName } from '../../lib/host/unpack-image.js';
+import { PreconditionError } from '../../lib/core/errors.js';
 import { archTable, binfmtMagic, parseArch } from '../../lib/core/arch.js';
 import { elfArch, readElfHeader } from '../../lib/parse/elf.js';
 import { parseKpartxAdd } from '../../lib/host/dm.js';
@@ -149,4 +151,23 @@ test('the boot mount point comes from the image fstab', (t) => {
   t.is(bootMountpoint('PARTUUID=abcd1234-01  /boot/firmware  vfat  defaults 0 2\n', boot, 'abcd1234'), '/boot/firmware');
   t.is(bootMountpoint('/dev/mmcblk0p1 /boot vfat defaults 0 2\n', boot, 'x'), '/boot');
   t.is(bootMountpoint('', boot, 'x'), '/boot');
+});
+
+test('images as they ship: the compression by magic, the one .img of a zip, the cache name', (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-archive-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const write = (name: string, bytes: number[]) => {
+    fs.writeFileSync(path.join(dir, name), Buffer.from([...bytes, 0, 0, 0, 0, 0, 0, 0, 0]));
+    return path.join(dir, name);
+  };
+  t.is(archiveFormat(write('a.img.xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])), 'xz');
+  t.is(archiveFormat(write('a.img.gz', [0x1f, 0x8b])), 'gzip');
+  t.is(archiveFormat(write('a.img.zst', [0x28, 0xb5, 0x2f, 0xfd])), 'zstd');
+  t.is(archiveFormat(write('a.zip', [0x50, 0x4b, 0x03, 0x04])), 'zip');
+  t.is(archiveFormat(write('a.img', [0xeb, 0x3c, 0x90])), undefined, 'a raw image (a boot sector) is not an archive, whatever its name');
+  t.is(oneImage('pynq/\npynq/README.txt\npynq/pynq_z2_v3.0.1.img\n', 'p.zip'), 'pynq/pynq_z2_v3.0.1.img');
+  t.throws(() => oneImage('a.img\nb.img\n', 'two.zip'), { instanceOf: PreconditionError, message: 'two.zip holds 2 .img files (a.img, b.img)' });
+  t.throws(() => oneImage('README.txt\n', 'none.zip'), { instanceOf: PreconditionError, message: /none\.zip holds no \.img file \(it has README\.txt\)/ });
+  t.is(rawName('/dl/2024-11-19-raspios-bookworm-arm64-lite.img.xz', 'ab'.repeat(32)), `${'ab'.repeat(8)}-2024-11-19-raspios-bookworm-arm64-lite.img`);
+  t.is(rawName('/dl/pynq z2.zip', 'cd'.repeat(32)), `${'cd'.repeat(8)}-pynq_z2.img`);
 });
