@@ -6,6 +6,7 @@ import { createReporter, loadSpinner } from './reporter.js';
 export interface GlobalArgs {
   verbose?: boolean;
   quiet?: boolean;
+  color?: boolean;
   json?: boolean;
   'state-dir'?: string;
   'cache-dir'?: string;
@@ -29,6 +30,8 @@ export async function runCli(args: GlobalArgs, fn: (ctx: Context) => Promise<num
 
   const tty = !!process.stderr.isTTY && (process.stderr.columns ?? 0) > 0;
   const quiet = !!args.json || !!args.quiet;
+  // --no-color is NO_COLOR for this process: the reporter and every library that honours it.
+  if (args.color === false) process.env.NO_COLOR = '1';
   const emit = createReporter({ verbose: !!args.verbose, quiet, tty, spinner: quiet ? undefined : await loadSpinner(tty, !!args.verbose) });
   const ctx = createContext({ emit, signal: controller.signal, stateDir: args['state-dir'], cacheDir: args['cache-dir'] });
   let code: number;

@@ -16,6 +16,7 @@ import * as shell from './commands/shell.js';
 import * as targets from './commands/targets.js';
 import * as umount from './commands/umount.js';
 import { packageVersion } from '../lib/index.js';
+import { exitCodes, withHelp } from './help.js';
 import { mistypedVerb } from './verbs.js';
 
 const verbs = ['build', 'targets', 'inspect', 'run', 'shell', 'mount', 'umount', 'grow', 'recover', 'doctor', 'cache', 'sample', 'faults', 'completion'];
@@ -32,26 +33,28 @@ const cli = yargs(hideBin(process.argv))
   .parserConfiguration({ 'populate--': true, 'unknown-options-as-args': false })
   .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'log every command' })
   .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'print only warnings, errors and results (no progress)' })
+  .option('color', { type: 'boolean', default: true, describe: 'colour on a terminal (--no-color, or NO_COLOR set, turns it off)' })
   .option('state-dir', { type: 'string', hidden: true })
   .option('cache-dir', { type: 'string', describe: 'where sample images, sources and caches live (default /var/cache/imgbuild)' })
-  .command(buildCmd)
-  .command(targets)
-  .command(inspect)
-  .command(run)
-  .command(shell)
-  .command(mount)
-  .command(umount)
-  .command(grow)
-  .command(recover)
-  .command(doctor)
-  .command(cache)
-  .command(sample)
-  .command(faults)
+  .command(withHelp('build', buildCmd))
+  .command(withHelp('targets', targets))
+  .command(withHelp('inspect', inspect))
+  .command(withHelp('run', run))
+  .command(withHelp('shell', shell))
+  .command(withHelp('mount', mount))
+  .command(withHelp('umount', umount))
+  .command(withHelp('grow', grow))
+  .command(withHelp('recover', recover))
+  .command(withHelp('doctor', doctor))
+  .command(withHelp('cache', cache))
+  .command(withHelp('sample', sample))
+  // For tests: hidden from the main help (imgbuild faults --help still answers).
+  .command({ ...withHelp('faults', faults), describe: false })
   .completion('completion', 'print a bash/zsh completion script (imgbuild completion >> ~/.bashrc)')
   .demandCommand(1)
   .strict()
   .help()
-  .epilog('Exit codes: 0 ok, 1 a step failed, 2 usage, 3 precondition (bad input or host), 4 cleanup incomplete (run imgbuild recover), 130 interrupted. `run` exits with the command\'s own code.')
+  .epilog(`${exitCodes} \`run\` exits with the command's own code.`)
   .fail((msg, err, y) => {
     if (err) throw err;
     process.stderr.write(`${y.help()}\n`);

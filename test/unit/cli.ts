@@ -48,3 +48,15 @@ test('imgbuild --version is imgbuild\'s own, wherever it is run from (not the ne
   t.is(r.exitCode, 0, String(r.all));
   t.is(String(r.stdout).trim(), own);
 });
+
+test('every verb\'s help has an example and the exit codes; faults is not in the main help', async (t) => {
+  for (const verb of ['build', 'inspect', 'run', 'shell', 'mount', 'umount', 'grow', 'recover', 'doctor', 'cache', 'sample', 'targets']) {
+    const r = await execa('node', ['dist/imgbuild.mjs', verb, '--help'], { reject: false, all: true });
+    t.is(r.exitCode, 0, `${verb}: ${String(r.all)}`);
+    t.regex(String(r.stdout), /Examples:\n\s+imgbuild /, verb);
+    t.regex(String(r.stdout), /Exit codes: 0 ok, 1 a step failed, 2 usage, 3 precondition/, verb);
+  }
+  const main = await execa('node', ['dist/imgbuild.mjs', '--help'], { reject: false });
+  t.notRegex(String(main.stdout), /imgbuild faults/);
+  t.regex(String(main.stdout), /--no-color|--color/);
+});
