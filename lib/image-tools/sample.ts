@@ -4,6 +4,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { withDir } from 'tmp-promise';
+import { chooseSampleSources, hostAptSources, hostOsId, hostSuite, type SourcesChoice, sourcesFiles, sourcesFor } from './sample-sources.js';
+
+export { hostAptSources, hostSuite, sourcesFor };
 import { sampleBootFiles, sampleLayout, samplePackages } from '../../images/samples.js';
 import { type Arch, archTable, needsEmulation } from '../core/arch.js';
 import { enableEmulation, hostBinfmtDir } from '../host/binfmt.js';
@@ -22,54 +25,10 @@ export interface SampleOptions {
   table: TableType;
   /** The Debian release of the userland (bullseye, bookworm, trixie); the host's by default. */
   suite?: string;
+  /** An apt archive that carries the image's architecture (an Ubuntu host's own does not). */
+  mirror?: string;
   /** Rebuild even if cached. */
   fresh?: boolean;
-}
-
-/** The host's release codename (bookworm), from /etc/os-release. */
-export function hostSuite(): string {
-  const text = fs.readFileSync('/etc/os-release', 'utf8');
-  const m = /^VERSION_CODENAME=(\S+)/m.exec(text);
-  if (!m) throw new PreconditionError('cannot tell the host distribution release from /etc/os-release', 'sample images need a Debian or Ubuntu host');
-  return m[1]!.replace(/"/g, '');
-}
-
-/**
- * deb822 stanzas of `type` for `suite` on the mirrors the host uses for its own release (not
- * -security or -updates): another release's packages or sources with no mirror named here.
- */
-export function sourcesFor(suite: string, files: readonly string[], host: string, type: 'deb' | 'deb-src' = 'deb'): string {
-  const stanzas: string[] = [];
-  const stanza = (uri: string, signed: string | undefined) => `Types: ${type}\nURIs: ${uri}\nSuites: ${suite}\nComponents: main\n${signed ? `Signed-By: ${signed}\n` : ''}`;
-  for (const file of files) {
-    const text = fs.readFileSync(file, 'utf8');
-    if (file.endsWith('.sources')) {
-      for (const st of text.split(/\n\s*\n/)) {
-        const field = (k: string) => new RegExp(`^${k}:[ \\t]*(.*)$`, 'mi').exec(st)?.[1]?.trim();
-        if (!/^\s*Enabled:\s*no\s*$/im.test(st) && (field('Types') ?? '').split(/\s+/).includes('deb') && (field('Suites') ?? '').split(/\s+/).includes(host)) {
-          stanzas.push(stanza(field('URIs')!, field('Signed-By')));
-        }
-      }
-    } else {
-      for (const line of text.split('\n')) {
-        const m = /^\s*deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s/.exec(line);
-        if (m && m[3] === host) stanzas.push(stanza(m[2]!, /signed-by=(\S+?)[\s\]]/.exec(m[1] ?? '')?.[1]));
-      }
-    }
-  }
-  return stanzas.join('\n');
-}
-
-/** The host's enabled apt source files: mmdebstrap pastes them into the tree, so no mirror is named here. */
-export function hostAptSources(): string[] {
-  const files: string[] = [];
-  if (fs.existsSync('/etc/apt/sources.list') && /^\s*deb\s/m.test(fs.readFileSync('/etc/apt/sources.list', 'utf8'))) files.push('/etc/apt/sources.list');
-  const dir = '/etc/apt/sources.list.d';
-  if (fs.existsSync(dir)) {
-    for (const n of fs.readdirSync(dir).sort()) if (/\.(list|sources)$/.test(n)) files.push(path.join(dir, n));
-  }
-  if (files.length === 0) throw new PreconditionError('the host has no apt sources configured', 'sample images are built from the host apt configuration (/etc/apt/sources.list.d)');
-  return files;
 }
 
 export function sampleKey(arch: Arch, suite: string): string {
@@ -85,6 +44,8 @@ export function samplePath(ctx: Context, arch: Arch, table: TableType, suite = h
 export async function buildSample(ctx: Context, o: SampleOptions): Promise<string> {
   const suite = o.suite ?? hostSuite();
   if (!/^[a-z][a-z0-9-]*$/.test(suite)) throw new UsageError(`--suite ${suite} is not a release codename`, 'e.g. --suite bullseye, bookworm or trixie');
+  // Decided before anything changes on the host: an Ubuntu host without --mirror stops here.
+  const choice = chooseSampleSources({ hostId: hostOsId(), hostSuite: hostSuite(), suite, arch: o.arch, ...(o.mirror ? { mirror: o.mirror } : {}) });
   const key = sampleKey(o.arch, suite);
   const dir = path.join(ctx.cacheDir, 'samples');
   const image = path.join(dir, `${key}-${o.table}.img`);
@@ -95,7 +56,7 @@ export async function buildSample(ctx: Context, o: SampleOptions): Promise<strin
   fs.mkdirSync(dir, { recursive: true });
   const tree = path.join(dir, `${key}.tree`);
   if (o.fresh || !fs.existsSync(path.join(tree, 'etc', 'os-release'))) {
-    await stage(ctx.emit, `bootstrap ${o.arch} ${suite} tree (mmdebstrap, a few minutes)`, () => bootstrap(ctx, o.arch, suite, tree));
+    await stage(ctx.emit, `bootstrap ${o.arch} ${suite} tree (mmdebstrap, a few minutes)`, () => bootstrap(ctx, o.arch, suite, tree, choice));
   }
   await stage(ctx.emit, `make ${o.table} image`, () => makeImage(ctx, tree, image, o.table));
   return image;
@@ -105,7 +66,7 @@ export async function buildSample(ctx: Context, o: SampleOptions): Promise<strin
 const retryDelays = [10, 30, 60, 90, 120];
 const transient = /Mirror sync in progress|Hash Sum mismatch|Temporary failure|Connection (timed out|reset|failed)|Could not connect|Undetermined Error|File has unexpected size/i;
 
-async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string): Promise<void> {
+async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string, choice: SourcesChoice): Promise<void> {
   const tmp = `${tree}.tmp-${process.pid}`;
   let ns: Namespace | undefined;
   const t = openTransaction(ctx, { verb: 'sample', undoer: makeUndoer({ run: ctx.run, binfmtDir: async () => (ns ? ns.binfmtDir() : hostBinfmtDir), nsPids: () => (ns ? [ns.pid] : []) }) });
@@ -121,7 +82,7 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string):
     let srcDir: string | undefined;
     const scratch = () => (srcDir ??= fs.mkdtempSync(path.join(path.dirname(tmp), 'sources-')));
     try {
-      let sources = suite === hostSuite() ? hostAptSources() : otherRelease(suite, scratch());
+      let sources = sourcesFiles(choice, { suite, hostSuite: hostSuite(), hostFiles: hostAptSources, hostMirrors: () => sourcesFor(suite, hostAptSources(), hostSuite()), dir: scratch });
       for (let attempt = 1; ; attempt++) {
         safeRemoveTree(tmp, [held.pid]);
         const args = [
@@ -179,15 +140,6 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string):
       safeRemoveTree(tmp);
     }
   }
-}
-
-// Another release than the host's: the host's mirrors for its own release with the suite changed, in a file of its own.
-function otherRelease(suite: string, dir: string): string[] {
-  const text = sourcesFor(suite, hostAptSources(), hostSuite());
-  if (!text) throw new PreconditionError(`no apt source of the host serves its own release ${hostSuite()}, so there is no mirror to ask for ${suite}`, 'add a Debian mirror to /etc/apt/sources.list.d');
-  const file = path.join(dir, `${suite}.sources`);
-  fs.writeFileSync(file, text);
-  return [file];
 }
 
 /** Copies of the host's source files without one suite (deb822 Suites: fields and one-line entries). */

@@ -9,6 +9,8 @@ import { type BenchResults, formatReport } from '../../bench/report.js';
 import { parseShowsrcVersions, parseSourceSpec, sourcesFor, toDebSrc, upstreamTarball } from '../../bench/sources.js';
 import { addRep, median, parseTiming, timedScript } from '../../bench/stats.js';
 import { addNonce } from '../../bench/wheel.js';
+import { chooseSampleSources, hostOsId } from '../../lib/image-tools/sample-sources.js';
+import { PreconditionError, UsageError } from '../../lib/core/errors.js';
 import { selectWorkloads, workloads } from '../../bench/workloads.js';
 
 const fixture = (name: string) => fs.readFileSync(path.resolve('test/fixtures/bench', name), 'utf8');
@@ -143,4 +145,18 @@ test('the accel target is judged by --accel cross, not by the best of the modes'
   const text = formatReport(r);
   t.regex(text, /\| target accel cross <= 1.3x \|/);
   t.regex(text, /\| Tiny \| 2.00 s \| 2.20 s \| 20.0 s \| 2.80 s \| 2.40 s \| 10.0x \| 1.40x \| 1.20x \| \*\*missed\*\* \|/);
+});
+
+test('sample sources: the host\'s own, its mirrors for another release, or --mirror; an Ubuntu host needs --mirror for arm images', (t) => {
+  t.deepEqual(chooseSampleSources({ hostId: 'debian', hostSuite: 'bookworm', suite: 'bookworm', arch: 'aarch64' }), { use: 'host' });
+  t.deepEqual(chooseSampleSources({ hostId: 'debian', hostSuite: 'bookworm', suite: 'trixie', arch: 'armhf' }), { use: 'host-mirrors' });
+  const e = t.throws(() => chooseSampleSources({ hostId: 'ubuntu', hostSuite: 'noble', suite: 'noble', arch: 'aarch64' }), { instanceOf: PreconditionError });
+  t.regex(e.message, /this Ubuntu host's archive carries amd64 and i386 only, not arm64/);
+  t.regex(e.hint ?? '', /--mirror URL with --suite/);
+  t.deepEqual(chooseSampleSources({ hostId: 'ubuntu', hostSuite: 'noble', suite: 'noble', arch: 'x86_64' }), { use: 'host' }, 'an amd64 image needs no other archive');
+  t.deepEqual(chooseSampleSources({ hostId: 'ubuntu', hostSuite: 'noble', suite: 'noble', arch: 'aarch64', mirror: 'http://ports.example/ubuntu-ports' }), { use: 'mirror', text: 'Types: deb\nURIs: http://ports.example/ubuntu-ports\nSuites: noble\nComponents: main universe\nSigned-By: /usr/share/keyrings/ubuntu-archive-keyring.gpg\n' });
+  t.deepEqual(chooseSampleSources({ hostId: 'ubuntu', hostSuite: 'noble', suite: 'bookworm', arch: 'armhf', mirror: 'http://deb.example/debian' }), { use: 'mirror', text: 'Types: deb\nURIs: http://deb.example/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' });
+  t.throws(() => chooseSampleSources({ hostId: 'debian', hostSuite: 'bookworm', suite: 'bookworm', arch: 'aarch64', mirror: 'ports.example' }), { instanceOf: UsageError, message: /--mirror ports\.example is not an http\(s\) or file URL/ });
+  t.is(hostOsId('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\n'), 'ubuntu');
+  t.is(hostOsId('ID="debian"\n'), 'debian');
 });
