@@ -59,7 +59,8 @@ export type CacheHit = Extract<WheelLookup, { kind: 'hit' }>;
 /** A build under way: made with its fresh workspace, filled in by the stages that follow. */
 export interface BuildRun extends Planned {
   /** The build tree (bound at /workspace), the overlay's upper layer, and --out's logs/. */
-  dirs: { build: string; upper: string; logs: string };
+  /** build: bound at /workspace; upper: the overlay's; staged: wheels taken out of the chroot's reach. */
+  dirs: { build: string; upper: string; logs: string; staged: string };
   /** Who owns --out: the files written there are given to them. */
   owner: fs.Stats;
   fetched: Map<TargetPlan, FetchedSource>;

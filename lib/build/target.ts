@@ -6,6 +6,7 @@ import { StepError } from '../core/errors.js';
 import { stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import { hashFile } from '../core/hash.js';
+import { resolveInRoot } from '../host/safe-path.js';
 import { normalizeName, type TargetPlan } from '../targets/index.js';
 import { isWheelFrontend } from '../targets/local.js';
 import type { BuiltWith, ManifestWheel, WheelName } from '../wheel/index.js';
@@ -30,7 +31,9 @@ export async function buildTarget(run: BuildRun, chroot: Chroot, i: number): Pro
     return;
   }
   const t0 = performance.now();
-  const built = await stage(run.ctx.emit, `build ${t.id}`, () => compile(run, chroot, t, log));
+  const inTree = await stage(run.ctx.emit, `build ${t.id}`, () => compile(run, chroot, t, log));
+  // Taken out of the tree before any check runs code from them: what is verified is what ships.
+  const built = inTree.map((f) => takeWheel(f, run.dirs.staged));
   const provided = [...t.needs.flatMap((n) => chroot.shipped.get(normalizeName(n)) ?? []), ...runtimeApt(t, chroot).flatMap((p) => chroot.runtimeLibs.get(p) ?? [])];
   const mine: ManifestWheel[] = [];
   for (const file of built) mine.push(await shipWheel(run, chroot, t, file, { log, provided, t0 }));
@@ -65,8 +68,8 @@ async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string
 // Verifies one built wheel, then copies it to --out and the build tree and records it.
 async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: string, o: { log: string; provided: string[]; t0: number }): Promise<ManifestWheel> {
   const base = path.basename(file);
-  // Verified as built (stored, which is cheap to unpack under qemu) while it is deflated
-  // natively beside it; the deflated copy then takes its place.
+  // `file` is the staged copy; the import check in the chroot uses the tree's own (`inner`). It is
+  // verified as built (stored, cheap to unpack under qemu) while the staged copy is deflated natively.
   const deflating = chroot.hostDeflate ? deflateOnHost(file, o.log) : undefined;
   let name: WheelName;
   try {
@@ -78,9 +81,10 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
   }
   await deflating?.finish();
   const seconds = Math.round((performance.now() - o.t0) / 100) / 10;
+  // Into the tree first: if a build step broke its wheels/ directory, nothing reaches --out.
+  copyIntoTree(file, run.dirs.build, `/wheels/${base}`);
   const dest = path.join(run.plan.out, base);
   fs.copyFileSync(file, dest);
-  fs.copyFileSync(file, path.join(run.dirs.build, 'wheels', base));
   giveTo(dest, run.owner);
   const entry: ManifestWheel = {
     file: base,
@@ -108,6 +112,33 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
   chroot.shipped.set(normalizeName(t.name), sonamesOf(file));
   chroot.shipped.set(normalizeName(name.distribution), sonamesOf(file));
   return entry;
+}
+
+/**
+ * A wheel in the build tree, copied into `dir` (out of the chroot's reach) through one descriptor
+ * opened without following links: a later swap of the tree's file changes nothing here.
+ */
+export function takeWheel(file: string, dir: string): string {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new StepError(`${file} is not a regular file`, 'a build step put something else where a wheel belongs');
+    const dest = path.join(dir, path.basename(file));
+    fs.rmSync(dest, { force: true });
+    // The descriptor's own file, whatever the path now leads to.
+    fs.copyFileSync(`/proc/self/fd/${fd}`, dest, fs.constants.COPYFILE_EXCL);
+    return dest;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// A copy into the build tree (which the chroot writes): only through a real directory, never over a link.
+function copyIntoTree(file: string, tree: string, inner: string): void {
+  const dir = resolveInRoot(tree, path.posix.dirname(inner));
+  if (dir.type !== 'dir' || dir.inner !== path.posix.dirname(inner)) throw new StepError(`${path.posix.dirname(inner)} in the build tree is not a plain directory (it leads to ${dir.inner})`, 'a build step replaced it; the wheel is not copied through it');
+  const dest = path.join(dir.host, path.posix.basename(inner));
+  if (fs.lstatSync(dest, { throwIfNoEntry: false })) fs.rmSync(dest, { force: true });
+  fs.copyFileSync(file, dest, fs.constants.COPYFILE_EXCL);
 }
 
 // Later targets that need a target get its wheels installed (in the build layer, or the image with --persist).

@@ -77,21 +77,26 @@ export async function releaseWorkspace(ctx: Context, inputs: Inputs, lock: HeldL
 }
 
 function clearWorkspace(ws: string): void {
-  for (const name of ['build', 'overlay']) safeRemoveTree(path.join(ws, name));
+  for (const name of ['build', 'overlay', 'staged']) safeRemoveTree(path.join(ws, name));
 }
 
 /** A fresh build layer and source copies every run (nothing of an earlier run leaks in), and --out. */
 export function freshWorkspace(p: Planned): BuildRun {
   const build = path.join(p.plan.workspace, 'build');
   const upper = path.join(p.plan.workspace, 'overlay');
-  safeRemoveTree(build);
-  safeRemoveTree(upper);
+  const staged = path.join(p.plan.workspace, 'staged');
+  for (const d of [build, upper, staged]) safeRemoveTree(d);
+  // Root's alone: a build may leave setuid files in its tree, and a failed build's tree is kept.
+  fs.mkdirSync(build, { recursive: true, mode: 0o700 });
+  fs.chmodSync(build, 0o700);
   fs.mkdirSync(path.join(build, 'src'), { recursive: true });
   fs.mkdirSync(path.join(build, 'wheels'), { recursive: true });
   installFrontend(build);
   fs.mkdirSync(upper, { mode: 0o700 });
+  // Wheels are taken out of the build tree into here (which the chroot cannot see) before any check.
+  fs.mkdirSync(staged, { mode: 0o700 });
   const { logs, owner } = openOut(p.plan.out);
-  return { ...p, dirs: { build, upper, logs }, owner, fetched: new Map(), keys: new Map(), hits: new Map(), manifest: newManifest(p), written: [] };
+  return { ...p, dirs: { build, upper, logs, staged }, owner, fetched: new Map(), keys: new Map(), hits: new Map(), manifest: newManifest(p), written: [] };
 }
 
 // lib/build/build-wheel.py at targets/local.ts wheelFrontend, in the workspace bound at /workspace.
