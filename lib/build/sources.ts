@@ -74,13 +74,15 @@ export async function updateGitCache(ctx: Context, url: string, ref: string, sub
   const dir = gitCacheDir(ctx.cacheDir, url);
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const lock = await holdLock(ctx, `${dir}.lock`, `the source cache ${dir}`);
-  const git = (args: string[], allowFailure = false) => ctx.run('git', ['-c', 'protocol.file.allow=always', '-C', dir, ...args], { env: gitEnv, allowFailure });
+  // file: URLs only where the user named one (git: of a local repository): a repository's own
+  // .gitmodules must not pull a host-local repository into the build ('user' is git's own policy).
+  const git = (args: string[], allowFailure = false) => ctx.run('git', ['-c', 'protocol.file.allow=user', '-C', dir, ...args], { env: gitEnv, allowFailure });
   try {
     if (!fs.existsSync(path.join(dir, '.git')) && o.offline) {
       throw new PreconditionError(`--offline: ${url} is not in the source cache`, 'build it once with the network, or give a local checkout with --source NAME=PATH');
     } else if (!fs.existsSync(path.join(dir, '.git'))) {
       fs.rmSync(dir, { recursive: true, force: true });
-      const r = await ctx.run('git', ['-c', 'protocol.file.allow=always', 'clone', '--no-checkout', url, dir], { env: gitEnv, allowFailure: true });
+      const r = await ctx.run('git', ['-c', 'protocol.file.allow=user', 'clone', '--no-checkout', url, dir], { env: gitEnv, allowFailure: true });
       if (r.exitCode !== 0) {
         fs.rmSync(dir, { recursive: true, force: true });
         throw new PreconditionError(`cannot clone ${url}: ${lastLine(r.all)}`, 'check the URL and the network; on a machine without access use --source NAME=PATH with a local checkout');

@@ -1,9 +1,11 @@
 // Build code does not reach the host through the files imgbuild takes back: a wheel swapped for a
 // link to a host file after it was built, a wheels/ directory swapped for a link to a host
-// directory; and a kept build tree is root's alone (it may hold setuid files the build made).
+// directory, a submodule naming a host-local repository; and a kept build tree is root's alone
+// (it may hold setuid files the build made).
 import fs from 'node:fs';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
+import { execa } from 'execa';
 import { readZip } from '../../lib/parse/zip.js';
 import { type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir } from '../helpers/cli.js';
 
@@ -40,4 +42,29 @@ test('wheels/ in the build tree swapped for a link to a host directory: refused,
   t.deepEqual(fs.readdirSync(target), [], 'nothing was written through the link');
   t.deepEqual(fs.readdirSync(out).filter((f) => f.endsWith('.whl')), []);
   t.is(fs.statSync(path.join(ws, 'build')).mode & 0o777, 0o700, 'the kept build tree is closed to other users');
+});
+
+test('a git: target whose .gitmodules names a host-local repository: the submodule is not fetched (exit 3, before anything is mounted)', async (t) => {
+  const dir = tmpdir();
+  const git = (cwd: string, ...args: string[]) => execa('git', ['-C', cwd, '-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'protocol.file.allow=always', ...args]);
+  const secret = path.join(dir, 'host-secret');
+  fs.mkdirSync(secret);
+  fs.writeFileSync(path.join(secret, 'key.txt'), 'a host secret\n');
+  await git(secret, 'init', '-q');
+  await git(secret, 'add', '.');
+  await git(secret, 'commit', '-qm', 'secret');
+  const repo = path.join(dir, 'project');
+  fs.cpSync(path.resolve('test/fixtures/py/cext-hello'), repo, { recursive: true });
+  await git(repo, 'init', '-q');
+  await git(repo, 'submodule', '-q', 'add', secret, 'third_party/secret');
+  await git(repo, 'add', '.');
+  await git(repo, 'commit', '-qm', 'v1');
+  await git(repo, 'tag', 'v1.0');
+  const cache = path.join(dir, 'cache');
+  const r = await imgbuild(['--cache-dir', cache, aarch64, '-t', `git:${repo}@v1.0`, '--out', path.join(dir, 'out')]);
+  t.is(r.exitCode, 3, r.all);
+  t.regex(r.stderr, /cannot fetch the submodules of \S*project@v1\.0/);
+  t.notRegex(r.stderr, /mount \/proc/, 'nothing was mounted');
+  const cloned = fs.readdirSync(path.join(cache, 'git')).filter((n) => n.startsWith('project-') && !n.endsWith('.lock'));
+  t.false(cloned.some((c) => fs.existsSync(path.join(cache, 'git', c, 'third_party', 'secret', 'key.txt'))), 'the host repository did not come in');
 });
