@@ -1,6 +1,6 @@
 // Shared CLI plumbing: signals become an AbortController, errors become exit codes and one
 // clear message. Only bin/ prints or exits.
-import { CleanupError, createContext, type Context, errorMessage, ExitCode, ImgbuildError, InterruptedError } from '../lib/index.js';
+import { CleanupError, createContext, type Context, errorMessage, ExitCode, ImgbuildError, InterruptedError, TimeoutError } from '../lib/index.js';
 import { createReporter, loadSpinner } from './reporter.js';
 
 export interface GlobalArgs {
@@ -15,6 +15,8 @@ export interface GlobalArgs {
 export interface CliOptions {
   /** Interactive child on the terminal: Ctrl-C belongs to it, not to us. */
   interactive?: boolean;
+  /** --timeout: after this many milliseconds the run is stopped (and undone) as by SIGTERM, and fails. */
+  timeout?: { ms: number; text: string };
 }
 
 export async function runCli(args: GlobalArgs, fn: (ctx: Context) => Promise<number | void>, options: CliOptions = {}): Promise<never> {
@@ -27,6 +29,11 @@ export async function runCli(args: GlobalArgs, fn: (ctx: Context) => Promise<num
     else process.stderr.write(`imgbuild: ${sig} again: still cleaning up, please wait (kill -9 and then \`imgbuild recover\` if it hangs)\n`);
   };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, onSignal);
+  const timer = options.timeout && setTimeout(() => {
+    process.stderr.write(`imgbuild: --timeout ${options.timeout!.text} reached: stopping and cleaning up\n`);
+    controller.abort(new TimeoutError(options.timeout!.text));
+  }, options.timeout.ms);
+  if (timer) timer.unref();
 
   const tty = !!process.stderr.isTTY && (process.stderr.columns ?? 0) > 0;
   const quiet = !!args.json || !!args.quiet;
@@ -43,7 +50,9 @@ export async function runCli(args: GlobalArgs, fn: (ctx: Context) => Promise<num
   } catch (error) {
     code = report(error);
   }
-  if (controller.signal.aborted && code !== ExitCode.cleanupIncomplete) code = ExitCode.interrupted;
+  if (timer) clearTimeout(timer);
+  const timedOut = controller.signal.reason instanceof TimeoutError;
+  if (controller.signal.aborted && code !== ExitCode.cleanupIncomplete) code = timedOut ? ExitCode.failed : ExitCode.interrupted;
   process.exit(code);
 }
 

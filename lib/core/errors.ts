@@ -44,9 +44,19 @@ export class InterruptedError extends ImgbuildError {
   }
 }
 
-/** The InterruptedError for an aborted signal: its reason names the signal (SIGINT when it does not). */
+/** A run stopped because it took longer than --timeout allows. Exit 1: the step failed. */
+export class TimeoutError extends InterruptedError {
+  override readonly exitCode: number = ExitCode.failed;
+  constructor(readonly limit: string) {
+    super();
+    this.message = `stopped after --timeout ${limit}: everything it changed is undone`;
+  }
+}
+
+/** The error for an aborted signal: its reason names the signal (SIGINT when it does not), or is a TimeoutError. */
 export function interruptedBy(signal: AbortSignal): InterruptedError {
   const reason: unknown = signal.reason;
+  if (reason instanceof TimeoutError) return reason;
   return new InterruptedError(typeof reason === 'string' && reason.startsWith('SIG') ? reason : 'SIGINT');
 }
 

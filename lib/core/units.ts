@@ -15,3 +15,11 @@ export function formatBytes(n: number): string {
   }
   return `${n} bytes`;
 }
+
+/** "90s", "45m", "2h", "1.5h" or plain seconds, in milliseconds; anything else throws, naming the value. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([smh]?)$/.exec(text.trim());
+  const n = m ? Number(m[1]) * { '': 1, s: 1, m: 60, h: 3600 }[m[2] as '' | 's' | 'm' | 'h'] * 1000 : NaN;
+  if (!Number.isFinite(n) || n < 1000) throw new Error(`${text} is not a duration of at least a second: give one like 90s, 45m or 2h`);
+  return Math.round(n);
+}

@@ -68,3 +68,16 @@ test('a git: target whose .gitmodules names a host-local repository: the submodu
   const cloned = fs.readdirSync(path.join(cache, 'git')).filter((n) => n.startsWith('project-') && !n.endsWith('.lock'));
   t.false(cloned.some((c) => fs.existsSync(path.join(cache, 'git', c, 'third_party', 'secret', 'key.txt'))), 'the host repository did not come in');
 });
+
+test('--timeout ends a hung build: stopped, undone, exit 1 naming the limit', async (t) => {
+  const t0 = Date.now();
+  const out = tmpdir();
+  const r = await imgbuild([aarch64, '--target', `local:${path.resolve('test/fixtures/py/sleeps')},name=sleeps`, '--timeout', '20s', '--out', out]);
+  t.is(r.exitCode, 1, r.all);
+  t.regex(r.stderr, /--timeout 20s reached: stopping and cleaning up/);
+  t.regex(r.stderr, /stopped after --timeout 20s: everything it changed is undone/);
+  t.true(Date.now() - t0 < 90_000, 'it did not wait for the build');
+  const bad = await imgbuild([aarch64, '--target', 'local:/nonexistent', '--timeout', 'soon']);
+  t.is(bad.exitCode, 2, bad.all);
+  t.regex(bad.stderr, /soon is not a duration of at least a second/);
+});

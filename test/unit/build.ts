@@ -15,7 +15,7 @@ import { gitCacheDir } from '../../lib/build/sources.js';
 import { PreconditionError, UsageError } from '../../lib/core/errors.js';
 import { parseTargetArg } from '../../lib/targets/spec.js';
 import { planTarget } from '../../lib/targets/index.js';
-import { GiB } from '../../lib/core/units.js';
+import { GiB, parseDuration } from '../../lib/core/units.js';
 
 test('--target options follow the spec after commas; a bare part continues the value', (t) => {
   t.deepEqual(parseTargetArg('torch@1.1.0'), { spec: { kind: 'recipe', name: 'torch', version: '1.1.0' }, options: {} });
@@ -181,4 +181,13 @@ test('the package that owns a distribution, from dpkg-query -S among other outpu
   t.is(ownerOf(`noise\npython3-torch: ${file}\n`, file), 'python3-torch');
   t.is(ownerOf(`python3-a, python3-b: ${file}`, file), 'python3-a');
   t.is(ownerOf(`dpkg-query: no path found matching pattern ${file}`, file), undefined);
+});
+
+test('--timeout durations: seconds, minutes, hours; anything else is refused by name', (t) => {
+  t.is(parseDuration('90s'), 90_000);
+  t.is(parseDuration('45m'), 2_700_000);
+  t.is(parseDuration('1.5h'), 5_400_000);
+  t.is(parseDuration('30'), 30_000);
+  t.throws(() => parseDuration('soon'), { message: /soon is not a duration/ });
+  t.throws(() => parseDuration('0s'), { message: /at least a second/ });
 });
