@@ -22,7 +22,7 @@ export async function readImage(ctx: Context, req: BuildRequest, supplied: Suppl
     const exists = (inner: string) => resolveInRoot(root, inner).type === 'file';
     const v = facts.python.version;
     const pipDirs = ['/usr/lib/python3/dist-packages', `/usr/local/lib/python${v}/dist-packages`, `/usr/lib/python${v}/site-packages`, `/usr/local/lib/python${v}/site-packages`];
-    checkSupplied(supplied, root, s.arch, v);
+    checkSupplied(supplied, root, s.arch, v, facts.glibc);
     // An explicit --accel that cannot work fails here, before anything is changed.
     const accel = resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? decideAccel(req.accel ?? { mode: 'auto' }, s.arch, root) : undefined;
     return {
@@ -38,10 +38,10 @@ export async function readImage(ctx: Context, req: BuildRequest, supplied: Suppl
 
 // Checked like built wheels, before anything is built on them: what targets build against a
 // wheel that does not fit would not load on the board either.
-function checkSupplied(supplied: SuppliedWheel[], root: string, arch: Arch, python: string): void {
+function checkSupplied(supplied: SuppliedWheel[], root: string, arch: Arch, python: string, glibc: string | undefined): void {
   for (const w of supplied) {
     const provided = supplied.filter((o) => o !== w).flatMap((o) => sonamesOf(o.path));
-    const report = verifyWheel(w.path, { rootHost: root, arch, python, provided });
+    const report = verifyWheel(w.path, { rootHost: root, arch, python, provided, ...(glibc ? { glibc } : {}) });
     if (report.problems.length > 0) {
       throw new PreconditionError(
         `--with-wheel ${w.path} does not fit the image:\n${report.problems.map((p) => `  - ${p}`).join('\n')}`,

@@ -42,11 +42,30 @@ export function parseWheelName(file: string): WheelName {
 }
 
 /** Why pip on the image would refuse the wheel's tags; empty when it installs. */
-export function tagProblems(w: WheelName, image: { python: string; arch: Arch }): string[] {
+// The glibc each legacy manylinux tag stands for (PEP 600 spells the rest manylinux_X_Y).
+const legacyManylinux: Record<string, string> = { manylinux1: '2.5', manylinux2010: '2.12', manylinux2014: '2.17' };
+
+/** Pure: the glibc a manylinux platform tag needs and its machine ("manylinux_2_28_aarch64" -> 2.28, aarch64). */
+export function manylinuxGlibc(platform: string): { glibc: string; machine: string } | undefined {
+  const m = /^(manylinux1|manylinux2010|manylinux2014|manylinux_(\d+)_(\d+))_(.+)$/.exec(platform);
+  if (!m) return undefined;
+  return { glibc: m[2] !== undefined ? `${m[2]}.${m[3]}` : legacyManylinux[m[1]!]!, machine: m[4]! };
+}
+
+export function tagProblems(w: WheelName, image: { python: string; arch: Arch; glibc?: string }): string[] {
   const problems: string[] = [];
   const machine = archTable[image.arch].wheelMachine;
   const platforms = `linux_${machine}, manylinux*_${machine} or any`;
-  const platformOk = (p: string) => p === 'any' || p === `linux_${machine}` || /^manylinux(?:1|2010|2014|_\d+_\d+)_(.+)$/.exec(p)?.[1] === machine;
+  const platformOk = (p: string) => p === 'any' || p === `linux_${machine}` || manylinuxGlibc(p)?.machine === machine;
+  // A manylinux tag promises only what its glibc has: one newer than the image's does not load there.
+  const glibcOk = (p: string) => {
+    const need = manylinuxGlibc(p);
+    return !need || !image.glibc || compareVersions(need.glibc, image.glibc) <= 0;
+  };
+  if (w.platform.some(platformOk) && !w.platform.some((p) => platformOk(p) && glibcOk(p))) {
+    const needs = w.platform.filter(platformOk).map((p) => `${p} needs glibc ${manylinuxGlibc(p)!.glibc}`);
+    problems.push(`${w.file} is for a newer glibc than the image's ${image.glibc} (${needs.join('; ')})`);
+  }
   if (!w.platform.some(platformOk)) {
     const musl = w.platform.filter((p) => p.startsWith('musllinux_'));
     problems.push(

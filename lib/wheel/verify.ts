@@ -24,6 +24,8 @@ export interface VerifyOptions {
   arch: Arch;
   /** The image's Python, "3.11". */
   python: string;
+  /** The image's glibc ("2.36"): a manylinux wheel for a newer one is refused by its tag. */
+  glibc?: string;
   /** Sonames shipped by wheels this one depends on. */
   provided?: string[];
 }

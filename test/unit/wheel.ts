@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { type Arch, archTable } from '../../lib/core/arch.js';
 import { elfArch, readElfDynamic, readElfHeader } from '../../lib/parse/elf.js';
 import { UsageError } from '../../lib/core/errors.js';
-import { compareVersions, parseWheelName, tagProblems } from '../../lib/wheel/names.js';
+import { compareVersions, manylinuxGlibc, parseWheelName, tagProblems } from '../../lib/wheel/names.js';
 import { findLibrary, libraryDirs, wheelElves } from '../../lib/wheel/libraries.js';
 import { verifyWheel } from '../../lib/wheel/verify.js';
 import { modulesOf } from '../../lib/wheel/modules.js';
@@ -576,4 +576,16 @@ test('the modules a wheel ships: packages, modules and extensions at its top, no
     ['_cffi_backend', 'legacy', 'markupsafe', 'six'],
   );
   t.deepEqual(modulesOf(['x-1.0.dist-info/METADATA']), []);
+});
+
+test('a manylinux wheel for a newer glibc than the image\'s is refused by its tag, naming both; older or equal ones fit', (t) => {
+  t.deepEqual(manylinuxGlibc('manylinux_2_28_aarch64'), { glibc: '2.28', machine: 'aarch64' });
+  t.deepEqual(manylinuxGlibc('manylinux2014_armv7l'), { glibc: '2.17', machine: 'armv7l' });
+  t.is(manylinuxGlibc('linux_aarch64'), undefined);
+  const check = (file: string, glibc: string) => tagProblems(parseWheelName(file), { python: '3.9', arch: 'aarch64', glibc });
+  t.deepEqual(check('numpy-1.26.4-cp39-cp39-manylinux_2_17_aarch64.manylinux2014_aarch64.whl', '2.31'), []);
+  t.deepEqual(check('onnx-1.17.0-cp39-cp39-manylinux_2_28_aarch64.whl', '2.36'), []);
+  t.deepEqual(check('onnx-1.17.0-cp39-cp39-manylinux_2_28_aarch64.whl', '2.27'), ['onnx-1.17.0-cp39-cp39-manylinux_2_28_aarch64.whl is for a newer glibc than the image\'s 2.27 (manylinux_2_28_aarch64 needs glibc 2.28)']);
+  t.deepEqual(check('x-1.0-cp39-cp39-linux_aarch64.whl', '2.17'), [], 'a linux_ tag promises nothing: the symbol versions are checked instead');
+  t.deepEqual(tagProblems(parseWheelName('onnx-1.17.0-cp39-cp39-manylinux_2_28_aarch64.whl'), { python: '3.9', arch: 'aarch64' }), [], 'without the image\'s glibc, no tag check');
 });
