@@ -129,3 +129,22 @@ test('onnxruntime@1.23.0,ep=qnn on a trixie aarch64 image, a stand-in build.sh: 
   t.is(missing.exitCode, 3, missing.all);
   t.regex(missing.stderr, /onnxruntime@1\.23\.0: the QNN SDK \(qnn_home=\) \/nonexistent\/qairt is not a directory on this host/);
 });
+
+// PyTorch's pipeline with a stand-in setup.py (the real entry point): the recipe's apt list and
+// environment, and offline its pins from the image's apt, the numpy<1.24 pin waived with a warning
+// (bookworm has 1.24.2, which torch's build does not mind).
+test('torch@1.13.1 with a stand-in setup.py on a bookworm aarch64 image, offline: the recipe\'s environment reaches the build, numpy<1.24 is waived naming both versions, the wheel is torch 1.13.1', async (t) => {
+  const out = tmpdir();
+  const r = await imgbuild([bookworm, '--target', 'torch@1.13.1', '--source', `torch=${path.resolve('test/fixtures/standin/torch')}`, '--offline', '--out', out]);
+  t.is(r.exitCode, 0, r.all);
+  t.regex(r.stderr, /warning: torch@1\.13\.1: the recipe pins numpy<1\.24, the image has 1\.24\.2; --offline, so the build goes on with 1\.24\.2/);
+  t.regex(r.stderr, /offline: [^\n]*pyyaml[^\n]*installing [^\n]*python3-yaml/i);
+  const w = wheelOf(out);
+  t.is(w.file, 'torch-1.13.1-cp311-cp311-linux_aarch64.whl');
+  for (const pkg of ['libopencv-dev', 'libopenmpi-dev', 'libprotobuf-dev', 'protobuf-compiler']) t.truthy(w.aptPackages?.[pkg], pkg);
+  const e = readZip(path.join(out, w.file)).find((m) => m.name === 'torch/build_env.json')!;
+  const env = JSON.parse(readEntryText(path.join(out, w.file), e)) as Record<string, string>;
+  t.like(env, { USE_CUDA: 'OFF', USE_MKLDNN: 'OFF', USE_NNPACK: 'OFF', USE_QNNPACK: 'OFF', USE_PYTORCH_QNNPACK: 'OFF', BUILD_TEST: '0', BUILD_CUSTOM_PROTOBUF: 'OFF', PYTORCH_BUILD_VERSION: '1.13.1', PYTORCH_BUILD_NUMBER: '1' });
+  t.is(env.USE_PYTHON_QNNPACK, undefined, 'the guide\'s flag that no PyTorch reads is not set');
+  t.regex(logOf(out), /imported torch from \/tmp\/imgbuild-verify-/);
+});
