@@ -9,6 +9,7 @@ import { hashFile } from '../core/hash.js';
 import { normalizeName, type TargetPlan } from '../targets/index.js';
 import { imageIdentity, lookupWheels, type ManifestWheel, sourceFingerprint, storeWheels, wheelCacheKey } from '../wheel/index.js';
 import { giveTo, record } from './output.js';
+import { copyIntoTree } from './take.js';
 import type { BuildRun } from './run.js';
 
 /** The image's sha256 for the cache keys and the manifest (with --persist: hashed once built). */
@@ -52,15 +53,15 @@ export function useCacheForAll(run: BuildRun): boolean {
 /** A target's cached wheels into the build tree (for later targets) and --out; the manifest says so. */
 export function useHit(run: BuildRun, t: TargetPlan): string[] {
   const hit = run.hits.get(t)!;
-  const wheels = path.join(run.dirs.build, 'wheels');
   const files = hit.files.map((f, i) => {
     const name = path.basename(f);
-    fs.copyFileSync(f, path.join(wheels, name));
+    copyIntoTree(f, run.dirs.build, `/wheels/${name}`);
     const dest = path.join(run.plan.out, name);
     fs.copyFileSync(f, dest);
     giveTo(dest, run.owner);
     record(run, { ...hit.entries[i]!, image: run.manifest.image, cached: run.keys.get(t)! });
-    return path.join(wheels, name);
+    // The cache's own file (root's, out of the chroot's reach) is what later steps read.
+    return f;
   });
   run.ctx.emit({ kind: 'notice', message: `${t.id}: ${files.map((f) => path.basename(f)).join(', ')} from the wheel cache (same image, source, recipe and compiler as a verified earlier build; --no-wheel-cache builds again)` });
   return files;

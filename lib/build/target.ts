@@ -6,7 +6,6 @@ import { StepError } from '../core/errors.js';
 import { stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import { hashFile } from '../core/hash.js';
-import { resolveInRoot } from '../host/safe-path.js';
 import { normalizeName, type TargetPlan } from '../targets/index.js';
 import { isWheelFrontend } from '../targets/local.js';
 import type { BuiltWith, ManifestWheel, WheelName } from '../wheel/index.js';
@@ -17,6 +16,7 @@ import { giveTo, openLog, record } from './output.js';
 import { buildReportInner, buildReqsInner, checkPins, parseUnmet, readBuildReport, unmetError, waivePins } from './requirements.js';
 import type { BuildRun } from './run.js';
 import { checked } from './step-error.js';
+import { copyIntoTree, takeWheel } from './take.js';
 import { builtWheels, sonamesOf, verify } from './verify.js';
 import { slug, sourceDir } from './workspace.js';
 
@@ -112,33 +112,6 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
   chroot.shipped.set(normalizeName(t.name), sonamesOf(file));
   chroot.shipped.set(normalizeName(name.distribution), sonamesOf(file));
   return entry;
-}
-
-/**
- * A wheel in the build tree, copied into `dir` (out of the chroot's reach) through one descriptor
- * opened without following links: a later swap of the tree's file changes nothing here.
- */
-export function takeWheel(file: string, dir: string): string {
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  try {
-    if (!fs.fstatSync(fd).isFile()) throw new StepError(`${file} is not a regular file`, 'a build step put something else where a wheel belongs');
-    const dest = path.join(dir, path.basename(file));
-    fs.rmSync(dest, { force: true });
-    // The descriptor's own file, whatever the path now leads to.
-    fs.copyFileSync(`/proc/self/fd/${fd}`, dest, fs.constants.COPYFILE_EXCL);
-    return dest;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-// A copy into the build tree (which the chroot writes): only through a real directory, never over a link.
-function copyIntoTree(file: string, tree: string, inner: string): void {
-  const dir = resolveInRoot(tree, path.posix.dirname(inner));
-  if (dir.type !== 'dir' || dir.inner !== path.posix.dirname(inner)) throw new StepError(`${path.posix.dirname(inner)} in the build tree is not a plain directory (it leads to ${dir.inner})`, 'a build step replaced it; the wheel is not copied through it');
-  const dest = path.join(dir.host, path.posix.basename(inner));
-  if (fs.lstatSync(dest, { throwIfNoEntry: false })) fs.rmSync(dest, { force: true });
-  fs.copyFileSync(file, dest, fs.constants.COPYFILE_EXCL);
 }
 
 // Later targets that need a target get its wheels installed (in the build layer, or the image with --persist).
