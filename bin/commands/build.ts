@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { type AttachStrategy, build, formatPlan, parseDuration, UsageError } from '../../lib/index.js';
+import { type AttachStrategy, build, errorMessage, formatPlan, parseDuration, UsageError } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
 import { type AccelArgs, accelFromArgs, accelOptions, attachOption } from './options.js';
 
@@ -10,7 +10,7 @@ export function builder(y: Argv) {
   return accelOptions(attachOption(y.positional('image', { type: 'string', demandOption: true, describe: 'the SD-card image file' })), 'auto')
     .option('target', { alias: 't', type: 'string', array: true, describe: 'what to build: torch@1.1.0, torchvision@0.4.0, onnx@1.11.0, onnxruntime@1.11.0, local:PATH, git:URL@REF; recipe options after commas (local:./b,needs=a). Repeat for several', requiresArg: true })
     .option('out', { alias: 'o', type: 'string', default: 'dist', describe: 'where wheels, manifest.json and logs/ go' })
-    .option('timeout', { type: 'string', describe: 'stop the whole build after this long (90s, 45m, 2h), undo everything, exit 1', coerce: (v: string | string[]) => (v === undefined ? undefined : { ms: parseDuration(String(last(v))), text: String(last(v)) }) })
+    .option('timeout', { type: 'string', describe: 'stop the whole build after this long (90s, 45m, 2h), undo everything, exit 1' })
     .option('workspace', { type: 'string', describe: 'host directory for sources, build trees and the build layer (default: under the cache dir, emptied at the next build)' })
     .option('jobs', { alias: 'j', type: 'string', default: 'auto', describe: 'parallel compile jobs, or auto (CPUs, fewer if memory per job would not fit)' })
     .option('source', { type: 'string', array: true, default: [], describe: 'NAME=PATH: build target NAME from a local checkout or sdist instead of fetching it' })
@@ -82,7 +82,14 @@ function last<T>(v: T | T[]): T {
 }
 
 export async function handler(args: Args) {
-  const timeout = (args as Args & { timeout?: { ms: number; text: string } }).timeout;
+  const given = (args as Args & { timeout?: string | string[] }).timeout;
+  let timeout: { ms: number; text: string } | undefined;
+  try {
+    timeout = given === undefined ? undefined : { ms: parseDuration(String(last(given))), text: String(last(given)) };
+  } catch (error) {
+    process.stderr.write(`imgbuild: usage error: --timeout ${errorMessage(error)}\n`);
+    process.exit(2);
+  }
   await runCli(args, async (ctx) => {
     const result = await build(ctx, {
       image: args.image,

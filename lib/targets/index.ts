@@ -63,9 +63,11 @@ export function orderPlans(given: TargetPlan[], provided: string[] = []): Target
     if (supplied.has(key)) throw new UsageError(`${plan.name} is both built (${plan.id}) and supplied by --with-wheel`, `drop --target ${plan.id} or the --with-wheel for ${plan.name}`);
   }
 
-  // A need nothing here provides is left to the build environment (checked in the chroot).
+  // A recipe's need nothing here provides is left to the build environment (checked in the
+  // chroot); a needs= the user wrote for a local: or git: target names a target, or is a mistake.
   for (const [key, plan] of byName) {
     const missing = plan.needs.filter((n) => !supplied.has(normalizeName(n)) && !byName.has(normalizeName(n)));
+    if (missing.length > 0 && /^(local|git):/.test(plan.id)) throw new UsageError(`${plan.id} needs ${missing[0]}, which no target builds`, needHint(plan, missing[0]!));
     if (missing.length > 0) byName.set(key, fromEnvironment(plan, missing));
   }
   plans = plans.map((p) => byName.get(normalizeName(p.name))!);

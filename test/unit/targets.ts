@@ -235,6 +235,8 @@ test('orderPlans: a need nothing here provides is left to the build environment,
   t.true(p!.notes.some((n) => /^torch: no target or --with-wheel provides it, so the build environment must/.test(n)));
   t.regex(needHint(p!, 'torch'), /--target torch@1\.13\.1, --with-wheel PATH \(a torch wheel\), or apt=PKG/);
   t.is(orderPlans([plan('torchvision@0.14.1'), plan('torch@1.13.1')])[1]!.fromEnvironment, undefined);
+  const e = t.throws(() => orderPlans([fake('b', ['a'])]), { instanceOf: UsageError, message: 'local:/src/b needs a, which no target builds' });
+  t.regex(e.hint ?? '', /--target local:PATH \(the a project\)/, 'a needs= the user wrote names a target: not the build environment');
 });
 
 test('orderPlans: cycles, duplicates and built-and-supplied are usage errors', (t) => {
