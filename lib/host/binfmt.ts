@@ -61,13 +61,16 @@ export function readEntries(dir: string): BinfmtEntry[] {
   return entries;
 }
 
+// The name registerEmulation gives a session's own entry: imgbuild-QEMUARCH-SESSION6.
+const sessionEntry = /^imgbuild-[a-z0-9_]+-[0-9a-z]{6}$/;
+
 /** The entry the kernel would use for this arch, if it is enabled and has the F flag (works in a chroot). */
 export function findUsableEntry(dir: string, arch: Arch): { entry?: BinfmtEntry; reason?: string } {
   if (fs.readFileSync(path.join(dir, 'status'), 'utf8').trim() !== 'enabled') return { reason: 'binfmt_misc is disabled (status)' };
   const { magic } = binfmtMagic(archTable[arch]);
   // Another imgbuild's entry is not reused: that run removes it when it ends, which would take
   // emulation away from this one mid-build (seen: a sample bootstrap beside a build).
-  const matching = readEntries(dir).filter((e) => e.enabled && entryMatches(e, magic) && !e.name.startsWith('imgbuild-'));
+  const matching = readEntries(dir).filter((e) => e.enabled && entryMatches(e, magic) && !sessionEntry.test(e.name));
   const fixed = matching.find((e) => e.flags.includes('F') && fs.existsSync(e.interpreter));
   if (fixed) return { entry: fixed };
   if (matching.length > 0) return { reason: `entry ${matching[0]!.name} has no F flag, so its interpreter is not found inside a chroot` };

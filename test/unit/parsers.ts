@@ -104,6 +104,10 @@ test('binfmt: a host entry with the F flag is reused, another imgbuild run\'s ne
   t.regex(findUsableEntry(dir, 'armhf').reason ?? '', /no binfmt_misc entry for armhf/);
   fs.writeFileSync(path.join(dir, 'qemu-arm'), entry);
   t.is(findUsableEntry(dir, 'armhf').entry?.name, 'qemu-arm');
+  // Only a session's own name (imgbuild-QEMUARCH-SESSION6) is skipped; the host's may begin the same way.
+  fs.rmSync(path.join(dir, 'qemu-arm'));
+  fs.writeFileSync(path.join(dir, 'imgbuild-test-qemu-arm'), entry);
+  t.is(findUsableEntry(dir, 'armhf').entry?.name, 'imgbuild-test-qemu-arm');
 });
 
 test('ELF headers name the userland arch, armhf by its hard-float flag', (t) => {
