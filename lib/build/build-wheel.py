@@ -135,6 +135,14 @@ def find_packaging():
             spec.loader.exec_module(package)
             module = importlib.import_module('_imgbuild_packaging.requirements')
             return module.Requirement, module.InvalidRequirement
+    # An older copy (packaging 21, Debian 12's setuptools) through its vendor's own importer, which
+    # finds the pyparsing it needs; without any, requirements are checked by name only.
+    for name in ('setuptools.extern.packaging.requirements', 'pkg_resources.extern.packaging.requirements'):
+        try:
+            module = importlib.import_module(name)
+            return module.Requirement, module.InvalidRequirement
+        except ImportError:
+            continue
     return None
 
 
