@@ -6,6 +6,7 @@ import { PreconditionError } from '../core/errors.js';
 import type { FileId } from '../core/identity.js';
 import { type FsInfo, type Partition, type PartitionTable, linuxFilesystems, parseSfdiskJson, readFilesystem } from '../parse/partitions.js';
 import type { Run } from '../core/runner.js';
+import { archiveFormat } from './unpack-image.js';
 
 export interface ImagePartition extends Partition, FsInfo {}
 
@@ -19,13 +20,6 @@ export interface ImageFile {
   partitions: ImagePartition[];
 }
 
-const compressed: [string, number[]][] = [
-  ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
-  ['gzip', [0x1f, 0x8b]],
-  ['zip', [0x50, 0x4b, 0x03, 0x04]],
-  ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
-  ['bzip2', [0x42, 0x5a, 0x68]],
-];
 
 export async function openImage(run: Run, imagePath: string, options: { allowBlockDevice?: boolean } = {}): Promise<ImageFile> {
   const abs = path.resolve(imagePath);
@@ -46,19 +40,9 @@ export async function openImage(run: Run, imagePath: string, options: { allowBlo
   if (!blockDevice && !st.isFile()) throw new PreconditionError(`${abs} is not a regular file`, 'give the path of a raw .img file');
   const size = blockDevice ? await blockDeviceSize(run, abs) : st.size;
   if (size === 0) throw new PreconditionError(`${abs} is empty`, 'the download or copy failed; fetch the image again');
-  const head = Buffer.alloc(8);
-  const fd = fs.openSync(abs, 'r');
-  try {
-    fs.readSync(fd, head, 0, 8, 0);
-  } finally {
-    fs.closeSync(fd);
-  }
-  for (const [name, magic] of compressed) {
-    if (magic.every((b, i) => head[i] === b)) {
-      // imgbuild's verbs decompress it first (host/unpack-image.ts); a library caller may not have.
-      throw new PreconditionError(`${abs} is ${name}-compressed`, `open it through rawImage() (imgbuild's verbs do), or decompress it first (${name === 'zip' ? 'unzip' : name === 'xz' ? 'xz -dk' : `${name} -dk`} ...)`);
-    }
-  }
+  // imgbuild's verbs decompress an archive first (rawImage); a library caller may not have.
+  const name = archiveFormat(abs);
+  if (name) throw new PreconditionError(`${abs} is ${name}-compressed`, `open it through rawImage() (imgbuild's verbs do), or decompress it first (${name === 'zip' ? 'unzip' : name === 'xz' ? 'xz -dk' : `${name} -dk`} ...)`);
   const table = await readPartitionTable(run, abs, size);
   const partitions = table.partitions.map((p) => ({ ...p, ...readFilesystem(abs, p) }));
   return { path: abs, id: { dev: st.dev, ino: st.ino }, size, blockDevice, table, partitions };
