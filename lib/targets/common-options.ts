@@ -11,6 +11,7 @@ export const commonOptions: Record<string, string> = {
   config: 'a PEP 517 config setting KEY=VALUE for the build backend; repeat config= for more',
   pip: 'extra Python requirements for the build, joined by + (pip=cython<3+numpy)',
   runtime: 'Debian packages the board has installed, joined by +: their libraries count as the board\'s in verification',
+  smoke: 'off skips the recipe\'s smoke test (one that needs what the build host cannot give); the import check still runs',
 };
 
 export interface CommonOptions {
@@ -19,6 +20,7 @@ export interface CommonOptions {
   config: Record<string, string | string[]>;
   pip: string[];
   runtime: string[];
+  smokeOff: boolean;
 }
 
 /** The environment variable that hands config settings to the wheel front end (JSON). */
@@ -29,12 +31,13 @@ const debianPackage = /^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$/;
 /** Splits a target's options into the common ones (parsed) and the recipe's own. */
 export function splitOptions(id: string, options: Record<string, string> = {}): { common: CommonOptions; own: Record<string, string> } {
   const own: Record<string, string> = {};
-  const common: CommonOptions = { apt: [], env: {}, config: {}, pip: [], runtime: [] };
+  const common: CommonOptions = { apt: [], env: {}, config: {}, pip: [], runtime: [], smokeOff: false };
   for (const [key, value] of Object.entries(options)) {
     if (key === 'apt' || key === 'runtime') common[key] = packages(id, key, value);
     else if (key === 'pip') common.pip = plusList(value);
     else if (key === 'env') common.env = envPairs(id, value);
     else if (key === 'config') common.config = configPairs(id, value);
+    else if (key === 'smoke') common.smokeOff = smokeSwitch(id, value);
     else own[key] = value;
   }
   return { common, own };
@@ -45,6 +48,9 @@ export function applyCommon(plan: TargetPlan, c: CommonOptions, usesFrontend: bo
   if (Object.keys(c.config).length > 0 && !usesFrontend) {
     throw new UsageError(`${plan.id}: config= is for targets built by a PEP 517 backend (local:, git:, onnx); this recipe runs its own build commands`, 'set what the build reads with env=NAME=VALUE instead');
   }
+  if (c.smokeOff && !plan.smokeTest) {
+    throw new UsageError(`${plan.id}: smoke=off, but this target has no smoke test of its own`, 'leave smoke= out; the import check always runs');
+  }
   const env = { ...plan.env, ...c.env };
   if (Object.keys(c.config).length > 0) env[configSettingsVar] = JSON.stringify(c.config);
   const extra = [...c.apt, ...c.runtime].filter((p) => !plan.apt.includes(p));
@@ -54,7 +60,17 @@ export function applyCommon(plan: TargetPlan, c: CommonOptions, usesFrontend: bo
     env,
     pip: [...plan.pip, ...c.pip.filter((p) => !plan.pip.includes(p))],
     ...(c.runtime.length > 0 ? { runtimeApt: c.runtime } : {}),
+    ...(c.smokeOff ? withoutSmokeTest(plan) : {}),
   };
+}
+
+function withoutSmokeTest(plan: TargetPlan): Partial<TargetPlan> {
+  return { smokeTest: undefined, warnings: [...plan.warnings, `smoke=off: the recipe's smoke test (${plan.smokeTest!.what}) is not run; the import check is`] };
+}
+
+function smokeSwitch(id: string, value: string): boolean {
+  if (value !== 'off' && value !== 'on') throw new UsageError(`${id}: smoke=${value}: expected off or on`, 'smoke=off skips the recipe\'s smoke test');
+  return value === 'off';
 }
 
 function plusList(value: string): string[] {

@@ -17,6 +17,7 @@ const test = anyTest as TestFn<HostContext>;
 hostUnchanged(test);
 
 const bookworm = sampleSync('aarch64');
+const bookwormArmhf = sampleSync('armhf');
 const bullseye = sampleSync('armhf', 'mbr', 'bullseye');
 const trixie = sampleSync('aarch64', 'mbr', 'trixie');
 
@@ -55,6 +56,17 @@ test('onnx 1.17.0 from Debian\'s orig tarball for a bookworm aarch64 image, offl
   t.truthy(w.aptPackages?.['pybind11-dev'], 'pybind11 from apt: the tag tarball leaves third_party/pybind11 empty');
   t.like(w.buildRequirements?.find((b) => b.requirement === 'cmake'), { from: 'program', path: '/usr/bin/cmake' });
   t.true(readZip(path.join(out, w.file)).some((e) => /^onnx\/onnx_cpp2py_export\.cpython-311-aarch64-linux-gnu\.so$/.test(e.name)));
+  t.regex(logOf(out), /onnx smoke test: check_model accepted a MatMul\+Relu model, infer_shapes gave Y \[2, 4\], a malformed model was rejected/);
+});
+
+test('onnx 1.17.0 for a bookworm armhf image (the host\'s arm-linux-gnueabihf gcc 12), offline: built, verified, smoke-tested', async (t) => {
+  const src = await upstream('onnx/trixie');
+  const out = tmpdir();
+  const r = await imgbuild([bookwormArmhf, '--target', 'onnx@1.17.0', '--source', `onnx=${src.tarball}`, '--offline', '--runtime-apt', 'libprotobuf32', '--out', out]);
+  t.is(r.exitCode, 0, r.all);
+  const w = wheelOf(out);
+  t.is(w.file, 'onnx-1.17.0-cp311-cp311-linux_armv7l.whl');
+  t.true(readZip(path.join(out, w.file)).some((e) => /^onnx\/onnx_cpp2py_export\.cpython-311-arm-linux-gnueabihf\.so$/.test(e.name)));
   t.regex(logOf(out), /onnx smoke test: check_model accepted a MatMul\+Relu model, infer_shapes gave Y \[2, 4\], a malformed model was rejected/);
 });
 
@@ -132,19 +144,33 @@ test('onnxruntime@1.23.0,ep=qnn on a trixie aarch64 image, a stand-in build.sh: 
 
 // PyTorch's pipeline with a stand-in setup.py (the real entry point): the recipe's apt list and
 // environment, and offline its pins from the image's apt, the numpy<1.24 pin waived with a warning
-// (bookworm has 1.24.2, which torch's build does not mind).
-test('torch@1.13.1 with a stand-in setup.py on a bookworm aarch64 image, offline: the recipe\'s environment reaches the build, numpy<1.24 is waived naming both versions, the wheel is torch 1.13.1', async (t) => {
+// (bookworm has 1.24.2, which torch's build does not mind). Then torchvision's stand-in, whose
+// setup.py imports torch as the real one does: torch's wheel is installed in the build layer
+// before torchvision builds, and it is that torch (not the image's or Debian's) that it finds.
+test('torch@1.13.1 then torchvision@0.14.1 with stand-in setup.py files on a bookworm aarch64 image, offline: the recipes\' environment reaches each build, numpy<1.24 is waived naming both versions, torchvision builds on the torch wheel built first', async (t) => {
   const out = tmpdir();
-  const r = await imgbuild([bookworm, '--target', 'torch@1.13.1', '--source', `torch=${path.resolve('test/fixtures/standin/torch')}`, '--offline', '--out', out]);
+  const r = await imgbuild([bookworm, '--target', 'torch@1.13.1', '--source', `torch=${path.resolve('test/fixtures/standin/torch')}`, '--target', 'torchvision@0.14.1,smoke=off', '--source', `torchvision=${path.resolve('test/fixtures/standin/torchvision')}`, '--offline', '--out', out]);
   t.is(r.exitCode, 0, r.all);
   t.regex(r.stderr, /warning: torch@1\.13\.1: the recipe pins numpy<1\.24, the image has 1\.24\.2; --offline, so the build goes on with 1\.24\.2/);
   t.regex(r.stderr, /offline: [^\n]*pyyaml[^\n]*installing [^\n]*python3-yaml/i);
-  const w = wheelOf(out);
-  t.is(w.file, 'torch-1.13.1-cp311-cp311-linux_aarch64.whl');
-  for (const pkg of ['libopencv-dev', 'libopenmpi-dev', 'libprotobuf-dev', 'protobuf-compiler']) t.truthy(w.aptPackages?.[pkg], pkg);
-  const e = readZip(path.join(out, w.file)).find((m) => m.name === 'torch/build_env.json')!;
-  const env = JSON.parse(readEntryText(path.join(out, w.file), e)) as Record<string, string>;
+  t.regex(r.stderr, /torchvision@0\.14\.1: smoke=off: the recipe's smoke test \(ops\.nms on three boxes and io\.decode_png of a 2x1 PNG\) is not run/);
+  t.notRegex(r.stderr, /pair/i, 'torchvision 0.14.1 pairs with torch 1.13.1: no warning');
+  const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { wheels: Wheel[] };
+  t.deepEqual(m.wheels.map((w) => w.file), ['torch-1.13.1-cp311-cp311-linux_aarch64.whl', 'torchvision-0.14.1-cp311-cp311-linux_aarch64.whl']);
+  const [torch, vision] = m.wheels as [Wheel, Wheel];
+  for (const pkg of ['libopencv-dev', 'libopenmpi-dev', 'libprotobuf-dev', 'protobuf-compiler']) t.truthy(torch.aptPackages?.[pkg], pkg);
+  const env = recorded(path.join(out, torch.file), 'torch/build_env.json');
   t.like(env, { USE_CUDA: 'OFF', USE_MKLDNN: 'OFF', USE_NNPACK: 'OFF', USE_QNNPACK: 'OFF', USE_PYTORCH_QNNPACK: 'OFF', BUILD_TEST: '0', BUILD_CUSTOM_PROTOBUF: 'OFF', PYTORCH_BUILD_VERSION: '1.13.1', PYTORCH_BUILD_NUMBER: '1' });
   t.is(env.USE_PYTHON_QNNPACK, undefined, 'the guide\'s flag that no PyTorch reads is not set');
-  t.regex(logOf(out), /imported torch from \/tmp\/imgbuild-verify-/);
+  const venv = recorded(path.join(out, vision.file), 'torchvision/build_env.json');
+  t.like(venv, { BUILD_VERSION: '0.14.1', FORCE_CUDA: '0', TORCHVISION_USE_FFMPEG: '0', 'torch.__version__': 'stand-in' });
+  t.regex(venv['torch.__file__']!, /^\/usr\/local\/lib\/python3\.11\/dist-packages\/torch\/__init__\.py$/, 'the torch wheel pip installed first');
+  const log = logOf(out);
+  t.regex(log, /imported torch from \/tmp\/imgbuild-verify-/);
+  t.regex(log, /Successfully installed torch-1\.13\.1/);
 });
+
+function recorded(wheel: string, member: string): Record<string, string> {
+  const e = readZip(wheel).find((m) => m.name === member)!;
+  return JSON.parse(readEntryText(wheel, e)) as Record<string, string>;
+}

@@ -319,6 +319,17 @@ test('options every target takes: apt=, env=, config=, pip=, runtime=, applied a
   t.throws(() => plan('local:./x', { recipeOptions: { ep: 'qnn' } }), { instanceOf: UsageError, message: /no option ep/ });
 });
 
+test('smoke=off drops a recipe\'s smoke test with a warning that names it; a target without one, or another value, is a usage error', (t) => {
+  const on = plan('onnx@1.17.0');
+  t.truthy(on.smokeTest);
+  const off = plan('onnx@1.17.0', { recipeOptions: { smoke: 'off' } });
+  t.is(off.smokeTest, undefined);
+  t.true(off.warnings.some((w) => /smoke=off: the recipe's smoke test \(check_model, infer_shapes/.test(w)), off.warnings.join('\n'));
+  t.truthy(plan('onnx@1.17.0', { recipeOptions: { smoke: 'on' } }).smokeTest);
+  t.throws(() => plan('local:./x', { recipeOptions: { smoke: 'off' } }), { instanceOf: UsageError, message: /has no smoke test of its own/ });
+  t.throws(() => plan('onnx@1.17.0', { recipeOptions: { smoke: 'no' } }), { instanceOf: UsageError, message: /smoke=no: expected off or on/ });
+});
+
 test('offline, only the pins a build cannot do without stay hard; the rest are preferences', (t) => {
   t.regex(pinBreaks('setuptools<60')!, /distutils/);
   t.regex(pinBreaks('numpy < 2')!, /C ABI/);
