@@ -13,8 +13,20 @@ export function attachOption<T>(y: Argv<T>) {
 
 export function sessionOptions<T>(y: Argv<T>) {
   return attachOption(y)
+    .option('privileged', privilegedOption)
     .option('workspace', { type: 'string', describe: 'host directory bound at /workspace in the chroot (nosuid,nodev)' })
     .option('rw', { type: 'boolean', default: false, describe: 'write into the image (default: the image is read-only under a throwaway layer)' });
+}
+
+export const privilegedOption = {
+  type: 'boolean',
+  default: false,
+  describe: 'open the box: commands in the image keep every capability (mount, mknod, ptrace, chroot, ...) and may gain privileges; for a user who knows why',
+} as const;
+
+/** Says, once, that the box is open. */
+export function warnPrivileged(privileged: boolean): void {
+  if (privileged) process.stderr.write('imgbuild: warning: --privileged: code run in the image keeps every capability (it can mount, make device nodes and reach the host)\n');
 }
 
 export interface SessionArgs {
@@ -23,10 +35,12 @@ export interface SessionArgs {
   workspace?: string;
   rw: boolean;
   'allow-block-device': boolean;
+  privileged: boolean;
 }
 
 /** The session the run and shell verbs open: a throwaway layer over the image unless --rw. */
 export function sessionFromArgs(args: SessionArgs, verb: string, hostPts: boolean): SessionOptions {
+  warnPrivileged(args.privileged);
   return {
     image: args.image,
     mode: args.rw ? 'rw' : 'overlay',
@@ -35,6 +49,7 @@ export function sessionFromArgs(args: SessionArgs, verb: string, hostPts: boolea
     workspace: args.workspace,
     allowBlockDevice: args['allow-block-device'],
     hostPts,
+    privileged: args.privileged,
   };
 }
 

@@ -46,6 +46,8 @@ export interface BuildRequest {
   testCommand?: string;
   /** Where Python packages come from (see PipSources). */
   pip?: PipSources;
+  /** --privileged: build code keeps every capability and may gain privileges (the box is open). */
+  privileged?: boolean;
 }
 
 

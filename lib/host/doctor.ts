@@ -5,6 +5,7 @@ import { type Arch, archTable, needsEmulation } from '../core/arch.js';
 import { findUsableEntry, hostBinfmtDir, readEntries } from './binfmt.js';
 import { human } from '../core/units.js';
 import { listCache } from './cache-dir.js';
+import { ensureEnter } from './enter.js';
 import { type Capabilities, probeCapabilities, which } from './capabilities.js';
 import { probeMemoryCgroup } from './cgroup.js';
 import type { Context } from '../core/context.js';
@@ -33,6 +34,7 @@ export async function doctor(ctx: Context, options: { probe?: boolean } = {}): P
   checks.push(...kernelChecks(caps));
   checks.push(...memoryChecks(ctx));
   checks.push(probe ? await unshareCheck(ctx, root) : { name: 'unshare (mount + PID namespaces)', ok: false, optional: true, detail: 'not probed (--no-probe)' });
+  checks.push(await enterCheck(ctx, probe));
   checks.push(...toolChecks());
   checks.push({ name: 'state directory', ok: true, detail: ctx.stateDir });
   checks.push({ name: 'cache directory', ok: true, detail: `${ctx.cacheDir}${fs.existsSync(ctx.cacheDir) ? '' : ' (not created yet)'}` });
@@ -133,6 +135,17 @@ function memoryChecks(ctx: Context): Check[] {
 async function unshareCheck(ctx: Context, root: boolean): Promise<Check> {
   const unshare = root ? await ctx.run('unshare', ['--mount', '--pid', '--fork', '--', 'true'], { allowFailure: true, quiet: true }) : undefined;
   return { name: 'unshare (mount + PID namespaces)', ok: unshare?.exitCode === 0, detail: unshare?.exitCode === 0 ? 'works: sessions die with imgbuild, even after kill -9' : 'does not work', fix: 'a kernel with namespaces; not inside an unprivileged container' };
+}
+
+// Every command in an image enters it through a static program built with the host's cc.
+async function enterCheck(ctx: Context, probe: boolean): Promise<Check> {
+  const name = 'the box (chroot entry, lib/host/enter.c)';
+  if (!probe) return { name, ok: !!which('cc'), optional: true, detail: which('cc') ? 'not built (--no-probe); the host has cc' : 'not probed (--no-probe); no cc on the host', fix: 'install gcc and libc6-dev (scripts/setup-host.sh does)' };
+  try {
+    return { name, ok: true, detail: `${await ensureEnter(ctx)}: pivot_root, own mount/PID/UTS/IPC namespaces, reduced capabilities, no_new_privs` };
+  } catch (error) {
+    return { name, ok: false, detail: errorMessage(error), fix: 'install gcc and libc6-dev (scripts/setup-host.sh does)' };
+  }
 }
 
 function toolChecks(): Check[] {

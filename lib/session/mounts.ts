@@ -132,16 +132,18 @@ export async function mountSystem(m: MountCtx, hostPts: boolean): Promise<void> 
   const dev = await mountpoint(m, '/dev', 'mount:dev');
   const run = await mountpoint(m, '/run', 'mount:run');
   const tmp = await mountpoint(m, '/tmp', 'mount:tmp');
-  const group = new MountGroup(tx, ns, 'unmount /tmp /run /dev/shm /dev/pts /dev /sys /proc');
+  const group = new MountGroup(tx, ns, 'unmount /tmp /run /dev/shm /dev/pts /dev/* /dev /sys /proc');
   await group.mount('/proc', ['-t', 'proc', '-o', 'nosuid,nodev,noexec', 'proc'], proc, true);
   await group.mount('/sys', ['-t', 'sysfs', '-o', 'ro,nosuid,nodev,noexec', 'sysfs'], sys);
-  // A fresh tmpfs with a few device nodes, not the host's /dev: nothing in the chroot can reach
-  // the host's disks, and no recursive delete can descend into the host's /dev.
-  await group.mount('/dev', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,noexec,size=4m', 'imgbuild-dev'], dev);
-  const nodes = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty', ...(hostPts ? ['/dev/ptmx'] : [])];
-  await ns.exec('cp', ['-a', '--no-dereference', ...nodes, `${dev}/`], { signal: null });
+  // A fresh nodev tmpfs with a few of the host's device nodes bound in, not the host's /dev:
+  // nothing in the chroot can reach the host's disks (a node made there does not open), and no
+  // recursive delete can descend into the host's /dev.
+  await group.mount('/dev', ['-t', 'tmpfs', '-o', 'mode=0755,nosuid,nodev,noexec,size=4m', 'imgbuild-dev'], dev);
+  const nodes = ['null', 'zero', 'full', 'random', 'urandom', 'tty', ...(hostPts ? ['ptmx'] : [])];
   const devHost = ns.hostPath(dev);
   for (const d of ['pts', 'shm']) fs.mkdirSync(path.join(devHost, d));
+  for (const n of nodes) fs.writeFileSync(path.join(devHost, n), '', { mode: 0o666, flag: 'wx' });
+  for (const n of nodes) await group.mount(`/dev/${n}`, ['--bind', `/dev/${n}`], `${dev}/${n}`);
   const links: [string, string][] = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
   if (!hostPts) links.push(['ptmx', 'pts/ptmx']);
   for (const [name, target] of links) fs.symlinkSync(target, path.join(devHost, name));

@@ -25,6 +25,7 @@ import { type MountCtx, mountIn, mountpoint, mountSystem } from './mounts.js';
 import { mountOverlay } from './overlay.js';
 import { findRoot } from './root.js';
 import { Session, type SessionOptions } from './session.js';
+import { ensureEnter } from '../host/enter.js';
 
 // What the session's undoer reaches while the session comes up.
 interface Live {
@@ -48,6 +49,8 @@ export async function withSession<T>(ctx: Context, o: SessionOptions, fn: (s: Se
 
 export async function openSession(ctx: Context, o: SessionOptions): Promise<Session> {
   const { image, candidates, caps, strategy } = await checkImage(ctx, o);
+  // Built (once) before anything on the host changes: without it nothing can run in the image.
+  const enter = await ensureEnter(ctx);
   const live: Live = {};
   const t = openSessionTransaction(ctx, o.verb, image, live);
   const { tx, journal } = t;
@@ -74,7 +77,7 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
     }
     stopProcessesFirst(tx, ns);
     const workspace = o.workspace ? path.resolve(o.workspace) : undefined;
-    return new Session({ transaction: t, ns, image, strategy, rootPartition: found.partition, arch: found.arch, root, mode: o.mode, boot, workspace, imageRoot });
+    return new Session({ transaction: t, ns, image, strategy, rootPartition: found.partition, arch: found.arch, root, mode: o.mode, boot, workspace, imageRoot, enter, privileged: o.privileged === true });
   } catch (error) {
     await t.close(error);
     throw error;

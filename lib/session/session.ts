@@ -31,6 +31,8 @@ export interface SessionOptions {
    * (imgbuild shell, run on a TTY) is a tty there too.
    */
   hostPts?: boolean;
+  /** Commands keep every capability and may gain privileges (--privileged): the box is open. */
+  privileged?: boolean;
 }
 
 export interface ExecOptions extends Omit<RunOptions, 'env' | 'cwd'> {
@@ -54,6 +56,9 @@ export interface SessionParts {
   workspace: string | undefined;
   /** The image's own root as mounted (the overlay's lower layer, or the root itself), inside the namespace. */
   imageRoot: string;
+  /** The static program every command enters the image through (lib/host/enter.c). */
+  enter: string;
+  privileged: boolean;
 }
 
 export const chrootPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -75,6 +80,8 @@ export class Session {
   readonly workspace: string | undefined;
   /** The image's own root as mounted (the overlay's lower layer, or the root itself), inside the namespace. */
   readonly imageRoot: string;
+  private readonly enter: string;
+  readonly privileged: boolean;
 
   constructor(parts: SessionParts) {
     this.t = parts.transaction;
@@ -88,6 +95,8 @@ export class Session {
     this.boot = parts.boot;
     this.workspace = parts.workspace;
     this.imageRoot = parts.imageRoot;
+    this.enter = parts.enter;
+    this.privileged = parts.privileged;
   }
 
   get id(): string {
@@ -105,9 +114,10 @@ export class Session {
   }
 
   /**
-   * Run a command in the chroot, in a PID namespace of its own: daemons it leaves die with it. Its
-   * /proc is that namespace's own (--mount-proc, after the chroot), so PID 1 there is the command
-   * and /proc/1/root is the image root: never the holder, whose root is the host's /.
+   * Run a command in the image, boxed (lib/host/enter.c): pivot_root into the image root with the
+   * host's root detached, new mount, PID, UTS and IPC namespaces (daemons it leaves die with it;
+   * its /proc is its own, /proc/sys read-only), and unless --privileged a reduced capability
+   * bounding set and no_new_privs.
    */
   exec(argv: readonly string[], options: ExecOptions = {}): Promise<RunResult> {
     checkpoint('chroot');
@@ -120,7 +130,7 @@ export class Session {
       ...options.env,
     };
     const { cwd: _c, env: _e, ...rest } = options;
-    const inner = ['unshare', '--pid', '--fork', '--kill-child', '--mount-proc', `--root=${this.root}`, `--wd=${cwd}`, '--', ...argv];
+    const inner = [this.enter, ...(this.privileged ? ['--privileged'] : []), this.root, cwd, '--', ...argv];
     const [cmd, ...args] = this.memory ? this.memory.wrap(inner) : inner;
     return this.ns.exec(cmd!, args, {
       ...rest,
