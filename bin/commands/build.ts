@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { type AttachStrategy, build, errorMessage, formatPlan, parseDuration, UsageError } from '../../lib/index.js';
 import { type GlobalArgs, runCli } from '../cli-context.js';
-import { type AccelArgs, accelFromArgs, accelOptions, attachOption, privilegedOption, warnPrivileged } from './options.js';
+import { type AccelArgs, accelFromArgs, accelOptions, attachOption, privilegedOption, pythonOf, pythonOption, warnPrivileged } from './options.js';
 
 export const command = ['build <image>', '$0 <image>'];
 export const describe = 'Build wheels that match the image (the default verb: imgbuild IMAGE --target SPEC)';
@@ -28,6 +28,7 @@ export function builder(y: Argv) {
     .option('memory-limit', { type: 'string', default: 'auto', describe: 'memory limit (cgroup) for the build\'s commands: SIZE (e.g. 6G, 512M), none, or auto (what the host can spare)' })
     .option('wheel-cache', { type: 'boolean', default: process.env.IMGBUILD_WHEEL_CACHE !== '0', describe: 'answer from the wheel cache when image, source, recipe and compiler match an earlier verified build (--no-wheel-cache builds again)' })
     .option('privileged', privilegedOption)
+    .option('python', pythonOption)
     .option('dry-run', { type: 'boolean', default: false, describe: 'print the whole plan (host steps and undo, apt, env, commands) and change nothing' })
     .option('json', { type: 'boolean', default: false, describe: 'print the manifest (with --dry-run: the plan) as JSON on stdout' })
     .example('$0 pynq.img --target torch@1.1.0 --source torch=/src/pytorch', 'PyTorch 1.1.0 for a PYNQ image from a local checkout')
@@ -60,6 +61,7 @@ interface Args extends GlobalArgs, AccelArgs {
   'extra-index-url': string[];
   'find-links': string[];
   privileged: boolean;
+  python?: string;
 }
 
 export function parseJobs(text: string): number | 'auto' {
@@ -115,6 +117,7 @@ export async function handler(args: Args) {
       runtimeApt: args['runtime-apt'].map(String),
       ...(args['test-command'] !== undefined ? { testCommand: String(last(args['test-command'])) } : {}),
       privileged: args.privileged,
+      ...(pythonOf(args.python) ? { python: pythonOf(args.python)! } : {}),
       pip: {
         offline: args.offline,
         ...(args['index-url'] !== undefined ? { indexUrl: String(last(args['index-url'])) } : {}),

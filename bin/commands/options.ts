@@ -14,8 +14,20 @@ export function attachOption<T>(y: Argv<T>) {
 export function sessionOptions<T>(y: Argv<T>) {
   return attachOption(y)
     .option('privileged', privilegedOption)
+    .option('python', pythonOption)
     .option('workspace', { type: 'string', describe: 'host directory bound at /workspace in the chroot (nosuid,nodev)' })
     .option('rw', { type: 'boolean', default: false, describe: 'write into the image (default: the image is read-only under a throwaway layer)' });
+}
+
+export const pythonOption = {
+  type: 'string',
+  describe: 'the image\'s Python to use instead of /usr/bin/python3: a venv\'s or conda\'s bin/python3 (PYNQ 3: /usr/local/share/pynq-venv/bin/python3); imgbuild inspect lists them',
+  requiresArg: true,
+} as const;
+
+/** --python's value (the last one given), or undefined. */
+export function pythonOf(v: unknown): string | undefined {
+  return v === undefined ? undefined : String(Array.isArray(v) ? v.at(-1) : v);
 }
 
 export const privilegedOption = {
@@ -36,6 +48,7 @@ export interface SessionArgs {
   rw: boolean;
   'allow-block-device': boolean;
   privileged: boolean;
+  python?: string;
 }
 
 /** The session the run and shell verbs open: a throwaway layer over the image unless --rw. */
@@ -50,6 +63,7 @@ export function sessionFromArgs(args: SessionArgs, verb: string, hostPts: boolea
     allowBlockDevice: args['allow-block-device'],
     hostPts,
     privileged: args.privileged,
+    ...(pythonOf(args.python) ? { python: pythonOf(args.python)! } : {}),
   };
 }
 

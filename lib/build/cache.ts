@@ -30,7 +30,7 @@ export async function lookUpCache(run: BuildRun): Promise<void> {
     const k = run.keyInputs.get(t)!;
     const needs = [...withWheels, ...t.needs.flatMap((n) => plan.targets.filter((o) => normalizeName(o.name) === normalizeName(n)).map((o) => run.keys.get(o)!))];
     const key = wheelCacheKey({
-      image: imageHash, arch: image.facts.arch, python: image.python, target: t.id, targetVersion: t.version,
+      image: imageHash, arch: image.facts.arch, python: image.python, interpreter: image.facts.python?.path === '/usr/bin/python3' ? undefined : image.facts.python?.path, target: t.id, targetVersion: t.version,
       env: k.env, commands: k.commands, pip: t.pip, apt: plan.apt, needs, source: await sourceFingerprint(t.source, run.fetched.get(t)), compiler,
     });
     run.keys.set(t, key);

@@ -49,7 +49,7 @@ export interface Chroot {
 
 export function sessionOptions(run: BuildRun): SessionOptions {
   const { req } = run;
-  return { image: req.image, mode: req.persist ? 'rw' : 'overlay', verb: 'build', attach: req.attach, allowBlockDevice: req.allowBlockDevice, privileged: req.privileged === true, workspace: run.dirs.build, ...(req.persist ? {} : { upper: run.dirs.upper }) };
+  return { image: req.image, mode: req.persist ? 'rw' : 'overlay', verb: 'build', attach: req.attach, allowBlockDevice: req.allowBlockDevice, privileged: req.privileged === true, ...(req.python ? { python: req.python } : {}), workspace: run.dirs.build, ...(req.persist ? {} : { upper: run.dirs.upper }) };
 }
 
 export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedWheel[]): Promise<Chroot> {

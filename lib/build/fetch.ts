@@ -3,7 +3,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import fse from 'fs-extra';
-import { archTable } from '../core/arch.js';
 import { stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import type { BuildRun, SuppliedWheel } from './run.js';
@@ -29,7 +28,7 @@ export async function prefetchRequirements(run: BuildRun): Promise<void> {
   const { ctx, image } = run;
   const pipReqs = [...new Set(run.plan.targets.flatMap((t) => t.pip))];
   if (pipReqs.length > 0 && !run.inputs.pip.offline) {
-    const machine = archTable[image.facts.arch].wheelMachine;
+    const machine = image.facts.machine;
     const cache = path.join(ctx.cacheDir, 'pip', `cp${image.python.replace('.', '')}-${machine}`);
     const missed = await stage(ctx.emit, `download ${pipReqs.length} pip requirement(s) on the host`, () => prefetchPip(ctx, pipReqs, cache, { python: image.python, wheelMachine: machine }, hostPipArgs(run.inputs.pip)));
     if (missed.length > 0) ctx.emit({ kind: 'warn', message: `the host could not download ${missed.join(', ')}: pip in the chroot will try (slower, under emulation)` });

@@ -14,15 +14,19 @@ import { sonamesOf } from './verify.js';
 /** Facts the plan needs, from a read-only session (read-only loop, ro,noload mounts: nothing changes). */
 export async function readImage(ctx: Context, req: BuildRequest, supplied: SuppliedWheel[] = []): Promise<ImageInfo> {
   return withSession(ctx, { image: req.image, mode: 'inspect', verb: 'build (read image)', attach: req.attach, allowBlockDevice: req.allowBlockDevice }, async (s) => {
-    const facts = sessionFacts(s);
+    const facts = sessionFacts(s, req.python);
     if (!facts.python) {
-      throw new PreconditionError(`${req.image} has no python3 (/usr/bin/python3)`, 'wheels are built with and for the image\'s own Python: install python3 in the image first (imgbuild shell IMAGE --rw)');
+      throw new PreconditionError(`${req.image} has no python3 (/usr/bin/python3)`, 'wheels are built with and for the image\'s own Python: install python3 in the image first (imgbuild shell IMAGE --rw), or name another with --python PATH (imgbuild inspect lists them)');
     }
     const root = s.rootHost;
     const exists = (inner: string) => resolveInRoot(root, inner).type === 'file';
     const v = facts.python.version;
-    const pipDirs = ['/usr/lib/python3/dist-packages', `/usr/local/lib/python${v}/dist-packages`, `/usr/lib/python${v}/site-packages`, `/usr/local/lib/python${v}/site-packages`];
-    checkSupplied(supplied, root, s.arch, v, facts.glibc);
+    const py = facts.python;
+    const systemDirs = ['/usr/lib/python3/dist-packages', `/usr/local/lib/python${v}/dist-packages`, `/usr/lib/python${v}/site-packages`, `/usr/local/lib/python${v}/site-packages`];
+    // A venv sees its own site-packages, and the system's only when made with --system-site-packages.
+    const envDirs = py.prefix ? [`${py.prefix}/lib/python${v}/site-packages`] : [];
+    const pipDirs = py.kind === 'system' || py.systemSitePackages ? [...envDirs, ...systemDirs] : envDirs;
+    checkSupplied(supplied, root, { arch: s.arch, machine: s.machine, python: v, ...(facts.glibc ? { glibc: facts.glibc } : {}) });
     // An explicit --accel that cannot work fails here, before anything is changed.
     const accel = resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? decideAccel(req.accel ?? { mode: 'auto' }, s.arch, root) : undefined;
     return {
@@ -38,10 +42,10 @@ export async function readImage(ctx: Context, req: BuildRequest, supplied: Suppl
 
 // Checked like built wheels, before anything is built on them: what targets build against a
 // wheel that does not fit would not load on the board either.
-function checkSupplied(supplied: SuppliedWheel[], root: string, arch: Arch, python: string, glibc: string | undefined): void {
+function checkSupplied(supplied: SuppliedWheel[], root: string, image: { arch: Arch; machine: string; python: string; glibc?: string }): void {
   for (const w of supplied) {
     const provided = supplied.filter((o) => o !== w).flatMap((o) => sonamesOf(o.path));
-    const report = verifyWheel(w.path, { rootHost: root, arch, python, provided, ...(glibc ? { glibc } : {}) });
+    const report = verifyWheel(w.path, { rootHost: root, ...image, provided });
     if (report.problems.length > 0) {
       throw new PreconditionError(
         `--with-wheel ${w.path} does not fit the image:\n${report.problems.map((p) => `  - ${p}`).join('\n')}`,

@@ -39,7 +39,7 @@ export function newManifest(p: Planned): Manifest {
   const { facts } = p.image;
   return {
     version: 1,
-    image: { path: p.plan.image, sha256: '', os: facts.os, glibc: facts.glibc, python: p.image.python, arch: facts.arch, wheelTag: facts.wheelTag },
+    image: { path: p.plan.image, sha256: '', os: facts.os, glibc: facts.glibc, python: p.image.python, ...(facts.python ? { interpreter: facts.python.path } : {}), arch: facts.arch, wheelTag: facts.wheelTag },
     wheels: [],
   };
 }

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AccelRequest } from '../accel/index.js';
 import { archTable, needsEmulation } from '../core/arch.js';
+import { PreconditionError } from '../core/errors.js';
 import { GiB, MiB } from '../core/units.js';
 import type { ImageFacts } from '../session/index.js';
 import { isSdist, isWheelFrontend, unpackCommand } from '../targets/local.js';
@@ -73,6 +74,10 @@ function aptPackages(ordered: TargetPlan[], inputs: Inputs, image: ImageInfo): {
   const [major = 0, minor = 0] = image.python.split('.').map(Number);
   const frontendNeedsPip = major < 3 || (major === 3 && minor < 11);
   const usesPip = ordered.some((p) => p.pip.length > 0 || p.commands.some((c) => c.includes('pip') || (frontendNeedsPip && isWheelFrontend(c)))) || inputs.wheels.length > 0 || ordered.some((p) => p.needs.length > 0);
+  const py = image.facts.python;
+  if (usesPip && !image.hasPip && py?.prefix && !py.systemSitePackages) {
+    throw new PreconditionError(`${py.path}: the ${py.kind} at ${py.prefix} has no pip, and Debian's python3-pip would not reach it`, `install pip into it (imgbuild run IMAGE --rw --python ${py.path} -- python3 -m ensurepip), or make it with --system-site-packages`);
+  }
   if (usesPip && !image.hasPip) add('python3-pip', 'the image has no pip');
   if (!image.hasCc) add('gcc', 'the image has no C compiler');
   if (!image.hasCxx) add('g++', 'the image has no C++ compiler');

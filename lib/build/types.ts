@@ -48,6 +48,8 @@ export interface BuildRequest {
   pip?: PipSources;
   /** --privileged: build code keeps every capability and may gain privileges (the box is open). */
   privileged?: boolean;
+  /** --python PATH: the image's interpreter to build for and with (default /usr/bin/python3). */
+  python?: string;
 }
 
 

@@ -61,7 +61,7 @@ export async function verify(
   o: { inner: string; lowerRoot: string; buildRoot: string; provided: string[]; python: string; log: string; accel?: AccelDecision; test?: { command: string; project: string } },
 ): Promise<WheelName> {
   checkpoint('build:verify');
-  const report = verifyWheel(file, { rootHost: o.lowerRoot, arch: s.arch, python: o.python, provided: o.provided });
+  const report = verifyWheel(file, { rootHost: o.lowerRoot, arch: s.arch, machine: s.machine, python: o.python, provided: o.provided });
   const problems = [...report.problems, ...missingMembers(file, t)];
   if (report.unresolved.length > 0) {
     const dirs = libraryDirs(o.buildRoot, s.arch);

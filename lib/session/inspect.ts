@@ -10,6 +10,7 @@ import { withSession } from './open.js';
 import type { Session } from './session.js';
 import { resolveInRoot } from '../host/safe-path.js';
 import type { TableType } from '../parse/partitions.js';
+import { chooseInterpreter, describeInterpreter, findInterpreters, type Interpreter } from './pythons.js';
 
 export interface ImageFacts {
   image: string;
@@ -30,7 +31,10 @@ export interface ImageFacts {
   arch: Arch;
   machine: string;
   os: Record<string, string>;
-  python?: { version: string; executable: string; abi: string; headers: boolean };
+  /** The Python a build uses: the system's /usr/bin/python3, or the one --python names. */
+  python?: Interpreter;
+  /** Every interpreter found in the image (inspect lists them). */
+  interpreters?: Interpreter[];
   glibc?: string;
   wheelTag?: string;
   bootMountpoint?: string;
@@ -58,25 +62,18 @@ export function glibcVersion(bytes: Buffer): string | undefined {
   return `${top[0]}.${top[1]}`;
 }
 
-/** Facts read from a mounted root (host path through the session namespace). */
-export function readRootFacts(rootHost: string, arch: Arch): Pick<ImageFacts, 'os' | 'python' | 'glibc' | 'wheelTag'> {
+/** Facts read from a mounted root (host path through the session namespace); `python`: --python's path. */
+export function readRootFacts(rootHost: string, arch: Arch, python?: string, image = rootHost, machine = archTable[arch].wheelMachine): Pick<ImageFacts, 'os' | 'python' | 'glibc' | 'wheelTag'> {
   const read = (inner: string) => {
     const r = resolveInRoot(rootHost, inner);
     return r.type === 'file' ? fs.readFileSync(r.host) : undefined;
   };
   const os = parseOsRelease((read('/etc/os-release') ?? read('/usr/lib/os-release') ?? Buffer.alloc(0)).toString('utf8'));
   const facts: Pick<ImageFacts, 'os' | 'python' | 'glibc' | 'wheelTag'> = { os };
-  const py = resolveInRoot(rootHost, '/usr/bin/python3');
-  const m = /python(\d+\.\d+)m?$/.exec(py.inner);
-  if (py.type === 'file' && m) {
-    const version = m[1]!;
-    facts.python = {
-      version,
-      executable: py.inner,
-      abi: pythonAbi(version),
-      headers: resolveInRoot(rootHost, `/usr/include/python${version}/Python.h`).type === 'file' || resolveInRoot(rootHost, `/usr/include/python${version}m/Python.h`).type === 'file',
-    };
-    facts.wheelTag = wheelTag(version, arch);
+  const py = python ? chooseInterpreter(rootHost, image, python) : describeInterpreter(rootHost, '/usr/bin/python3');
+  if (py) {
+    facts.python = py;
+    facts.wheelTag = wheelTag(py.version, arch, machine);
   }
   const triplet = archTable[arch].triplet;
   for (const candidate of [`/lib/${triplet}/libc.so.6`, `/usr/lib/${triplet}/libc.so.6`, '/lib/libc.so.6', '/usr/lib/libc.so.6']) {
@@ -90,7 +87,7 @@ export function readRootFacts(rootHost: string, arch: Arch): Pick<ImageFacts, 'o
   return facts;
 }
 
-export function sessionFacts(s: Session): ImageFacts {
+export function sessionFacts(s: Session, python?: string): ImageFacts {
   const rootHost = s.rootHost;
   const bootPart = s.image.partitions.find((p) => p.fstype === 'vfat');
   return {
@@ -110,21 +107,29 @@ export function sessionFacts(s: Session): ImageFacts {
       ...(p.number === s.rootPartition.number ? { role: 'root' as const } : p === bootPart ? { role: 'boot' as const } : {}),
     })),
     arch: s.arch,
-    machine: archTable[s.arch].wheelMachine,
-    ...readRootFacts(rootHost, s.arch),
+    machine: s.machine,
+    ...readRootFacts(rootHost, s.arch, python, s.image.path, s.machine),
     ...(s.boot ? { bootMountpoint: s.boot.mountpoint } : {}),
     attach: s.strategy,
   };
 }
 
-export async function inspectImage(ctx: Context, image: string, o: { attach?: AttachStrategy | 'auto'; allowBlockDevice?: boolean } = {}): Promise<ImageFacts> {
-  return withSession(ctx, { image, mode: 'inspect', verb: 'inspect', ...o }, async (session) => {
-    const facts = sessionFacts(session);
+export async function inspectImage(ctx: Context, image: string, o: { attach?: AttachStrategy | 'auto'; allowBlockDevice?: boolean; python?: string } = {}): Promise<ImageFacts> {
+  const { python, ...open } = o;
+  return withSession(ctx, { image, mode: 'inspect', verb: 'inspect', ...open }, async (session) => {
+    const facts = sessionFacts(session, python);
+    facts.interpreters = findInterpreters(session.rootHost);
     const fstab = resolveInRoot(session.rootHost, '/etc/fstab');
     const boot = session.image.partitions.find((p) => p.fstype === 'vfat');
     if (boot && fstab.type === 'file') facts.bootMountpoint = bootMountpoint(fs.readFileSync(fstab.host, 'utf8'), boot, session.image.table.id);
     return facts;
   });
+}
+
+function describePython(p: Interpreter): string {
+  const where = p.executable === p.path ? p.path : `${p.path} -> ${p.executable}`;
+  const kind = p.kind === 'venv' ? `venv${p.systemSitePackages ? ' with system site-packages' : ''}` : p.kind;
+  return `${p.version} (${where}, ${kind}${p.headers ? '' : ', no headers: install python3-dev in the image'})`;
 }
 
 export function formatFacts(f: ImageFacts): string {
@@ -136,12 +141,14 @@ export function formatFacts(f: ImageFacts): string {
       (p) =>
         `  p${p.number}  start ${String(p.start).padStart(11)}  size ${gib(p.size).padStart(10)}  type ${p.type.padEnd(4)}  ${p.fstype.padEnd(6)} ${(p.label ?? '').padEnd(10)} ${p.role ? `<- ${p.role}${p.role === 'boot' && f.bootMountpoint ? ` (${f.bootMountpoint})` : ''}` : ''}`.trimEnd(),
     ),
-    `arch:       ${f.arch} (${f.machine})`,
+    `arch:       ${f.arch} (${f.machine}${f.machine === 'armv6l' && f.arch === 'armhf' ? ': an ARMv6 userland, as Raspberry Pi OS for the Pi Zero and 1' : ''})`,
     `os:         ${f.os.PRETTY_NAME ?? f.os.NAME ?? 'unknown'}`,
-    `python:     ${f.python ? `${f.python.version} (${f.python.executable}${f.python.headers ? '' : ', no headers: install python3-dev in the image'})` : 'none'}`,
+    `python:     ${f.python ? describePython(f.python) : 'none'}`,
     `glibc:      ${f.glibc ?? 'unknown'}`,
     `wheel tag:  ${f.wheelTag ?? 'n/a (no python3)'}`,
   ];
+  const others = (f.interpreters ?? []).filter((i) => i.path !== f.python?.path);
+  if (others.length) lines.push('other pythons (--python PATH builds for one):', ...others.map((i) => `  ${i.path}: ${describePython(i)}, tag ${wheelTag(i.version, f.arch, f.machine)}`));
   return lines.join('\n');
 }
 

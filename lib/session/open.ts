@@ -23,6 +23,7 @@ import { type BootMount, mountBoot } from './boot.js';
 import { provideChrootFiles } from './chroot-files.js';
 import { type MountCtx, mountIn, mountpoint, mountSystem } from './mounts.js';
 import { mountOverlay } from './overlay.js';
+import { chooseInterpreter } from './pythons.js';
 import { findRoot } from './root.js';
 import { Session, type SessionOptions } from './session.js';
 import { ensureEnter } from '../host/enter.js';
@@ -77,7 +78,8 @@ export async function openSession(ctx: Context, o: SessionOptions): Promise<Sess
     }
     stopProcessesFirst(tx, ns);
     const workspace = o.workspace ? path.resolve(o.workspace) : undefined;
-    return new Session({ transaction: t, ns, image, strategy, rootPartition: found.partition, arch: found.arch, root, mode: o.mode, boot, workspace, imageRoot, enter, privileged: o.privileged === true });
+    const python = o.python ? chooseInterpreter(live.rootHost!, image.path, o.python) : undefined;
+    return new Session({ transaction: t, ns, image, strategy, rootPartition: found.partition, arch: found.arch, machine: found.machine, root, mode: o.mode, boot, workspace, imageRoot, enter, privileged: o.privileged === true, ...(python ? { python } : {}) });
   } catch (error) {
     await t.close(error);
     throw error;

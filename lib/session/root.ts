@@ -1,12 +1,14 @@
 // Finding the image's root: each Linux partition mounted in turn until one holds /etc/os-release
 // and an ELF /bin/sh, whose machine gives the userland architecture.
-import type { Arch } from '../core/arch.js';
+import fs from 'node:fs';
+import { type Arch, archTable } from '../core/arch.js';
 import type { Attachment, AttachStrategy } from '../host/attach.js';
 import { CleanupError, PreconditionError } from '../core/errors.js';
 import { type Emit, stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import type { ImageFile, ImagePartition } from '../host/image.js';
 import type { Namespace } from '../host/namespace.js';
+import { armCpuArch, runsOnArmv6 } from '../parse/arm-attributes.js';
 import { elfArch, readElfHeader } from '../parse/elf.js';
 import type { FsType } from '../parse/partitions.js';
 import { readHead, resolveInRoot } from '../host/safe-path.js';
@@ -29,7 +31,7 @@ export interface RootSearch {
 const roOptions: Partial<Record<FsType, string>> = { ext2: 'ro', ext3: 'ro,noload', ext4: 'ro,noload', xfs: 'ro,norecovery', btrfs: 'ro,nologreplay' };
 
 /** Mount the candidates in turn; the first that is a root stays mounted at `search.dir`. */
-export async function findRoot(emit: Emit, image: ImageFile, candidates: readonly ImagePartition[], search: RootSearch): Promise<{ partition: ImagePartition; arch: Arch }> {
+export async function findRoot(emit: Emit, image: ImageFile, candidates: readonly ImagePartition[], search: RootSearch): Promise<{ partition: ImagePartition; arch: Arch; machine: string }> {
   const { tx, ns, attachment, strategy, readOnly, dir } = search;
   for (const cand of candidates) {
     checkpoint('attach');
@@ -39,7 +41,7 @@ export async function findRoot(emit: Emit, image: ImageFile, candidates: readonl
     await mountIn(tx, ns, `partition ${cand.number}`, ['-t', cand.fstype, '-o', `${opts},nodev`, dev], dir);
     search.live.rootHost = ns.hostPath(dir);
     const found = detectRoot(search.live.rootHost);
-    if (found.arch) return { partition: cand, arch: found.arch };
+    if (found.arch) return { partition: cand, arch: found.arch, machine: found.machine ?? archTable[found.arch].wheelMachine };
     if (found.error) throw found.error;
     // Not a root: unmount it again before trying the next candidate.
     const failed = await tx.stack.unwindTop(1);
@@ -49,7 +51,7 @@ export async function findRoot(emit: Emit, image: ImageFile, candidates: readonl
 }
 
 /** What makes a root: /etc/os-release (or /usr/lib/os-release) and an ELF /bin/sh we can name. */
-export function detectRoot(rootHost: string): { arch?: Arch; error?: Error } {
+export function detectRoot(rootHost: string): { arch?: Arch; machine?: string; error?: Error } {
   const osr = resolveInRoot(rootHost, '/etc/os-release');
   const osr2 = resolveInRoot(rootHost, '/usr/lib/os-release');
   const sh = resolveInRoot(rootHost, '/bin/sh');
@@ -59,5 +61,17 @@ export function detectRoot(rootHost: string): { arch?: Arch; error?: Error } {
   if (!elf) return { error: new PreconditionError(`/bin/sh in the image is not an ELF executable`, 'is the root filesystem damaged?') };
   const arch = elfArch(elf);
   if (!arch) return { error: new PreconditionError(`unknown userland architecture in the image (ELF machine ${elf.machine}, class ${elf.class})`, 'imgbuild supports aarch64, armhf, armel, x86_64, i386 and riscv64 images') };
-  return { arch };
+  return arch === 'armhf' && armv6Userland(sh.host) ? { arch, machine: 'armv6l' } : { arch };
+}
+
+// Raspberry Pi OS (32-bit) is armhf built for ARMv6 with VFP, for the Pi Zero and 1: its wheels
+// are linux_armv6l (pip there accepts no other), as piwheels builds them. Debian's armhf is ARMv7.
+function armv6Userland(shHost: string): boolean {
+  try {
+    if (fs.statSync(shHost).size > 16 * 1024 * 1024) return false;
+    const cpu = armCpuArch(fs.readFileSync(shHost));
+    return cpu !== undefined && runsOnArmv6(cpu);
+  } catch {
+    return false;
+  }
 }

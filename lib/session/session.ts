@@ -12,6 +12,7 @@ import { resolveInRoot } from '../host/safe-path.js';
 import type { OpenTransaction } from '../undo/open.js';
 import { type BindGroup, mountBindGroup } from './bind-group.js';
 import type { BootMount } from './boot.js';
+import type { Interpreter } from './pythons.js';
 
 /** inspect: root read-only, nothing else. overlay: image read-only under a writable layer. rw: writes reach the image. */
 export type SessionMode = 'inspect' | 'overlay' | 'rw';
@@ -33,6 +34,8 @@ export interface SessionOptions {
   hostPts?: boolean;
   /** Commands keep every capability and may gain privileges (--privileged): the box is open. */
   privileged?: boolean;
+  /** The image's Python to use instead of /usr/bin/python3 (--python PATH, a path inside the image). */
+  python?: string;
 }
 
 export interface ExecOptions extends Omit<RunOptions, 'env' | 'cwd'> {
@@ -49,6 +52,8 @@ export interface SessionParts {
   strategy: AttachStrategy;
   rootPartition: ImagePartition;
   arch: Arch;
+  /** The wheel platform tag's machine: the arch's, or armv6l for an ARMv6 armhf userland. */
+  machine: string;
   /** The chroot root, as a path inside the namespace. */
   root: string;
   mode: SessionMode;
@@ -59,6 +64,8 @@ export interface SessionParts {
   /** The static program every command enters the image through (lib/host/enter.c). */
   enter: string;
   privileged: boolean;
+  /** The interpreter --python chose (its environment's bin/ goes first on PATH). */
+  python?: Interpreter;
 }
 
 export const chrootPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -73,6 +80,8 @@ export class Session {
   readonly strategy: AttachStrategy;
   readonly rootPartition: ImagePartition;
   readonly arch: Arch;
+  /** The wheel platform tag's machine: the arch's, or armv6l for an ARMv6 armhf userland. */
+  readonly machine: string;
   /** The chroot root, as a path inside the namespace. */
   readonly root: string;
   readonly mode: SessionMode;
@@ -82,6 +91,7 @@ export class Session {
   readonly imageRoot: string;
   private readonly enter: string;
   readonly privileged: boolean;
+  readonly python: Interpreter | undefined;
 
   constructor(parts: SessionParts) {
     this.t = parts.transaction;
@@ -90,6 +100,7 @@ export class Session {
     this.strategy = parts.strategy;
     this.rootPartition = parts.rootPartition;
     this.arch = parts.arch;
+    this.machine = parts.machine;
     this.root = parts.root;
     this.mode = parts.mode;
     this.boot = parts.boot;
@@ -97,6 +108,7 @@ export class Session {
     this.imageRoot = parts.imageRoot;
     this.enter = parts.enter;
     this.privileged = parts.privileged;
+    this.python = parts.python;
   }
 
   get id(): string {
@@ -122,15 +134,19 @@ export class Session {
   exec(argv: readonly string[], options: ExecOptions = {}): Promise<RunResult> {
     checkpoint('chroot');
     const cwd = options.cwd ?? (this.workspace ? '/workspace' : '/');
+    const chosen = withPython(this.python, argv);
     const env: Record<string, string> = {
       PATH: chrootPath,
       HOME: '/root',
       LANG: 'C.UTF-8',
       TERM: process.env.TERM ?? 'dumb',
+      // An ARMv6 userland's Python names its platform linux-armv6l, as on the board (qemu's CPU says armv7l).
+      ...(this.machine === 'armv6l' && this.arch === 'armhf' ? { _PYTHON_HOST_PLATFORM: 'linux-armv6l' } : {}),
+      ...chosen.env,
       ...options.env,
     };
     const { cwd: _c, env: _e, ...rest } = options;
-    const inner = [this.enter, ...(this.privileged ? ['--privileged'] : []), this.root, cwd, '--', ...argv];
+    const inner = [this.enter, ...(this.privileged ? ['--privileged'] : []), this.root, cwd, '--', ...chosen.argv];
     const [cmd, ...args] = this.memory ? this.memory.wrap(inner) : inner;
     return this.ns.exec(cmd!, args, {
       ...rest,
@@ -174,4 +190,16 @@ export class Session {
     this.closed = true;
     await this.t.close(primary);
   }
+}
+
+// The Debian tools that run as the system's, whatever Python was chosen (their maintainer scripts
+// call python3 from PATH and mean /usr/bin/python3).
+const systemTools = new Set(['apt-get', 'apt', 'dpkg', 'dpkg-query', 'dpkg-divert', 'py3compile']);
+
+/** Pure: a command with --python's interpreter for `python3`, and its environment's bin/ first on PATH (as activating it would). */
+export function withPython(python: Interpreter | undefined, argv: readonly string[]): { argv: readonly string[]; env: Record<string, string> } {
+  if (!python || python.path === '/usr/bin/python3' || systemTools.has(argv[0] ?? '')) return { argv, env: {} };
+  const out = argv[0] === 'python3' ? [python.path, ...argv.slice(1)] : argv;
+  if (!python.prefix) return { argv: out, env: {} };
+  return { argv: out, env: { PATH: `${python.prefix}/bin:${chrootPath}`, ...(python.kind === 'venv' ? { VIRTUAL_ENV: python.prefix } : { CONDA_PREFIX: python.prefix }) } };
 }

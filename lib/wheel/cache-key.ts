@@ -24,6 +24,8 @@ export interface WheelKeyParts {
   arch: string;
   /** The image's python, "3.11". */
   python: string;
+  /** --python's interpreter when it is not /usr/bin/python3 (absent from the key otherwise: keys stay as they were). */
+  interpreter?: string;
   /** TargetPlan.id and .version. */
   target: string;
   targetVersion?: string;
@@ -71,6 +73,7 @@ export function wheelCacheKey(parts: WheelKeyParts): string {
     image: parts.image,
     arch: parts.arch,
     python: parts.python,
+    interpreter: parts.interpreter,
     target: parts.target,
     targetVersion: parts.targetVersion ?? null,
     env: parts.env,

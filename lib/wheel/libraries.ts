@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Arch, archTable } from '../core/arch.js';
+import { armCpuArch } from '../parse/arm-attributes.js';
 import { type ElfDynamic, elfArch, elfMatchesArch, readElfDynamic, readElfHeader } from '../parse/elf.js';
 import { PreconditionError } from '../core/errors.js';
 import { readHead, resolveInRoot, type Resolved } from '../host/safe-path.js';
@@ -15,6 +16,8 @@ export interface WheelElf {
   littleEndian: boolean;
   arch?: Arch;
   dynamic?: ElfDynamic;
+  /** ARM only: Tag_CPU_arch of its build attributes (6 = v6, 10 = v7). */
+  armCpuArch?: number;
 }
 
 /** Every member with an ELF header, with its machine and dynamic section. */
@@ -37,6 +40,8 @@ export function elvesIn(file: string, entries: ZipEntry[]): WheelElf[] {
     if (arch) elf.arch = arch;
     const dynamic = readElfDynamic(bytes);
     if (dynamic) elf.dynamic = dynamic;
+    const cpu = h.machine === 40 ? armCpuArch(bytes) : undefined;
+    if (cpu !== undefined) elf.armCpuArch = cpu;
     elves.push(elf);
   }
   return elves;

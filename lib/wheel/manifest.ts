@@ -9,6 +9,8 @@ export interface ManifestImage {
   os: Record<string, string>;
   glibc?: string;
   python: string;
+  /** The interpreter built for and with (--python), e.g. /usr/local/share/pynq-venv/bin/python3. */
+  interpreter?: string;
   arch: string;
   wheelTag?: string;
 }

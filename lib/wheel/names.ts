@@ -23,9 +23,9 @@ export function pythonAbi(version: string): string {
 }
 
 /** The full tag triple a build for this Python and arch gets: "cp311-cp311-linux_aarch64". */
-export function wheelTag(pythonVersion: string, arch: Arch): string {
+export function wheelTag(pythonVersion: string, arch: Arch, machine = archTable[arch].wheelMachine): string {
   const nodot = pythonVersion.replace('.', '');
-  return `cp${nodot}-${pythonAbi(pythonVersion)}-linux_${archTable[arch].wheelMachine}`;
+  return `cp${nodot}-${pythonAbi(pythonVersion)}-linux_${machine}`;
 }
 
 /** PEP 427: {distribution}-{version}[-{build}]-{python}-{abi}-{platform}.whl */
@@ -52,9 +52,9 @@ export function manylinuxGlibc(platform: string): { glibc: string; machine: stri
   return { glibc: m[2] !== undefined ? `${m[2]}.${m[3]}` : legacyManylinux[m[1]!]!, machine: m[4]! };
 }
 
-export function tagProblems(w: WheelName, image: { python: string; arch: Arch; glibc?: string }): string[] {
+export function tagProblems(w: WheelName, image: { python: string; arch: Arch; machine?: string; glibc?: string }): string[] {
   const problems: string[] = [];
-  const machine = archTable[image.arch].wheelMachine;
+  const machine = image.machine ?? archTable[image.arch].wheelMachine;
   const platforms = `linux_${machine}, manylinux*_${machine} or any`;
   const platformOk = (p: string) => p === 'any' || p === `linux_${machine}` || manylinuxGlibc(p)?.machine === machine;
   // A manylinux tag promises only what its glibc has: one newer than the image's does not load there.

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Arch } from '../core/arch.js';
+import { armCpuArchNames, runsOnArmv6 } from '../parse/arm-attributes.js';
 import { elfMachineNames, readElfDynamic } from '../parse/elf.js';
 import { isSafeEntryName, readZip } from '../parse/zip.js';
 import { compareVersions, parseWheelName, tagProblems, type WheelName } from './names.js';
@@ -26,6 +27,8 @@ export interface VerifyOptions {
   python: string;
   /** The image's glibc ("2.36"): a manylinux wheel for a newer one is refused by its tag. */
   glibc?: string;
+  /** The wheel platform machine when it is not the arch's: armv6l for an ARMv6 armhf userland. */
+  machine?: string;
   /** Sonames shipped by wheels this one depends on. */
   provided?: string[];
 }
@@ -39,10 +42,11 @@ const maxLibraryBytes = 512 * 1024 * 1024;
 
 /**
  * What verifyWheel checks, as a number that grows with it (1: tags, machines, NEEDED libraries;
- * 2: symbol versions too). Part of the wheel cache key, so a wheel verified by fewer checks is
+ * 2: symbol versions too; 3: the ARM architecture against an ARMv6 userland). Part of the wheel
+ * cache key, so a wheel verified by fewer checks is
  * never served as verified.
  */
-export const verificationLevel = 2;
+export const verificationLevel = 3;
 
 export function verifyWheel(file: string, o: VerifyOptions): WheelReport {
   const name = parseWheelName(file);
@@ -83,6 +87,10 @@ export function verifyWheel(file: string, o: VerifyOptions): WheelReport {
       problems.push(`${elf.member} is for ${machine}${detail}, the image is ${o.arch}`);
       // Its dependencies would be looked up for the wrong machine: the arch problem says it all.
       continue;
+    }
+    // An ARMv6 board (Pi Zero, 1) stops at the first ARMv7 instruction: "Illegal instruction".
+    if (o.machine === 'armv6l' && elf.armCpuArch !== undefined && !runsOnArmv6(elf.armCpuArch)) {
+      problems.push(`${elf.member} is built for ARM ${armCpuArchNames[elf.armCpuArch] ?? `architecture ${elf.armCpuArch}`}; the image's userland is ARMv6 (Raspberry Pi Zero and 1), where it stops with "Illegal instruction": build it with the image's compiler defaults (-march=armv6 -mfpu=vfp -marm)`);
     }
     // An absolute RPATH/RUNPATH entry names a directory in the image, searched before the defaults.
     const rpathDirs = [...(elf.dynamic?.rpath ?? []), ...(elf.dynamic?.runpath ?? [])].filter((d) => d.startsWith('/') && !d.includes('$'));

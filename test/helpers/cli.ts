@@ -5,7 +5,7 @@ import type { ExecutionContext } from 'ava';
 import { execa, execaSync, type ResultPromise } from 'execa';
 import { hashFile } from '../../lib/core/hash.js';
 import { safeRemoveTree } from '../../lib/host/safe-remove.js';
-import { snapshot, type HostSnapshot } from './host.js';
+import { foreignRoot, snapshot, type HostSnapshot } from './host.js';
 
 export const cliPath = path.resolve('dist/imgbuild.mjs');
 
@@ -87,13 +87,13 @@ function removeMade(): void {
   }
 }
 
-/** Wait until a process whose command line matches `re` runs under a chroot; returns its pid. */
+/** Wait until a process whose command line matches `re` runs in an image root (chroot or pivot_root); returns its pid. */
 export async function waitForChrooted(re: RegExp, ms = 60_000): Promise<number> {
   const until = Date.now() + ms;
   while (Date.now() < until) {
     for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
       try {
-        if (fs.readlinkSync(`/proc/${pid}/root`) === '/') continue;
+        if (!foreignRoot(pid)) continue;
         const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
         if (re.test(cmd)) return Number(pid);
       } catch {

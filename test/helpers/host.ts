@@ -51,6 +51,18 @@ async function binfmtEntries(): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean).sort();
 }
 
+/**
+ * The root of a process when it is not the host's (by device and inode, not by name: a process
+ * that entered an image with pivot_root reads its root as "/"), else undefined; throws when gone.
+ */
+export function foreignRoot(pid: string | number): string | undefined {
+  const root = fs.statSync(`/proc/${pid}/root`);
+  const host = fs.statSync('/');
+  if (root.dev === host.dev && root.ino === host.ino) return undefined;
+  const name = fs.readlinkSync(`/proc/${pid}/root`);
+  return name === '/' ? `(pivoted: dev ${root.dev} ino ${root.ino})` : name;
+}
+
 export async function snapshot(): Promise<HostSnapshot> {
   const mounts = fs
     .readFileSync('/proc/self/mountinfo', 'utf8')
@@ -72,8 +84,8 @@ export async function snapshot(): Promise<HostSnapshot> {
   const chrooted: string[] = [];
   for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     try {
-      const root = fs.readlinkSync(`/proc/${pid}/root`);
-      if (root !== '/') chrooted.push(`${pid} ${root}`);
+      const root = foreignRoot(pid);
+      if (root) chrooted.push(`${pid} ${root}`);
     } catch {
       // gone or kernel thread
     }

@@ -8,6 +8,7 @@ import { execa } from 'execa';
 import { isAtOrBelow, parseMountinfo } from '../../lib/parse/mountinfo.js';
 import { safeRemoveTree } from '../../lib/host/safe-remove.js';
 import { cliPath, tmpdir } from './cli.js';
+import { foreignRoot } from './host.js';
 
 /** imgbuild with a working directory (for relative image names). */
 export function imgbuildIn(cwd: string, args: string[]) {
@@ -153,7 +154,7 @@ export function allMounts(): { ns: string; target: string; fstype: string; sourc
   for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     try {
       const ns = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
-      if (seen.has(ns) || fs.readlinkSync(`/proc/${pid}/root`) !== '/') continue;
+      if (seen.has(ns) || foreignRoot(pid)) continue;
       const entries = parseMountinfo(fs.readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
       seen.add(ns);
       for (const e of entries) out.push({ ns, target: e.target, fstype: e.fstype, source: e.source });

@@ -354,7 +354,7 @@ test('imgbuilds storing the same key at once leave one valid entry', async (t) =
 
 // Pinned before the code moved into folders (and to be kept through any later move): a user's
 // cache stays valid only while these exact bytes come out. A deliberate change of the key's
-// inputs bumps wheelCacheFormat and this pin with it. The local: key also stands for what the
+// inputs bumps wheelCacheFormat (or verificationLevel: verification level 3 moved both) and this pin with it. The local: key also stands for what the
 // wheel front end does (its sha256 is an input): a changed lib/build/build-wheel.py builds every
 // local:, git: and onnx wheel anew, as it should, and moves the first pin with the second.
 test('the key bytes are pinned: a real local: plan with the wheel front end, and plain parts', (t) => {
@@ -362,6 +362,6 @@ test('the key bytes are pinned: a real local: plan with the wheel front end, and
   const key = wheelCacheKey({ ...parts, target: local.id, targetVersion: local.version, env: local.env, commands: local.commands, pip: local.pip, source: 'tree:' + 'f'.repeat(64) });
   const frontend = crypto.createHash('sha256').update(fs.readFileSync(wheelFrontendSource)).digest('hex');
   t.is(frontend, '7257bf35a08a0e4c9851980ed60dbfa023f907ca4a8dc9bbad5b0d568e6a3b09', 'the wheel front end changed: its wheels are built anew (expected); update both pins');
-  t.is(key, 'e436ef8cc51c50c1f397c5e34fc1f1b7bc84a7db776ad51eb1cd767c1f818d28');
-  t.is(wheelCacheKey(parts), '636763aa2ab5197085ad0c4b30574469b46e901498d317dd6c11f148ef853235');
+  t.is(key, '0ec4a76276c3a1bc5b6f34a764df824b9be091f6d5a3d50384e88586df655c63');
+  t.is(wheelCacheKey(parts), 'b3a35deac949a7f015aa28bb655539cdee53052aa4ad915a22ab29ee19710614');
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { type Arch, archTable } from '../../lib/core/arch.js';
+import { armCpuArch, runsOnArmv6 } from '../../lib/parse/arm-attributes.js';
 import { elfArch, readElfDynamic, readElfHeader } from '../../lib/parse/elf.js';
 import { UsageError } from '../../lib/core/errors.js';
 import { compareVersions, manylinuxGlibc, parseWheelName, tagProblems } from '../../lib/wheel/names.js';
@@ -588,4 +589,35 @@ test('a manylinux wheel for a newer glibc than the image\'s is refused by its ta
   t.deepEqual(check('onnx-1.17.0-cp39-cp39-manylinux_2_28_aarch64.whl', '2.27'), ['onnx-1.17.0-cp39-cp39-manylinux_2_28_aarch64.whl is for a newer glibc than the image\'s 2.27 (manylinux_2_28_aarch64 needs glibc 2.28)']);
   t.deepEqual(check('x-1.0-cp39-cp39-linux_aarch64.whl', '2.17'), [], 'a linux_ tag promises nothing: the symbol versions are checked instead');
   t.deepEqual(tagProblems(parseWheelName('onnx-1.17.0-cp39-cp39-manylinux_2_28_aarch64.whl'), { python: '3.9', arch: 'aarch64' }), [], 'without the image\'s glibc, no tag check');
+});
+
+// --- ARMv6 userlands (Raspberry Pi OS for the Pi Zero and 1) -----------------------------------
+// test/fixtures/elf/armv{6,7}-hf.so: `int answer(void) { return 42; }` built with the host's
+// arm-linux-gnueabihf-gcc-12 -O2 -shared -nostdlib -fPIC -s, -march=armv6+fp -marm or -march=armv7-a+fp.
+
+test('the ARM build attributes of an ELF: Tag_CPU_arch v6 and v7; not ARM or damaged: none', (t) => {
+  const v6 = fs.readFileSync('test/fixtures/elf/armv6-hf.so');
+  const v7 = fs.readFileSync('test/fixtures/elf/armv7-hf.so');
+  t.is(armCpuArch(v6), 6);
+  t.is(armCpuArch(v7), 10);
+  t.true(runsOnArmv6(6));
+  t.false(runsOnArmv6(10));
+  t.is(armCpuArch(synthElf({ cls: 2, machine: 183, needed: [] })), undefined);
+  t.is(armCpuArch(v6.subarray(0, 200)), undefined, 'section headers beyond the end');
+  t.is(armCpuArch(elfHeader({ cls: 1, machine: 40, flags: 0x05000400 })), undefined, 'no section headers');
+});
+
+test('an ARMv6 image: linux_armv6l wheels fit, linux_armv7l ones do not; an ARMv7 library in a wheel is named', async (t) => {
+  const v6image = { python: '3.11', arch: 'armhf' as Arch, machine: 'armv6l' };
+  t.deepEqual(tagProblems(parseWheelName('numpy-1.24.2-cp311-cp311-linux_armv6l.whl'), v6image), [], 'piwheels\' armv6l wheel');
+  t.deepEqual(tagProblems(parseWheelName('numpy-1.24.2-cp311-cp311-linux_armv7l.whl'), v6image), ['numpy-1.24.2-cp311-cp311-linux_armv7l.whl is for platform linux_armv7l; the image needs linux_armv6l, manylinux*_armv6l or any']);
+  t.deepEqual(tagProblems(parseWheelName('numpy-1.24.2-cp311-cp311-linux_armv6l.whl'), { python: '3.11', arch: 'armhf' }).length, 1, 'an ARMv7 image does not take armv6l');
+  const root = fakeRoot({ '/lib/arm-linux-gnueabihf/libc.so.6': elfHeader({ cls: 1, machine: 40, flags: 0x05000400 }) });
+  const zip = await makeZip('m-1.0-cp311-cp311-linux_armv6l.whl', [
+    { name: 'm/v6.so', data: fs.readFileSync('test/fixtures/elf/armv6-hf.so') },
+    { name: 'm/v7.so', data: fs.readFileSync('test/fixtures/elf/armv7-hf.so') },
+  ]);
+  const report = verifyWheel(zip, { rootHost: root, arch: 'armhf', machine: 'armv6l', python: '3.11' });
+  t.deepEqual(report.problems, ['m/v7.so is built for ARM v7; the image\'s userland is ARMv6 (Raspberry Pi Zero and 1), where it stops with "Illegal instruction": build it with the image\'s compiler defaults (-march=armv6 -mfpu=vfp -marm)']);
+  t.deepEqual(verifyWheel(zip.replace('armv6l', 'armv6l'), { rootHost: root, arch: 'armhf', python: '3.11' }).problems.filter((p) => /ARM v7/.test(p)), [], 'an ARMv7 image takes v7 code');
 });
