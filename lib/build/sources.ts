@@ -8,6 +8,7 @@ import { CommandError, PreconditionError } from '../core/errors.js';
 import { holdLock } from '../host/lock.js';
 import { isSdist } from '../targets/local.js';
 import { type FetchedSource, skippedTopLevel, type TargetSource } from '../targets/types.js';
+import { sourceEpoch } from './source-epoch.js';
 
 export type { FetchedSource } from '../targets/types.js';
 
@@ -44,11 +45,11 @@ export async function fetchSource(ctx: Context, source: TargetSource, dest: stri
     const st = fs.statSync(source.path);
     if (st.isDirectory()) await copyTree(ctx, source.path, dest, skippedTopLevel);
     else await ctx.run('cp', ['--reflink=auto', '--preserve=mode,timestamps', source.path, path.join(dest, path.basename(source.path))]);
-    return { origin: source.path };
+    return { origin: source.path, epoch: await sourceEpoch(ctx, { path: source.path, skip: skippedTopLevel }) };
   }
   const repo = await updateGitCache(ctx, source.url, source.ref, source.submodules, o);
   await copyTree(ctx, repo.dir, dest, []);
-  return { origin: `${source.url}@${source.ref}`, commit: repo.commit };
+  return { origin: `${source.url}@${source.ref}`, commit: repo.commit, epoch: await sourceEpoch(ctx, { path: repo.dir, gitDir: repo.dir, commit: repo.commit }) };
 }
 
 async function copyTree(ctx: Context, from: string, to: string, skip: string[]): Promise<void> {

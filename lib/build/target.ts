@@ -11,7 +11,8 @@ import { isWheelFrontend } from '../targets/local.js';
 import type { BuiltWith, ManifestWheel, WheelName } from '../wheel/index.js';
 import { storeInCache, useHit } from './cache.js';
 import type { Chroot } from './chroot.js';
-import { deflateOnHost } from './deflate.js';
+import { rewriteOnHost } from './deflate.js';
+import { zipEpoch } from './source-epoch.js';
 import { giveTo, openLog, record } from './output.js';
 import { buildReportInner, buildReqsInner, checkPins, parseUnmet, readBuildReport, unmetError, waivePins } from './requirements.js';
 import type { BuildRun } from './run.js';
@@ -52,7 +53,7 @@ async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string
   }
   const src = sourceDir(run, t);
   // Build requirements the front end installs go to the workspace, never into the image.
-  const env = { ...t.env, IMGBUILD_BUILD_REQS: buildReqsInner(t), IMGBUILD_BUILD_REPORT: buildReportInner(t) };
+  const env = { SOURCE_DATE_EPOCH: String(epochOf(run, t)), ...t.env, IMGBUILD_BUILD_REQS: buildReqsInner(t), IMGBUILD_BUILD_REPORT: buildReportInner(t) };
   for (const cmd of t.commands) {
     checkpoint('build:compile');
     const r = await chroot.exec(cmd, { env, cwd: src.inner, log });
@@ -70,7 +71,7 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
   const base = path.basename(file);
   // `file` is the staged copy; the import check in the chroot uses the tree's own (`inner`). It is
   // verified as built (stored, cheap to unpack under qemu) while the staged copy is deflated natively.
-  const deflating = chroot.hostDeflate ? deflateOnHost(file, o.log) : undefined;
+  const deflating = rewriteOnHost(file, o.log, { deflate: chroot.hostDeflate, epoch: epochOf(run, t) });
   let name: WheelName;
   try {
     const inner = path.posix.join(sourceDir(run, t).inner, t.wheelDir, base);
@@ -102,6 +103,7 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
     compiler: chroot.compiler,
     accel: chroot.accelNote,
     seconds,
+    sourceDateEpoch: epochOf(run, t),
     log: o.log,
     ...(runtimeApt(t, chroot).length ? { runtimeApt: runtimeApt(t, chroot) } : {}),
     ...(Object.keys(chroot.aptVersions).length ? { aptPackages: chroot.aptVersions } : {}),
@@ -123,6 +125,12 @@ async function installForLater(run: BuildRun, chroot: Chroot, i: number, files: 
     const inner = `/workspace/wheels/${path.basename(file)}`;
     await checked(await chroot.exec(['python3', '-m', 'pip', 'install', '--no-deps', '--no-index', '--force-reinstall', inner], { log }), { what: `pip install ${inner}`, log, target: t.id });
   }
+}
+
+// SOURCE_DATE_EPOCH: the user's (env=), else the source's (its commit's time, or newest file).
+function epochOf(run: BuildRun, t: TargetPlan): number {
+  const given = Number(t.env.SOURCE_DATE_EPOCH);
+  return Number.isInteger(given) && given >= 0 ? Math.max(given, zipEpoch) : (run.fetched.get(t)?.epoch ?? zipEpoch);
 }
 
 // The board's Debian packages for this target: its runtime= ones and those that met its needs in this build.

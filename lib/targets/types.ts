@@ -36,6 +36,8 @@ export interface FetchedSource {
   /** What was built: a path, or URL@REF with the commit. */
   origin: string;
   commit?: string;
+  /** SOURCE_DATE_EPOCH from the source: the commit's time, else its newest file. */
+  epoch?: number;
 }
 
 /** Top-level directories of a host checkout that are build output, not source (they may hold host objects). */

@@ -24,10 +24,38 @@ const FLAG_DATA_DESCRIPTOR = 0x8;
  * error `dest` is removed. An archive with nothing stored gets no `dest` (deflated: 0). Deflate
  * runs on libuv's threads: the caller may go on.
  */
-export async function deflateStored(file: string, dest: string, level = zlib.constants.Z_DEFAULT_COMPRESSION): Promise<DeflateResult> {
+export function deflateStored(file: string, dest: string, level = zlib.constants.Z_DEFAULT_COMPRESSION): Promise<DeflateResult> {
+  return rewriteWheel(file, dest, { deflate: true, level });
+}
+
+/** Pure: an epoch (seconds, UTC) as a ZIP entry's MS-DOS time and date, clamped to 1980-2107. */
+export function dosTime(epoch: number): { time: number; date: number } {
+  const d = new Date(Math.min(Math.max(epoch, 315532800), 4354819199) * 1000);
+  return {
+    time: (d.getUTCHours() << 11) | (d.getUTCMinutes() << 5) | Math.floor(d.getUTCSeconds() / 2),
+    date: ((d.getUTCFullYear() - 1980) << 9) | ((d.getUTCMonth() + 1) << 5) | d.getUTCDate(),
+  };
+}
+
+/** Pure: a Unix mode as a reproducible wheel keeps it: 0755 directories and executables, else 0644, no setuid, setgid or sticky bit. */
+export function normalMode(mode: number): number {
+  const type = mode & 0o170000;
+  if (type === 0o040000) return 0o040755;
+  if (type === 0o100000 || type === 0) return 0o100000 | (mode & 0o111 ? 0o755 : 0o644);
+  return mode;
+}
+
+/**
+ * Rewrite a wheel into `dest` (a new file): with `deflate`, its stored entries deflated (as
+ * deflateStored); with `epoch`, every entry's time set to it (UTC) and every Unix mode normalised
+ * (normalMode), so two builds of the same source give the same bytes. Without `epoch` and with
+ * nothing stored, no `dest` is written (deflated: 0).
+ */
+export async function rewriteWheel(file: string, dest: string, o: { deflate: boolean; level?: number; epoch?: number }): Promise<DeflateResult> {
   const { entries, central, eocd } = readDirectory(file);
   const bytesBefore = fs.statSync(file).size;
-  if (!entries.some((e) => e.method === 0 && e.size > 0)) return { deflated: 0, bytesBefore, bytesAfter: bytesBefore };
+  if (o.epoch === undefined && (!o.deflate || !entries.some((e) => e.method === 0 && e.size > 0))) return { deflated: 0, bytesBefore, bytesAfter: bytesBefore };
+  const when = o.epoch === undefined ? undefined : dosTime(o.epoch);
   const out = fs.openSync(dest, 'wx', 0o644);
   let offset = 0;
   let deflated = 0;
@@ -45,8 +73,8 @@ export async function deflateStored(file: string, dest: string, level = zlib.con
       const localExtra = readLocalExtra(file, e);
       let method = e.method;
       let data: Buffer;
-      if (e.method === 0 && e.size > 0) {
-        data = await deflateRaw(readEntry(file, e), { level });
+      if (o.deflate && e.method === 0 && e.size > 0) {
+        data = await deflateRaw(readEntry(file, e), { level: o.level ?? zlib.constants.Z_DEFAULT_COMPRESSION });
         method = 8;
         deflated++;
       } else {
@@ -56,6 +84,12 @@ export async function deflateStored(file: string, dest: string, level = zlib.con
       const flags = e.flags & ~FLAG_DATA_DESCRIPTOR;
       const version = method === 8 ? Math.max(20, record.readUInt16LE(6)) : record.readUInt16LE(6);
       const name = record.subarray(46, 46 + record.readUInt16LE(28));
+      if (when) {
+        record.writeUInt16LE(when.time, 12);
+        record.writeUInt16LE(when.date, 14);
+        // Unix modes live in the high half of the external attributes when made on Unix (3).
+        if (record[5] === 3) record.writeUInt32LE(((normalMode(record.readUInt32LE(38) >>> 16) << 16) | (record.readUInt32LE(38) & 0xffff)) >>> 0, 38);
+      }
       const local = Buffer.alloc(30);
       local.writeUInt32LE(LOCAL, 0);
       local.writeUInt16LE(version, 4);

@@ -38,6 +38,8 @@ export interface ManifestWheel {
   /** How the compiler ran: host-native cross (accel) or emulated, and why. */
   accel?: string;
   seconds: number;
+  /** SOURCE_DATE_EPOCH the build got and the wheel's entry times (the source's commit time or newest file). */
+  sourceDateEpoch?: number;
   log: string;
   /** The build requirements, the versions that met them and where those were (the image or the workspace). */
   buildRequirements?: BuiltWith[];

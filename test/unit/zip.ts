@@ -7,7 +7,8 @@ import test from 'ava';
 import { execa } from 'execa';
 import { needs } from '../helpers/tools.js';
 import { ZipError, readZip } from '../../lib/parse/zip.js';
-import { deflateStored } from '../../lib/wheel/deflate.js';
+import { deflateStored, dosTime, normalMode, rewriteWheel } from '../../lib/wheel/deflate.js';
+import { newestInTarListing, newestInTree } from '../../lib/build/source-epoch.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-zip-'));
 test.after.always(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -88,4 +89,57 @@ withPython('a member that fails its CRC: an error naming it, the partial output 
   t.regex(error.message, /pkg\/_native\.so fails its CRC check/);
   t.true(fs.readFileSync(file).equals(bytes));
   t.false(fs.existsSync(`${file}.new`), 'the partial output is removed');
+});
+
+// Reproducible wheels: every entry's time set to SOURCE_DATE_EPOCH, every Unix mode normalised.
+withPython('with an epoch, every entry carries its time and a normal mode; contents, names and order stay; two different archives of the same files come out byte-identical', async (t) => {
+  const epoch = Date.UTC(2024, 2, 3, 4, 5, 6) / 1000;
+  const a = await storedArchive('ZIP_DEFLATED');
+  const b = await storedArchive('ZIP_DEFLATED');
+  // The same members, written at another time with other modes (a setuid bit, group write).
+  await execa('python3', ['-c', `
+import sys, zipfile
+src, dst = sys.argv[1:3]
+with zipfile.ZipFile(src) as s, zipfile.ZipFile(dst + '.tmp', 'w', zipfile.ZIP_DEFLATED) as d:
+    d.comment = s.comment
+    for i in s.infolist():
+        j = zipfile.ZipInfo(i.filename, date_time=(2025, 12, 31, 23, 59, 58)); j.compress_type = i.compress_type
+        j.external_attr = i.external_attr | ((0o4020 << 16) if not i.is_dir() else 0); j.comment = i.comment; j.extra = i.extra
+        d.writestr(j, s.read(i))
+`, b, b]);
+  fs.renameSync(`${b}.tmp`, b);
+  const before = await describe(a);
+  await rewriteWheel(a, `${a}.r`, { deflate: false, epoch });
+  await rewriteWheel(b, `${b}.r`, { deflate: false, epoch });
+  t.true(fs.readFileSync(`${a}.r`).equals(fs.readFileSync(`${b}.r`)), 'byte-identical');
+  const after = await describe(`${a}.r`);
+  t.is(after.test, null);
+  t.deepEqual(after.members.map((m) => m.name), before.members.map((m) => m.name));
+  t.deepEqual(after.members.map((m) => m.sha), before.members.map((m) => m.sha));
+  for (const m of after.members) t.deepEqual(m.date, [2024, 3, 3, 4, 5, 6], String(m.name));
+  const modes = Object.fromEntries(after.members.map((m) => [m.name, ((m.attr as number) >>> 16).toString(8)]));
+  t.like(modes, { 'pkg/': '40755', 'pkg/__init__.py': '100644', 'pkg/tool': '100755' });
+});
+
+test('MS-DOS times and normal modes', (t) => {
+  t.deepEqual(dosTime(315532800), { time: 0, date: (0 << 9) | (1 << 5) | 1 });
+  t.deepEqual(dosTime(0), dosTime(315532800), 'before 1980: 1980');
+  t.is(normalMode(0o104775), 0o100755);
+  t.is(normalMode(0o100664), 0o100644);
+  t.is(normalMode(0o042777), 0o040755);
+  t.is(normalMode(0o120777), 0o120777, 'a link keeps its mode');
+});
+
+test('SOURCE_DATE_EPOCH from a tar listing (UTC) and a tree\'s newest file', (t) => {
+  const listing = '-rw-r--r-- u/g 10 2023-01-18 12:34:56 pkg/a.py\ndrwxr-xr-x u/g 0 2024-06-01 00:00:02 pkg/\n';
+  t.is(newestInTarListing(listing), Date.UTC(2024, 5, 1, 0, 0, 2) / 1000);
+  t.is(newestInTarListing('nothing'), undefined);
+  const dir = fs.mkdtempSync(path.join(work, 'tree-'));
+  fs.mkdirSync(path.join(dir, 'src'));
+  fs.mkdirSync(path.join(dir, 'build'));
+  fs.writeFileSync(path.join(dir, 'src', 'a.py'), '');
+  fs.writeFileSync(path.join(dir, 'build', 'new.o'), '');
+  fs.utimesSync(path.join(dir, 'src', 'a.py'), 1_600_000_000, 1_600_000_000);
+  fs.utimesSync(path.join(dir, 'build', 'new.o'), 1_700_000_000, 1_700_000_000);
+  t.is(newestInTree(dir, ['build']), 1_600_000_000, 'build output does not count');
 });
