@@ -3,7 +3,6 @@
 // wheel's entries with it, and the host-side rewrite sets every entry's time to it, so two builds
 // of the same source give the same bytes.
 import fs from 'node:fs';
-import path from 'node:path';
 import type { Context } from '../core/context.js';
 import { readDirectory } from '../parse/zip.js';
 
@@ -15,15 +14,18 @@ const clamp = (t: number) => Math.max(zipEpoch, Math.floor(t));
 /** The newest modification time (seconds) of the regular files below `dir`, skipping .git and the top-level `skip` names. */
 export function newestInTree(dir: string, skip: readonly string[] = []): number | undefined {
   let newest: number | undefined;
-  const walk = (d: string, top: boolean) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      if (e.name === '.git' || (top && skip.includes(e.name))) continue;
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p, false);
-      else if (e.isFile()) newest = Math.max(newest ?? 0, fs.lstatSync(p).mtimeMs / 1000);
+  // Names as Buffers: a file name that is not UTF-8 must still be found.
+  const walk = (d: Buffer, top: boolean) => {
+    for (const name of fs.readdirSync(d, { encoding: 'buffer' })) {
+      const text = name.toString('latin1');
+      if (text === '.git' || (top && skip.includes(text))) continue;
+      const p = Buffer.concat([d, Buffer.from('/'), name]);
+      const st = fs.lstatSync(p);
+      if (st.isDirectory()) walk(p, false);
+      else if (st.isFile()) newest = Math.max(newest ?? 0, st.mtimeMs / 1000);
     }
   };
-  walk(dir, true);
+  walk(Buffer.from(dir), true);
   return newest;
 }
 
