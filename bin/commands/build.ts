@@ -25,6 +25,7 @@ export function builder(y: Argv) {
     .option('extra-index-url', { type: 'string', array: true, default: [], describe: 'more package indexes (e.g. https://www.piwheels.org/simple for Raspberry Pi boards)' })
     .option('find-links', { type: 'string', array: true, default: [], describe: 'a host directory of wheels and sdists pip may install from (bound read-only into the chroot)' })
     .option('persist', { type: 'boolean', default: false, describe: 'write the build\'s apt and pip installs into the image (default: the image stays unchanged)' })
+    .option('pids-limit', { type: 'string', default: 'auto', describe: 'processes the build\'s commands may have at once (a pids cgroup): N, none, or auto (2048)' })
     .option('memory-limit', { type: 'string', default: 'auto', describe: 'memory limit (cgroup) for the build\'s commands: SIZE (e.g. 6G, 512M), none, or auto (what the host can spare)' })
     .option('wheel-cache', { type: 'boolean', default: process.env.IMGBUILD_WHEEL_CACHE !== '0', describe: 'answer from the wheel cache when image, source, recipe and compiler match an earlier verified build (--no-wheel-cache builds again)' })
     .option('privileged', privilegedOption)
@@ -48,6 +49,7 @@ interface Args extends GlobalArgs, AccelArgs {
   persist: boolean;
   'wheel-cache': boolean;
   'memory-limit': string;
+  'pids-limit': string;
   'dry-run': boolean;
   attach: AttachStrategy | 'auto';
   'allow-block-device': boolean;
@@ -68,6 +70,13 @@ export function parseJobs(text: string): number | 'auto' {
   if (text === 'auto') return 'auto';
   if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`--jobs ${text} is not a positive number or auto`, 'e.g. --jobs 2, or --jobs auto');
   return Number(text);
+}
+
+export function pidsLimit(text: string): { pidsLimit?: number } {
+  if (text === 'auto') return {};
+  if (text === 'none' || text === '0') return { pidsLimit: 0 };
+  if (!/^\d+$/.test(text) || Number(text) < 16) throw new UsageError(`--pids-limit ${text} is not a number of processes (16 or more), none or auto`, 'e.g. --pids-limit 4096');
+  return { pidsLimit: Number(text) };
 }
 
 export function memoryLimit(text: string): { memoryLimit?: number } {
@@ -108,6 +117,7 @@ export async function handler(args: Args) {
       dryRun: args['dry-run'],
       wheelCache: args['wheel-cache'],
       ...memoryLimit(String(last(args['memory-limit']))),
+      ...pidsLimit(String(last(args['pids-limit']))),
       accel: accelFromArgs({ ...args, accel: last(args.accel) }),
       attach: args.attach,
       allowBlockDevice: args['allow-block-device'],

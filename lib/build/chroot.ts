@@ -60,6 +60,7 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   const apt = await installApt(run, s, setupLog);
   const envNeeds = await checkEnvironmentNeeds(run, chrootExec(ctx, s, {}), apt, setupLog);
   await limitMemory(run, s);
+  await limitPids(run, s);
   // After apt: the binds must never be up while dpkg runs.
   const accel = await stage(ctx.emit, 'set up compiler acceleration', () => startAccel(ctx, s, req.accel ?? { mode: 'auto' }));
   // Accelerated builds move deflate out of the emulator too: the front end writes wheels
@@ -170,6 +171,17 @@ async function limitMemory(run: BuildRun, s: Session): Promise<void> {
     if (lim.ok) run.ctx.emit({ kind: 'info', message: `build commands run under a ${human(limit)} memory limit (cgroup v${lim.cgroup.version})` });
     else run.ctx.emit({ kind: 'warn', message: `no memory limit for the build: ${lim.reason}; an out-of-memory build may hit other processes on this host` });
   }
+}
+
+/** Enough for any compile (make -j, ninja, gcc's own processes, each a qemu under emulation); a fork bomb stops here. */
+export const defaultPidsLimit = 2048;
+
+async function limitPids(run: BuildRun, s: Session): Promise<void> {
+  const max = run.req.pidsLimit ?? defaultPidsLimit;
+  if (max <= 0) return;
+  const lim = await s.limitPids(max);
+  if (lim.ok) run.ctx.emit({ kind: 'info', message: `build commands run under a limit of ${max} processes (--pids-limit)` });
+  else run.ctx.emit({ kind: 'warn', message: `no process limit for the build: ${lim.reason}; a fork bomb in build code could exhaust this host's processes` });
 }
 
 async function compilerVersion(s: Session, env: Record<string, string>): Promise<string | undefined> {

@@ -31,6 +31,8 @@ export interface BuildRequest {
   accel?: AccelRequest;
   /** Memory limit for the build's commands in bytes; 0: none; default: what the host can spare. */
   memoryLimit?: number;
+  /** Processes the build's commands may have at once (--pids-limit); 0: none; default defaultPidsLimit. */
+  pidsLimit?: number;
   /** Answer from the wheel cache when every input matches an earlier verified build (default true). */
   wheelCache?: boolean;
   attach?: AttachStrategy | 'auto';

@@ -118,9 +118,10 @@ export function probeMemoryCgroup(): MemoryCgroupProbe {
  * `argv`. $$ is the shell's pid in its own PID namespace, which is also how the kernel reads a
  * pid written there, so it works on the host and under nsenter --pid alike.
  */
-export function wrapArgv(procsFile: string, argv: readonly string[]): string[] {
-  if (argv.length === 0) throw new UsageError('nothing to run in the memory cgroup');
-  return ['sh', '-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', procsFile, ...argv];
+export function wrapArgv(procsFiles: string | readonly string[], argv: readonly string[]): string[] {
+  if (argv.length === 0) throw new UsageError('nothing to run in the cgroup');
+  const files = typeof procsFiles === 'string' ? [procsFiles] : procsFiles;
+  return ['sh', '-c', `${files.map((_, i) => `echo $$ > "$${i + 1}"`).join(' && ')} && shift ${files.length} && exec "$@"`, 'sh', ...files, ...argv];
 }
 
 export class MemoryCgroup {
@@ -133,9 +134,13 @@ export class MemoryCgroup {
     readonly swapLimited: boolean,
   ) {}
 
+  get procsFile(): string {
+    return path.join(this.dir, 'cgroup.procs');
+  }
+
   /** argv that runs `argv` inside this cgroup. */
   wrap(argv: readonly string[]): string[] {
-    return wrapArgv(path.join(this.dir, 'cgroup.procs'), argv);
+    return wrapArgv(this.procsFile, argv);
   }
 
   /** The kernel's OOM killer killed a process in this cgroup. Read it before the transaction unwinds. */
@@ -238,6 +243,6 @@ export async function removeCgroup(change: CgroupChange, ms = 5000): Promise<voi
   }, ms);
   if (!gone) {
     const left = cgroupTree(change.path).flatMap(cgroupProcs);
-    throw new Error(`cannot remove memory cgroup ${change.path}: ${left.length > 0 ? `processes ${left.join(', ')} still in it` : String(last)}`, { cause: last });
+    throw new Error(`cannot remove cgroup ${change.path}: ${left.length > 0 ? `processes ${left.join(', ')} still in it` : String(last)}`, { cause: last });
   }
 }

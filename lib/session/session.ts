@@ -2,7 +2,8 @@
 // command, limit memory, bind host paths in, register an undo); close() unwinds everything.
 import type { Arch } from '../core/arch.js';
 import type { AttachStrategy } from '../host/attach.js';
-import { createMemoryCgroup, type MemoryCgroup, probeMemoryCgroup } from '../host/cgroup.js';
+import { createMemoryCgroup, type MemoryCgroup, probeMemoryCgroup, wrapArgv } from '../host/cgroup.js';
+import { createPidsLimit, type PidsLimit, probePidsCgroup } from '../host/pids.js';
 import { checkpoint } from '../core/fault.js';
 import type { ImageFile, ImagePartition } from '../host/image.js';
 import type { Journal } from '../undo/journal.js';
@@ -75,6 +76,8 @@ export class Session {
   private readonly t: OpenTransaction<Journal>;
   /** Set by limitMemory(): every later exec runs inside it. */
   memory: MemoryCgroup | undefined;
+  /** Set by limitPids(): every later exec runs under it. */
+  pids: PidsLimit | undefined;
   readonly ns: Namespace;
   readonly image: ImageFile;
   readonly strategy: AttachStrategy;
@@ -147,7 +150,8 @@ export class Session {
     };
     const { cwd: _c, env: _e, ...rest } = options;
     const inner = [this.enter, ...(this.privileged ? ['--privileged'] : []), this.root, cwd, '--', ...chosen.argv];
-    const [cmd, ...args] = this.memory ? this.memory.wrap(inner) : inner;
+    const procs = [...(this.memory ? [this.memory.procsFile] : []), ...(this.pids?.ownCgroup ? [this.pids.procsFile] : [])];
+    const [cmd, ...args] = procs.length ? wrapArgv(procs, inner) : inner;
     return this.ns.exec(cmd!, args, {
       ...rest,
       pidns: true,
@@ -166,6 +170,18 @@ export class Session {
     if (!probe.ok) return { ok: false, reason: `${probe.reason} (${probe.fix})` };
     this.memory = await createMemoryCgroup(this.t.tx, { session: this.id, limitBytes, probe });
     return { ok: true, cgroup: this.memory };
+  }
+
+  /**
+   * Run every later command under a limit of `max` processes at once (a pids cgroup, journaled,
+   * removed at close): a fork bomb stops at the limit instead of filling the host. Call it after
+   * limitMemory (in cgroup v2 both share one cgroup). Returns why not when the host cannot.
+   */
+  async limitPids(max: number): Promise<{ ok: true; limit: PidsLimit } | { ok: false; reason: string }> {
+    const probe = probePidsCgroup();
+    if (!probe.ok) return { ok: false, reason: probe.reason };
+    this.pids = await createPidsLimit(this.t.tx, { session: this.id, max, probe, ...(this.memory ? { memory: this.memory } : {}) });
+    return { ok: true, limit: this.pids };
   }
 
   /**

@@ -6,7 +6,7 @@ import test from 'ava';
 import { accelIdentity, decideAccel, gccConfigureLine, hostCrossVersions, imageGcc, targetDefaults, targetFlags } from '../../lib/accel/index.js';
 import { PreconditionError, UsageError } from '../../lib/core/errors.js';
 import { defaultMemoryLimit } from '../../lib/build/index.js';
-import { memoryLimit } from '../../bin/commands/build.js';
+import { memoryLimit, pidsLimit } from '../../bin/commands/build.js';
 
 const GiB = 1024 ** 3;
 
@@ -132,6 +132,14 @@ test("accel gives the drivers the image gcc's target defaults; one it cannot tel
   const unreadable = imageWith('12', 'arm-linux-gnueabihf', { 'usr/bin/arm-linux-gnueabihf-gcc-12': 'stripped' });
   t.regex(decideAccel({ mode: 'auto' }, 'armhf', unreadable, host).reason, /emulated compiler: cannot read the image gcc driver's configuration/);
   t.throws(() => decideAccel({ mode: 'cross' }, 'armhf', unreadable, host), { instanceOf: PreconditionError });
+});
+
+test('pids limit: a number (16 or more), none, auto', (t) => {
+  t.deepEqual(pidsLimit('auto'), {});
+  t.deepEqual(pidsLimit('none'), { pidsLimit: 0 });
+  t.deepEqual(pidsLimit('4096'), { pidsLimit: 4096 });
+  t.throws(() => pidsLimit('8'), { instanceOf: UsageError, message: /16 or more/ });
+  t.throws(() => pidsLimit('many'), { instanceOf: UsageError });
 });
 
 test('memory limit: sizes, none, auto; the default leaves a reserve and is at least 1 GiB', (t) => {

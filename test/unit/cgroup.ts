@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import { choosePidsCgroup } from '../../lib/host/pids.js';
 import { type CgroupFacts, chooseMemoryCgroup, parseFlatKeyed, parseProcCgroup, removeCgroup, wrapArgv } from '../../lib/host/cgroup.js';
 import { fileId } from '../../lib/core/identity.js';
 import { parseMountinfo } from '../../lib/parse/mountinfo.js';
@@ -81,8 +82,22 @@ test('no cgroups at all: both reasons', (t) => {
 
 test('wrap: the shell moves itself into the cgroup, then execs the argv unchanged', (t) => {
   const argv = wrapArgv('/sys/fs/cgroup/x/imgbuild-s/cgroup.procs', ['unshare', '--root=/a b', '--', 'sh', '-c', 'echo "$1"']);
-  t.deepEqual(argv, ['sh', '-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', '/sys/fs/cgroup/x/imgbuild-s/cgroup.procs', 'unshare', '--root=/a b', '--', 'sh', '-c', 'echo "$1"']);
+  t.deepEqual(argv, ['sh', '-c', 'echo $$ > "$1" && shift 1 && exec "$@"', 'sh', '/sys/fs/cgroup/x/imgbuild-s/cgroup.procs', 'unshare', '--root=/a b', '--', 'sh', '-c', 'echo "$1"']);
   t.throws(() => wrapArgv('/p', []));
+  // v1: the memory and the pids hierarchies, one cgroup in each.
+  const both = wrapArgv(['/m/cgroup.procs', '/p/cgroup.procs'], ['true']);
+  t.deepEqual(both, ['sh', '-c', 'echo $$ > "$1" && echo $$ > "$2" && shift 2 && exec "$@"', 'sh', '/m/cgroup.procs', '/p/cgroup.procs', 'true']);
+});
+
+test('pids: v2 when delegated to our cgroup\'s children, else the v1 pids hierarchy, else why not', (t) => {
+  const mount = (fstype: string, target: string, superOptions: string) => ({ id: 1, parent: 0, dev: '0:1', root: '/', target, options: 'rw', fstype, source: 'cgroup', superOptions });
+  const read = (files: Record<string, string>) => (f: string) => files[f];
+  const v2 = choosePidsCgroup({ membership: parseProcCgroup('0::/user.slice\n'), mounts: [mount('cgroup2', '/sys/fs/cgroup', 'rw')], read: read({ '/sys/fs/cgroup/user.slice/cgroup.subtree_control': 'memory pids\n' }) });
+  t.deepEqual(v2, { ok: true, version: 2, parent: '/sys/fs/cgroup/user.slice' });
+  const v1 = choosePidsCgroup({ membership: parseProcCgroup('8:pids:/\n4:memory:/\n'), mounts: [mount('cgroup', '/sys/fs/cgroup/pids', 'rw,pids')], read: read({ '/sys/fs/cgroup/pids/cgroup.procs': '1\n' }) });
+  t.deepEqual(v1, { ok: true, version: 1, parent: '/sys/fs/cgroup/pids' });
+  const none = choosePidsCgroup({ membership: parseProcCgroup('0::/x\n'), mounts: [mount('cgroup2', '/sys/fs/cgroup', 'rw')], read: read({ '/sys/fs/cgroup/x/cgroup.subtree_control': 'memory\n' }) });
+  t.false(none.ok);
 });
 
 test('flat keyed files: memory.events, v1 memory.oom_control', (t) => {
