@@ -13,6 +13,7 @@ import { openLog } from './output.js';
 import { chrootPipEnv, findLinksInner } from './pip-sources.js';
 import { defaultMemoryLimit, installBytes } from './plan.js';
 import type { BuildRun } from './run.js';
+import { guardSpace, type SpaceGuard } from './space-guard.js';
 import { checkEnvironmentNeeds, dependencyClosure, type EnvironmentNeed } from './needs.js';
 import { aptForMissingPins, checkPins } from './requirements.js';
 import { checked } from './step-error.js';
@@ -45,6 +46,8 @@ export interface Chroot {
   /** The image's own root and the chroot's root (with the build layer), as the host sees them. */
   lowerRoot: string;
   buildRoot: string;
+  /** Stops the build when the workspace's filesystem runs low (guardSpace). */
+  space: SpaceGuard;
 }
 
 export function sessionOptions(run: BuildRun): SessionOptions {
@@ -54,6 +57,9 @@ export function sessionOptions(run: BuildRun): SessionOptions {
 
 export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedWheel[]): Promise<Chroot> {
   const { ctx, req } = run;
+  // From the first write into the workspace (apt in the build layer) to the end of the session.
+  const space = guardSpace(run.dirs.build, s.rootHost, { onTrip: (message) => ctx.emit({ kind: 'warn', message }) });
+  s.defer('stop watching the workspace\'s free space', () => space.stop());
   const setupLog = openLog(run, 'setup.log', '');
   if (req.persist) checkSpace(s.file('/'), installBytes(run.plan), 'the image');
   await bindFindLinks(run, s);
@@ -78,7 +84,7 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   const shipped = new Map(supplied.map((w) => [normalizeName(w.name.distribution), sonamesOf(w.path)]));
   const runtimeLibs = await runtimeLibraries(s, [...run.plan.targets.flatMap((t) => t.runtimeApt ?? []), ...[...envNeeds.values()].flatMap((n) => n.aptPackage ?? [])], setupLog);
   const aptVersions = await installedVersions(s, apt);
-  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, runtimeLibs, envNeeds, aptVersions, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost };
+  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, runtimeLibs, envNeeds, aptVersions, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost, space };
 }
 
 // pip's cache lives in the workspace: never in the image (--persist), and reused within a run.

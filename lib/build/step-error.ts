@@ -4,6 +4,7 @@ import { StepError, tailLines } from '../core/errors.js';
 import { human } from '../core/units.js';
 import type { MemoryCgroup } from '../host/cgroup.js';
 import type { PidsLimit } from '../host/pids.js';
+import type { SpaceGuard } from './space-guard.js';
 
 export interface StepCheck {
   /** The command as the message names it. */
@@ -13,7 +14,7 @@ export interface StepCheck {
   /** The target id the message starts with. */
   target?: string;
   /** The build's memory cgroup and --jobs, to tell an out-of-memory kill. */
-  memory?: { cgroup?: MemoryCgroup; jobs: number; pids?: PidsLimit };
+  memory?: { cgroup?: MemoryCgroup; jobs: number; pids?: PidsLimit; space?: SpaceGuard };
 }
 
 /** Throws the StepError a failed build step deserves: target, exit code, the last 30 lines, the log. */
@@ -28,7 +29,9 @@ export async function checked(r: { exitCode: number; all: string; signal?: strin
     oom = ` (ran out of memory: the build hit its ${human(memory.cgroup.limitBytes)} limit with --jobs ${memory.jobs} and the kernel killed a build process; ${memory.jobs > 1 ? `try --jobs ${fewer}` : 'it needs more memory than this host can spare: free memory or raise --memory-limit'})`;
   }
   const pids = memory?.pids && memory.pids.hits() > 0 ? ` (the build hit its limit of ${memory.pids.max} processes and forks were refused; if it really needs more, raise --pids-limit)` : '';
+  const low = memory?.space?.tripped;
+  const guarded = low ? ` (stopped: the workspace's filesystem ${low.dir} fell to ${human(low.free)} free, below the ${human(low.reserve)} imgbuild keeps; free space there, or give --workspace DIR on a larger filesystem)` : '';
   const tail = tailLines(r.all, 30);
   const full = /No space left on device|Disk quota exceeded/.test(r.all) ? ' (no space left on device: the workspace, or with --persist the image, is full; free space, use --workspace DIR elsewhere, or imgbuild grow IMAGE +SIZE)' : '';
-  throw new StepError(`${o.target ? `${o.target}: ` : ''}${o.what} ${how}${oom}${pids}${full}\n--- last lines of ${o.log} ---\n${tail}`, `${o.hint ? `${o.hint}; ` : ''}full log: ${o.log}`);
+  throw new StepError(`${o.target ? `${o.target}: ` : ''}${o.what} ${how}${guarded || `${oom}${pids}${full}`}\n--- last lines of ${o.log} ---\n${tail}`, `${o.hint ? `${o.hint}; ` : ''}full log: ${o.log}`);
 }

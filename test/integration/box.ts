@@ -94,3 +94,21 @@ test('a fork bomb in build code stops at --pids-limit: the build fails naming th
   const bad = await imgbuild([aarch64, '--target', 'local:/nonexistent', '--pids-limit', 'lots']);
   t.is(bad.exitCode, 2, bad.all);
 });
+
+test('a build that slowly fills the workspace is stopped by the space guard before the filesystem is full: exit 1 naming it, nothing left', async (t) => {
+  const ws = tmpdir();
+  const project = path.join(tmpdir(), 'fill-slowly');
+  fs.cpSync(path.resolve('test/fixtures/py/fill-disk'), project, { recursive: true });
+  fs.writeFileSync(path.join(project, 'fill-target.txt'), 'fill\n');
+  // Big enough for the build's estimate; the fixture then writes 40 MiB a second into it.
+  await execa('mount', ['-t', 'tmpfs', '-o', 'size=1200m', 'imgbuild-test-guard', ws]);
+  try {
+    const r = await imgbuild([aarch64, '--target', `local:${project},env=FILL_PAUSE=0.025`, '--workspace', ws, '--out', tmpdir()]);
+    t.is(r.exitCode, 1, r.all);
+    t.regex(r.stderr, /the workspace's filesystem \(\S+\) is down to [\d.]+ \w+ free, below its 64 MiB reserve: stopping the build/);
+    t.regex(r.stderr, /stopped: the workspace's filesystem \S+ fell to [\d.]+ \w+ free, below the 64 MiB imgbuild keeps/);
+    t.notRegex(r.all, /No space left on device/, 'the guard came first');
+  } finally {
+    await execa('umount', [ws]);
+  }
+});

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
+import { spaceReserve } from '../../lib/build/space-guard.js';
 import { execa } from 'execa';
 import { autoJobs, defaultWorkspace, slug } from '../../lib/build/index.js';
 import { type Manifest, type ManifestWheel, mergeManifest } from '../../lib/wheel/manifest.js';
@@ -190,4 +191,10 @@ test('--timeout durations: seconds, minutes, hours; anything else is refused by 
   t.is(parseDuration('30'), 30_000);
   t.throws(() => parseDuration('soon'), { message: /soon is not a duration/ });
   t.throws(() => parseDuration('0s'), { message: /at least a second/ });
+});
+
+test('the space guard keeps 5% of the workspace\'s filesystem free, at least 64 MiB and at most 1 GiB', (t) => {
+  t.is(spaceReserve(1200 * 2 ** 20), 64 * 2 ** 20);
+  t.is(spaceReserve(10 * 2 ** 30), Math.floor(10 * 2 ** 30 * 0.05));
+  t.is(spaceReserve(2 ** 40), 2 ** 30);
 });
