@@ -4,14 +4,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { stage } from '../core/events.js';
 import { hashFile } from '../core/hash.js';
+import { makeDirs } from '../core/dirs.js';
 import { type Manifest, type ManifestWheel, writeManifest } from '../wheel/index.js';
 import type { BuildRun, Planned } from './run.js';
 
 /** Makes --out and its logs/; says who owns --out. */
 export function openOut(out: string): { logs: string; owner: fs.Stats } {
-  fs.mkdirSync(out, { recursive: true });
+  makeDirs(out);
   const logs = path.join(out, 'logs');
-  fs.mkdirSync(logs, { recursive: true });
+  makeDirs(logs);
   const owner = fs.statSync(out);
   giveTo(logs, owner);
   return { logs, owner };

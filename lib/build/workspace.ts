@@ -7,6 +7,8 @@ import type { Context } from '../core/context.js';
 import { errorMessage, PreconditionError } from '../core/errors.js';
 import { human } from '../core/units.js';
 import { type HeldLock, holdLock } from '../host/lock.js';
+import { pseudoFilesystem } from '../host/safe-path.js';
+import { makeDirs } from '../core/dirs.js';
 import { safeRemoveTree } from '../host/safe-remove.js';
 import type { TargetPlan } from '../targets/index.js';
 import { wheelFrontend, wheelFrontendSource } from '../targets/local.js';
@@ -41,6 +43,8 @@ export function checkWritable(dir: string, what: string): void {
   }
   const fail = (why: string) => new PreconditionError(`${what} ${dir} is not writable: ${why}`, `choose a directory you can write to with ${what} DIR`);
   if (!fs.statSync(probe).isDirectory()) throw fail(`${probe} is not a directory`);
+  const pseudo = pseudoFilesystem(probe);
+  if (pseudo) throw fail(`${probe} is on ${pseudo}, a kernel interface that takes no files`);
   try {
     fs.accessSync(probe, fs.constants.W_OK);
   } catch (error) {
@@ -65,7 +69,7 @@ export function checkSpace(dir: string, need: number, what: string): void {
 export async function lockWorkspace(p: Planned): Promise<HeldLock> {
   const ws = p.plan.workspace;
   checkSpace(ws, workspaceBytes(p.plan), 'the workspace');
-  fs.mkdirSync(ws, { recursive: true });
+  makeDirs(ws);
   return holdLock(p.ctx, path.join(ws, '.imgbuild.lock'), `workspace ${ws}`);
 }
 

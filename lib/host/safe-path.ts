@@ -75,3 +75,16 @@ export function readHead(file: string, n: number): Buffer {
     fs.closeSync(fd);
   }
 }
+
+// Kernel interfaces that look like directories but take no files (statfs f_type).
+const pseudoFilesystems: Record<number, string> = { 0x9fa0: 'proc', 0x62656572: 'sysfs', 0x27e0eb: 'cgroup', 0x63677270: 'cgroup2', 0x1cd1: 'devpts', 0x64626720: 'debugfs', 0x73636673: 'securityfs', 0xcafe4a11: 'bpf', 0x74726163: 'tracefs', 0x42494e4d: 'binfmt_misc', 0x62656570: 'configfs', 0x6165676c: 'pstore', 0xde5e81e4: 'efivarfs' };
+
+/** The kernel pseudo filesystem `dir` is on (proc, sysfs, ...), or undefined for a real one. */
+export function pseudoFilesystem(dir: string): string | undefined {
+  try {
+    return pseudoFilesystems[fs.statfsSync(dir).type];
+  } catch {
+    return undefined;
+  }
+}
+

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { type FileId, type ProcessId, processAlive, selfProcessId } from '../core/identity.js';
+import { makeDirs } from '../core/dirs.js';
 
 export type HostChange =
   /** A loop device over the image (or one of its partitions). */
@@ -45,7 +46,7 @@ export class Journal {
 
   static create(stateDir: string, verb: string, image?: { id: FileId; path: string }): Journal {
     const dir = path.join(stateDir, 'sessions');
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
     const id = `${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${crypto.randomBytes(3).toString('hex')}`;
     const journal = new Journal(id, dir);
     journal.append({

@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { spaceReserve } from '../../lib/build/space-guard.js';
+import { checkWritable } from '../../lib/build/workspace.js';
+import { makeDirs } from '../../lib/core/dirs.js';
 import { execa } from 'execa';
 import { autoJobs, defaultWorkspace, slug } from '../../lib/build/index.js';
 import { type Manifest, type ManifestWheel, mergeManifest } from '../../lib/wheel/manifest.js';
@@ -197,4 +199,16 @@ test('the space guard keeps 5% of the workspace\'s filesystem free, at least 64 
   t.is(spaceReserve(1200 * 2 ** 20), 64 * 2 ** 20);
   t.is(spaceReserve(10 * 2 ** 30), Math.floor(10 * 2 ** 30 * 0.05));
   t.is(spaceReserve(2 ** 40), 2 ** 30);
+});
+
+test('--out under /proc: refused at once, naming the kernel interface (Node\'s recursive mkdir would spin there for ever)', (t) => {
+  t.throws(() => checkWritable('/proc/foo', '--out'), { instanceOf: PreconditionError, message: /--out \/proc\/foo is not writable: \/proc is on proc, a kernel interface that takes no files/ });
+  t.throws(() => makeDirs('/proc/foo/bar'), { code: 'ENOENT' });
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-dirs-'));
+  t.teardown(() => fs.rmSync(base, { recursive: true, force: true }));
+  makeDirs(path.join(base, 'a', 'b'));
+  makeDirs(path.join(base, 'a', 'b'));
+  t.true(fs.statSync(path.join(base, 'a', 'b')).isDirectory());
+  fs.writeFileSync(path.join(base, 'file'), '');
+  t.throws(() => makeDirs(path.join(base, 'file', 'x')), { code: 'ENOTDIR' });
 });
