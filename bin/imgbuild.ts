@@ -17,7 +17,7 @@ import * as targets from './commands/targets.js';
 import * as umount from './commands/umount.js';
 import { packageVersion } from '../lib/index.js';
 import { exitCodes, withHelp } from './help.js';
-import { mistypedVerb } from './verbs.js';
+import { mistypedVerb, protectDashImage } from './verbs.js';
 
 const verbs = ['build', 'targets', 'inspect', 'run', 'shell', 'mount', 'umount', 'grow', 'recover', 'doctor', 'cache', 'sample', 'faults', 'completion'];
 const typo = mistypedVerb(hideBin(process.argv)[0], verbs);
@@ -26,7 +26,7 @@ if (typo) {
   process.exit(2);
 }
 
-const cli = yargs(hideBin(process.argv))
+const cli = yargs(protectDashImage(hideBin(process.argv), verbs))
   .scriptName('imgbuild')
   // yargs would read the package.json nearest the current directory: a user's project's version.
   .version(packageVersion())

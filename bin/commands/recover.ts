@@ -18,8 +18,8 @@ export async function handler(args: GlobalArgs & { 'dry-run': boolean }) {
       for (const s of r.skipped) process.stdout.write(`left alone: ${s}\n`);
       if (r.sessions.length === 0) process.stdout.write('nothing to do\n');
       for (const a of r.actions) {
-        const mark = a.ok === undefined ? 'would' : a.ok ? 'done ' : 'FAIL ';
-        process.stdout.write(`${mark} [${a.session}] ${a.step}${a.error ? `: ${a.error}` : ''}\n`);
+        const mark = a.ok === undefined ? 'would' : a.nothing ? 'left ' : a.ok ? 'done ' : 'FAIL ';
+        process.stdout.write(`${mark} [${a.session}] ${a.step}${a.error ? `: ${a.error}` : ''}${a.nothing ? `: nothing to do, ${a.nothing}` : ''}\n`);
       }
       if (r.sessions.length > 0 && r.actions.length === 0) process.stdout.write(`cleared ${r.sessions.length} finished session record(s)\n`);
     }

@@ -14,7 +14,7 @@ export interface StepCheck {
   /** The target id the message starts with. */
   target?: string;
   /** The build's memory cgroup and --jobs, to tell an out-of-memory kill. */
-  memory?: { cgroup?: MemoryCgroup; jobs: number; pids?: PidsLimit; space?: SpaceGuard };
+  memory?: { cgroup?: MemoryCgroup; jobs: number; pids?: PidsLimit; space?: SpaceGuard; holder?: { exited: boolean } };
 }
 
 /** Throws the StepError a failed build step deserves: target, exit code, the last 30 lines, the log. */
@@ -23,6 +23,8 @@ export async function checked(r: { exitCode: number; all: string; signal?: strin
   const how = r.signal ? `was killed by ${r.signal}` : `failed with exit code ${r.exitCode}`;
   const killed = r.signal === 'SIGKILL' || r.exitCode === 137 || /Killed signal terminated program|fatal error: Killed/.test(r.all);
   let oom = killed ? ' (killed: out of memory? try a smaller --jobs)' : '';
+  // Not memory: the session's namespace holder was killed, and every process of the session with it.
+  if (killed && o.memory?.holder?.exited) oom = ' (killed with the whole session: its namespace holder process was killed from outside imgbuild)';
   const memory = o.memory;
   if (memory?.cgroup?.oomKilled()) {
     const fewer = Math.max(1, Math.floor(memory.jobs / 2));

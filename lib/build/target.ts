@@ -43,7 +43,7 @@ export async function buildTarget(run: BuildRun, chroot: Chroot, i: number): Pro
 }
 
 async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string): Promise<string[]> {
-  const memory = { cgroup: chroot.s.memory, jobs: run.plan.jobs, pids: chroot.s.pids, space: chroot.space };
+  const memory = { cgroup: chroot.s.memory, jobs: run.plan.jobs, pids: chroot.s.pids, space: chroot.space, holder: chroot.s.ns };
   const pins = run.inputs.pip.offline ? await waivePins(run, chroot, t, log) : t.pip;
   if (pins.length > 0) {
     const r = await chroot.exec(['python3', '-m', 'pip', 'install', '--find-links', '/workspace/pip', ...pins], { log });

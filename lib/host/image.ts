@@ -84,3 +84,19 @@ export async function readPartitionTable(run: Run, image: string, imageSize: num
   }
   return table;
 }
+
+/**
+ * Writes must reach the image: on a read-only filesystem (or a read-only bind) losetup would
+ * quietly attach it read-only and the session fail later with EROFS. Exit 3 naming it.
+ */
+export function checkImageWritable(file: string, verb: string): void {
+  try {
+    fs.accessSync(file, fs.constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new PreconditionError(
+      `${file} cannot be written (${code === 'EROFS' ? 'it is on a read-only filesystem' : code ?? 'not writable'}): imgbuild ${verb} here writes into the image`,
+      'copy the image to a writable place first, or leave out --rw / --persist (a throwaway layer over the image needs no write access)',
+    );
+  }
+}

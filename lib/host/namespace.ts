@@ -101,6 +101,11 @@ export class Namespace {
     await this.exec('umount', ['--lazy', '--', ...foreign], { allowFailure: true, signal: null });
   }
 
+  /** The holder has exited (killed from outside, or closed): the session's namespaces are gone. */
+  get exited(): boolean {
+    return this.gone;
+  }
+
   /** The namespace's view of the file tree, for reading and writing files from this process. */
   hostPath(inner: string): string {
     return path.join(`/proc/${this.pid}/root`, inner);

@@ -20,6 +20,8 @@ export interface RecoverAction {
   step: string;
   ok?: boolean;
   error?: string;
+  /** Why nothing had to be done (the thing is not ours any more). */
+  nothing?: string;
 }
 
 export interface RecoverReport {
@@ -83,9 +85,9 @@ export async function recover(ctx: Context, o: { dryRun?: boolean } = {}): Promi
           continue;
         }
         try {
-          await undo(p.change, p.made);
+          const nothing = await undo(p.change, p.made);
           journal.undone(p.seq);
-          report.actions.push({ session: name, step, ok: true });
+          report.actions.push({ session: name, step, ok: true, ...(nothing ? { nothing } : {}) });
         } catch (error) {
           if (error instanceof NeedsImageError) {
             inImage.push(p);

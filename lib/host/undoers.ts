@@ -36,10 +36,13 @@ export function makeUndoer(env: UndoEnv): Undoer {
       case 'loop':
         if (made) checkpoint('teardown:detach');
         return detachLoop(env.run, change);
-      case 'partitions':
-        if (diskseq(change.device) === change.diskseq && loopBound(change.device)) await dropPartitions(env.run, change.device);
+      case 'partitions': {
+        const seq = diskseq(change.device);
+        if (seq === change.diskseq && loopBound(change.device)) await dropPartitions(env.run, change.device);
         else if (!loopBound(change.device)) await dropPartitions(env.run, change.device); // stale nodes on a released loop
+        else return `${change.device} is another device now (diskseq ${seq ?? 'unknown'}, ours was ${change.diskseq}): its partition nodes are not ours`;
         return;
+      }
       case 'dm-maps':
         return removeDmMaps(env.run, change);
       case 'binfmt':

@@ -8,7 +8,7 @@ import { hostUndoer } from '../host/undoers.js';
 import type { Context } from '../core/context.js';
 import { CleanupError, PreconditionError } from '../core/errors.js';
 import { stage } from '../core/events.js';
-import { type ImageFile, bootCandidates, openImage, rootCandidates } from '../host/image.js';
+import { type ImageFile, bootCandidates, checkImageWritable, openImage, rootCandidates } from '../host/image.js';
 import { rawImage } from '../host/unpack-image.js';
 import { Journal, listJournals, readJournal } from '../undo/journal.js';
 import { listLoops, loopsOfImage } from '../host/loop.js';
@@ -43,6 +43,7 @@ function refuseIfBusy(image: ImageFile, loops: { name: string }[], stateDir: str
 export async function mountKept(ctx: Context, o: { image: string; dir: string; attach?: AttachStrategy | 'auto'; readOnly?: boolean; allowBlockDevice?: boolean }): Promise<KeptMount> {
   const raw = await rawImage(ctx, o.image, { writable: !o.readOnly });
   const image = await openImage(ctx.run, raw.path, { allowBlockDevice: o.allowBlockDevice });
+  if (!o.readOnly) checkImageWritable(image.path, 'mount');
   const dir = path.resolve(o.dir);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new PreconditionError(`${dir} is not a directory`, `create it first: mkdir ${dir}`);
   if (fs.readdirSync(dir).length > 0) throw new PreconditionError(`${dir} is not empty`, 'mount onto an empty directory, so nothing is hidden under the image');

@@ -12,9 +12,9 @@ import { PreconditionError } from '../core/errors.js';
 import { type Emit, stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import { fileId } from '../core/identity.js';
-import { type ImageFile, type ImagePartition, openImage, rootCandidates } from '../host/image.js';
+import { checkImageWritable, type ImageFile, type ImagePartition, openImage, rootCandidates } from '../host/image.js';
 import { rawImage } from '../host/unpack-image.js';
-import type { Journal } from '../undo/journal.js';
+import { type Journal, listJournals, sessionAlive } from '../undo/journal.js';
 import { listLoops, loopsOfImage } from '../host/loop.js';
 import { inUseError, lockHolder, Namespace } from '../host/namespace.js';
 import type { Transaction } from '../undo/transaction.js';
@@ -96,6 +96,7 @@ async function checkImage(ctx: Context, o: SessionOptions): Promise<{ image: Ima
   // An image as it ships (.img.xz, .zip, ...) is opened as its decompressed copy in the cache.
   const raw = await rawImage(ctx, o.image, { writable: o.mode === 'rw' });
   const image = await stage(emit, 'read partition table', () => openImage(run, raw.path, { allowBlockDevice: o.allowBlockDevice }));
+  if (o.mode === 'rw') checkImageWritable(image.path, o.verb);
   const candidates = rootCandidates(image);
   if (candidates.length === 0) {
     const seen = image.partitions.map((p) => `p${p.number} ${p.fstype}`).join(', ');
@@ -107,6 +108,7 @@ async function checkImage(ctx: Context, o: SessionOptions): Promise<{ image: Ima
       throw new PreconditionError(`workspace ${o.workspace} is not a directory`, 'create it first, or pass an existing directory to --workspace');
     }
   }
+  checkNoDeadSessions(ctx.stateDir);
   const caps = await probeCapabilities(ctx);
   const strategy = chooseStrategy(o.attach ?? 'auto', caps, image);
   if (lockHolder(image.path)) throw inUseError(image.path, ctx.stateDir);
@@ -120,6 +122,16 @@ async function checkImage(ctx: Context, o: SessionOptions): Promise<{ image: Ima
     );
   }
   return { image, candidates, caps, strategy };
+}
+
+// A session killed with kill -9 leaves its loop devices, partition nodes and binfmt entry until
+// `imgbuild recover`: a new one on top of them would trip over them (a loop number reused with
+// stale partition nodes makes partx fail). Say so, before anything is changed.
+function checkNoDeadSessions(stateDir: string): void {
+  const dead = listJournals(stateDir).filter((j) => !j.kept && j.pending.length > 0 && !sessionAlive(j));
+  if (dead.length === 0) return;
+  const names = dead.map((j) => `${path.basename(j.file, '.journal')}${j.begin ? ` (imgbuild ${j.begin.verb}, process ${j.begin.owner.pid})` : ''}`);
+  throw new PreconditionError(`a killed imgbuild session left changes on this host: ${names.join(', ')}`, 'run `imgbuild recover` first: it undoes them (imgbuild recover --dry-run shows what)');
 }
 
 function openSessionTransaction(ctx: Context, verb: string, image: ImageFile, live: Live): OpenTransaction<Journal> {

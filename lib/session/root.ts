@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import { type Arch, archTable } from '../core/arch.js';
 import type { Attachment, AttachStrategy } from '../host/attach.js';
-import { CleanupError, PreconditionError } from '../core/errors.js';
+import { CleanupError, CommandError, PreconditionError } from '../core/errors.js';
 import { type Emit, stage } from '../core/events.js';
 import { checkpoint } from '../core/fault.js';
 import type { ImageFile, ImagePartition } from '../host/image.js';
@@ -38,7 +38,17 @@ export async function findRoot(emit: Emit, image: ImageFile, candidates: readonl
     const dev = await stage(emit, `attach partition ${cand.number} (${strategy})`, () => attachment.device(cand.number));
     const opts = readOnly ? (roOptions[cand.fstype] ?? 'ro') : 'rw';
     checkpoint('mount:root');
-    await mountIn(tx, ns, `partition ${cand.number}`, ['-t', cand.fstype, '-o', `${opts},nodev`, dev], dir);
+    try {
+      await mountIn(tx, ns, `partition ${cand.number}`, ['-t', cand.fstype, '-o', `${opts},nodev`, dev], dir);
+    } catch (error) {
+      // The kernel refused the filesystem: the image is damaged (a corrupt superblock keeps its magic).
+      if (!(error instanceof CommandError) || ns.exited) throw error;
+      throw new PreconditionError(
+        `partition ${cand.number} (${cand.fstype}) of ${image.path} cannot be mounted: ${error.output.trim().split('\n').slice(-2).join(' ') || `mount exit ${error.commandExitCode}`}`,
+        'its filesystem is damaged or not what its signature says: check it with e2fsck -fn (imgbuild never repairs an image), or fetch the image again',
+        { cause: error },
+      );
+    }
     search.live.rootHost = ns.hostPath(dir);
     const found = detectRoot(search.live.rootHost);
     if (found.arch) return { partition: cand, arch: found.arch, machine: found.machine ?? archTable[found.arch].wheelMachine };

@@ -6,7 +6,8 @@ import type { Emit } from '../core/events.js';
 import type { HostChange, Journal } from './journal.js';
 import { UndoStack } from './stack.js';
 
-export type Undoer = (change: HostChange, made: boolean) => Promise<void>;
+/** Undoes one change; a string it returns says why there was nothing to undo (the thing is not ours any more). */
+export type Undoer = (change: HostChange, made: boolean) => Promise<void | string>;
 
 export class Transaction {
   readonly stack: UndoStack;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { noColor } from '../../bin/reporter.js';
-import { distance, mistypedVerb } from '../../bin/verbs.js';
+import { distance, mistypedVerb, protectDashImage } from '../../bin/verbs.js';
 
 const verbs = ['build', 'inspect', 'mount', 'umount', 'recover', 'completion'];
 
@@ -22,6 +22,16 @@ test('the nearest verb within two edits, never for an option, a path, a file or 
   t.is(mistypedVerb('./mount', verbs), undefined);
   t.is(mistypedVerb('package.json', verbs), undefined);
   t.is(mistypedVerb('zzzzzzzz', verbs), undefined, 'nothing near: yargs answers as before');
+});
+
+test('an image named -x.img after --: given as ./-x.img; run and shell only when the file exists (their -- starts the command)', (t) => {
+  const all = ['build', 'inspect', 'run', 'shell', 'mount', 'grow', 'recover'];
+  t.deepEqual(protectDashImage(['inspect', '--json', '--', '-x.img'], all), ['inspect', '--json', './-x.img']);
+  t.deepEqual(protectDashImage(['--target', 'local:.', '--', '-x.img'], all), ['--target', 'local:.', './-x.img'], 'the default verb');
+  t.deepEqual(protectDashImage(['run', '--', '-nope.img', 'true'], all), ['run', '--', '-nope.img', 'true'], 'no such file: the command as given');
+  t.deepEqual(protectDashImage(['run', '--', '-tsconfig.json'], all), ['run', '--', '-tsconfig.json']);
+  t.deepEqual(protectDashImage(['run', 'x.img', '--', 'ls', '-l'], all), ['run', 'x.img', '--', 'ls', '-l']);
+  t.deepEqual(protectDashImage(['recover', '--', '-x'], all), ['recover', '--', '-x'], 'no image');
 });
 
 test('imgbuild inpsect x.img: one line, exit 2; imgbuild completion: the completion script', async (t) => {
