@@ -1,6 +1,7 @@
-// A runaway build (a test that writes forever, a log loop) must not fill the host's disk: while
-// the build runs, the workspace's filesystem is watched, and when its free space falls below a
-// reserve every process of the build is killed. The build step then fails saying why.
+// Stopping a build from outside: a runaway build (a test that writes forever, a log loop) must
+// not fill the host's disk, so while it runs the workspace's filesystem is watched, and when its
+// free space falls below a reserve every process of the build is killed; a target's timeout=
+// does the same when its time is up. The build step then fails saying why.
 import fs from 'node:fs';
 import { human } from '../core/units.js';
 
@@ -53,13 +54,7 @@ export function guardSpace(dir: string, rootHost: string, o: { everyMs?: number;
     if (free >= reserve) return;
     tripped = { free, reserve, dir };
     o.onTrip?.(`the workspace's filesystem (${dir}) is down to ${human(free)} free, below its ${human(reserve)} reserve: stopping the build`);
-    for (const pid of processesRootedAt(rootHost)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // exited
-      }
-    }
+    killRootedAt(rootHost);
   };
   const timer = setInterval(check, o.everyMs ?? 250);
   timer.unref();
@@ -68,5 +63,33 @@ export function guardSpace(dir: string, rootHost: string, o: { everyMs?: number;
       return tripped;
     },
     stop: () => clearInterval(timer),
+  };
+}
+
+/** Kill every process rooted at `rootHost` (the build in the image); the caller says why. */
+export function killRootedAt(rootHost: string): void {
+  for (const pid of processesRootedAt(rootHost)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // exited
+    }
+  }
+}
+
+/** A target's timeout=: after `ms`, its build in the image is killed; `expired` says whether that happened. */
+export function targetTimer(ms: number, rootHost: string, onExpire: () => void): { readonly expired: boolean; stop(): void } {
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    onExpire();
+    killRootedAt(rootHost);
+  }, ms);
+  timer.unref();
+  return {
+    get expired() {
+      return expired;
+    },
+    stop: () => clearTimeout(timer),
   };
 }

@@ -14,7 +14,7 @@ export interface StepCheck {
   /** The target id the message starts with. */
   target?: string;
   /** The build's memory cgroup and --jobs, to tell an out-of-memory kill. */
-  memory?: { cgroup?: MemoryCgroup; jobs: number; pids?: PidsLimit; space?: SpaceGuard; holder?: { exited: boolean } };
+  memory?: { cgroup?: MemoryCgroup; jobs: number; pids?: PidsLimit; space?: SpaceGuard; holder?: { exited: boolean }; timeout?: { text: string; timer: { expired: boolean } } };
 }
 
 /** Throws the StepError a failed build step deserves: target, exit code, the last 30 lines, the log. */
@@ -32,7 +32,8 @@ export async function checked(r: { exitCode: number; all: string; signal?: strin
   }
   const pids = memory?.pids && memory.pids.hits() > 0 ? ` (the build hit its limit of ${memory.pids.max} processes and forks were refused; if it really needs more, raise --pids-limit)` : '';
   const low = memory?.space?.tripped;
-  const guarded = low ? ` (stopped: the workspace's filesystem ${low.dir} fell to ${human(low.free)} free, below the ${human(low.reserve)} imgbuild keeps; free space there, or give --workspace DIR on a larger filesystem)` : '';
+  const late = memory?.timeout?.timer.expired ? ` (stopped after its timeout=${memory.timeout.text}: its processes were killed; give it more time with timeout=)` : '';
+  const guarded = late || (low ? ` (stopped: the workspace's filesystem ${low.dir} fell to ${human(low.free)} free, below the ${human(low.reserve)} imgbuild keeps; free space there, or give --workspace DIR on a larger filesystem)` : '');
   const tail = tailLines(r.all, 30);
   const full = /No space left on device|Disk quota exceeded/.test(r.all) ? ' (no space left on device: the workspace, or with --persist the image, is full; free space, use --workspace DIR elsewhere, or imgbuild grow IMAGE +SIZE)' : '';
   throw new StepError(`${o.target ? `${o.target}: ` : ''}${o.what} ${how}${guarded || `${oom}${pids}${full}`}\n--- last lines of ${o.log} ---\n${tail}`, `${o.hint ? `${o.hint}; ` : ''}full log: ${o.log}`);

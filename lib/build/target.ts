@@ -13,6 +13,7 @@ import { storeInCache, useHit } from './cache.js';
 import type { Chroot } from './chroot.js';
 import { rewriteOnHost } from './deflate.js';
 import { zipEpoch } from './source-epoch.js';
+import { targetTimer } from './space-guard.js';
 import { giveTo, openLog, record } from './output.js';
 import { buildReportInner, buildReqsInner, checkPins, parseUnmet, readBuildReport, unmetError, waivePins } from './requirements.js';
 import type { BuildRun } from './run.js';
@@ -54,12 +55,17 @@ async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string
   const src = sourceDir(run, t);
   // Build requirements the front end installs go to the workspace, never into the image.
   const env = { SOURCE_DATE_EPOCH: String(epochOf(run, t)), ...t.env, IMGBUILD_BUILD_REQS: buildReqsInner(t), IMGBUILD_BUILD_REPORT: buildReportInner(t) };
-  for (const cmd of t.commands) {
-    checkpoint('build:compile');
-    const r = await chroot.exec(cmd, { env, cwd: src.inner, log });
-    const unmet = isWheelFrontend(cmd) && r.exitCode === 3 ? parseUnmet(r.all) : undefined;
-    if (unmet) throw await unmetError(t.id, unmet, { exec: chroot.exec, buildRoot: chroot.buildRoot, log });
-    await checked(r, { what: cmd.join(' '), log, target: t.id, memory });
+  const timer = t.timeout ? targetTimer(t.timeout.ms, chroot.s.rootHost, () => run.ctx.emit({ kind: 'warn', message: `${t.id}: timeout=${t.timeout!.text} reached: stopping its build` })) : undefined;
+  try {
+    for (const cmd of t.commands) {
+      checkpoint('build:compile');
+      const r = await chroot.exec(cmd, { env, cwd: src.inner, log });
+      const unmet = isWheelFrontend(cmd) && r.exitCode === 3 ? parseUnmet(r.all) : undefined;
+      if (unmet) throw await unmetError(t.id, unmet, { exec: chroot.exec, buildRoot: chroot.buildRoot, log });
+      await checked(r, { what: cmd.join(' '), log, target: t.id, memory: { ...memory, ...(timer ? { timeout: { text: t.timeout!.text, timer } } : {}) } });
+    }
+  } finally {
+    timer?.stop();
   }
   const wheels = builtWheels(src.host, t.wheelDir, t.id);
   if (wheels.length === 0) throw new StepError(`${t.id} built no wheel: nothing in ${t.wheelDir}/`, `see ${log}`);

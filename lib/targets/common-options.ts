@@ -2,7 +2,8 @@
 // targets at once, as --apt, --env, --config-setting, --runtime-apt): Debian packages for the
 // build layer, environment variables, PEP 517 config settings, extra pip requirements, and the
 // Debian packages the board has installed. Parsed and checked here, before anything runs.
-import { UsageError } from '../core/errors.js';
+import { errorMessage, UsageError } from '../core/errors.js';
+import { parseDuration } from '../core/units.js';
 import type { TargetPlan } from './types.js';
 
 export const commonOptions: Record<string, string> = {
@@ -12,6 +13,7 @@ export const commonOptions: Record<string, string> = {
   pip: 'extra Python requirements for the build, joined by + (pip=cython<3+numpy)',
   runtime: 'Debian packages the board has installed, joined by +: their libraries count as the board\'s in verification',
   smoke: 'off skips the recipe\'s smoke test (one that needs what the build host cannot give); the import check still runs',
+  timeout: 'stop this target\'s build after this long (90s, 45m, 2h): its processes are killed and the build fails, undone',
 };
 
 export interface CommonOptions {
@@ -21,6 +23,7 @@ export interface CommonOptions {
   pip: string[];
   runtime: string[];
   smokeOff: boolean;
+  timeout?: { ms: number; text: string };
 }
 
 /** The environment variable that hands config settings to the wheel front end (JSON). */
@@ -38,6 +41,7 @@ export function splitOptions(id: string, options: Record<string, string> = {}): 
     else if (key === 'env') common.env = envPairs(id, value);
     else if (key === 'config') common.config = configPairs(id, value);
     else if (key === 'smoke') common.smokeOff = smokeSwitch(id, value);
+    else if (key === 'timeout') common.timeout = targetTimeout(id, value);
     else own[key] = value;
   }
   return { common, own };
@@ -61,11 +65,20 @@ export function applyCommon(plan: TargetPlan, c: CommonOptions, usesFrontend: bo
     pip: [...plan.pip, ...c.pip.filter((p) => !plan.pip.includes(p))],
     ...(c.runtime.length > 0 ? { runtimeApt: c.runtime } : {}),
     ...(c.smokeOff ? withoutSmokeTest(plan) : {}),
+    ...(c.timeout ? { timeout: c.timeout } : {}),
   };
 }
 
 function withoutSmokeTest(plan: TargetPlan): Partial<TargetPlan> {
   return { smokeTest: undefined, warnings: [...plan.warnings, `smoke=off: the recipe's smoke test (${plan.smokeTest!.what}) is not run; the import check is`] };
+}
+
+function targetTimeout(id: string, value: string): { ms: number; text: string } {
+  try {
+    return { ms: parseDuration(value), text: value };
+  } catch (error) {
+    throw new UsageError(`${id}: timeout=${errorMessage(error)}`, 'e.g. timeout=45m');
+  }
 }
 
 function smokeSwitch(id: string, value: string): boolean {

@@ -90,6 +90,8 @@ export interface TargetPlan {
   diskBytes: number;
   /** Memory per parallel compile job under emulation. */
   memoryPerJobBytes: number;
+  /** timeout= on the target: its build commands are stopped after this long. */
+  timeout?: { ms: number; text: string };
   /** Facts a user should see in --dry-run. */
   notes: string[];
   /** Reasons this build may fail on this image (Python outside the known range, ...). */

@@ -112,3 +112,12 @@ test('a build that slowly fills the workspace is stopped by the space guard befo
     await execa('umount', [ws]);
   }
 });
+
+test('timeout= on one target stops its hung build: exit 1 naming the target and its timeout, undone', async (t) => {
+  const t0 = Date.now();
+  const r = await imgbuild([aarch64, '--target', `local:${path.resolve('test/fixtures/py/sleeps')},name=sleeps,timeout=15s`, '--out', tmpdir()]);
+  t.is(r.exitCode, 1, r.all);
+  t.regex(r.stderr, /local:\S+sleeps: timeout=15s reached: stopping its build/);
+  t.regex(r.stderr, /stopped after its timeout=15s: its processes were killed/);
+  t.true(Date.now() - t0 < 90_000, 'it did not wait for the build');
+});

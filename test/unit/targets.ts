@@ -330,6 +330,12 @@ test('smoke=off drops a recipe\'s smoke test with a warning that names it; a tar
   t.throws(() => plan('onnx@1.17.0', { recipeOptions: { smoke: 'no' } }), { instanceOf: UsageError, message: /smoke=no: expected off or on/ });
 });
 
+test('timeout= on a target: a duration, else a usage error naming it', (t) => {
+  t.deepEqual(plan('local:./x', { recipeOptions: { timeout: '45m' } }).timeout, { ms: 45 * 60_000, text: '45m' });
+  t.is(plan('local:./x').timeout, undefined);
+  t.throws(() => plan('local:./x', { recipeOptions: { timeout: 'soon' } }), { instanceOf: UsageError, message: /timeout=soon is not a duration/ });
+});
+
 test('offline, only the pins a build cannot do without stay hard; the rest are preferences', (t) => {
   t.regex(pinBreaks('setuptools<60')!, /distutils/);
   t.regex(pinBreaks('numpy < 2')!, /C ABI/);
