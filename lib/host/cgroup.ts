@@ -98,7 +98,8 @@ function probeV1(f: CgroupFacts): MemoryCgroupProbe {
   return { ok: true, version: 1, parent: dir };
 }
 
-function readOrUndefined(file: string): string | undefined {
+/** A file's text, or undefined when it cannot be read. */
+export function readOrUndefined(file: string): string | undefined {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch {

@@ -7,7 +7,7 @@ import { PreconditionError, UsageError } from '../core/errors.js';
 import { fileId } from '../core/identity.js';
 import { readMountinfo } from '../parse/mountinfo.js';
 import type { Transaction } from '../undo/transaction.js';
-import { type CgroupFacts, cgroupDir, type MemoryCgroup, parseFlatKeyed, parseProcCgroup } from './cgroup.js';
+import { type CgroupFacts, cgroupDir, type MemoryCgroup, parseFlatKeyed, parseProcCgroup, readOrUndefined } from './cgroup.js';
 
 export type PidsProbe = { ok: true; version: 1 | 2; parent: string } | { ok: false; reason: string };
 
@@ -25,14 +25,6 @@ export function choosePidsCgroup(f: CgroupFacts): PidsProbe {
     if (dir && f.read(path.join(dir, 'cgroup.procs')) !== undefined) return { ok: true, version: 1, parent: dir };
   }
   return { ok: false, reason: 'no pids controller for our cgroup (cgroup v2 pids not delegated, no v1 pids hierarchy)' };
-}
-
-function readOrUndefined(file: string): string | undefined {
-  try {
-    return fs.readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 export function probePidsCgroup(): PidsProbe {
