@@ -503,7 +503,9 @@ else {
         'echo ---',
         'cat /proc/self/mountinfo',
       ].join('\n');
-      const r = await imgbuild(['run', image, '--rw', '--workspace', ws, '--', 'sh', '-c', script]);
+      // --privileged: the box's no_new_privs is off, so what stops the setuid program is the
+      // workspace's nosuid alone, and the control below shows a setuid program can work there.
+      const r = await imgbuild(['run', image, '--rw', '--privileged', '--workspace', ws, '--', 'sh', '-c', script]);
       t.is(r.exitCode, 0, r.all);
       const [head, table] = r.stdout.split('---\n');
       const mounts = parseMountinfo(table ?? '');
@@ -514,6 +516,11 @@ else {
       // Control: the same program on a mount without nosuid does take effect, so the check above can fail.
       const root = mountAt(mounts, '/');
       t.regex(head ?? '', hasOptions(root, ['nosuid']) ? /^image: 65534 65534$/m : /^image: 65534 0$/m, `root: ${root?.options}`);
+      // In the box (the default), no_new_privs: no setuid program raises anyone, the image's own either.
+      const boxed = await imgbuild(['run', image, '--rw', '--workspace', ws, '--', 'sh', '-c', script]);
+      t.is(boxed.exitCode, 0, boxed.all);
+      t.regex(boxed.stdout, /^ws: 65534 65534$/m);
+      t.regex(boxed.stdout, /^image: 65534 65534$/m, 'no_new_privs: the image\'s setuid program does not raise nobody');
     } finally {
       scratch.remove();
     }
