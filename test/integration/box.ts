@@ -87,7 +87,6 @@ test('a fork bomb in build code stops at --pids-limit: the build fails naming th
   const out = tmpdir();
   const r = await imgbuild([aarch64, '--target', `local:${path.resolve('test/fixtures/py/fork-bomb')},name=fork-bomb`, '--pids-limit', '64', '--out', out]);
   t.is(r.exitCode, 1, r.all);
-  t.regex(r.all, /build commands run under a limit of 64 processes/);
   t.regex(r.all, /fork-bomb: the kernel refused fork number \d+: \[Errno 11\] Resource temporarily unavailable/);
   t.regex(r.stderr, /the build hit its limit of 64 processes and forks were refused; if it really needs more, raise --pids-limit/);
   t.true(Date.now() - t0 < 120_000, `it ended within its limits (${Date.now() - t0} ms)`);
