@@ -23,17 +23,18 @@ export function mistypedVerb(first: string | undefined, verbs: readonly string[]
 const imageVerbs = ['build', 'inspect', 'run', 'shell', 'mount', 'grow'];
 
 /**
- * An image whose name starts with "-" given after "--" (imgbuild inspect -- -x.img), which yargs
- * would keep out of the positionals: put before the "--" as ./-x.img, the same file. For run and
- * shell, whose "--" starts the command, only when that file exists.
+ * The image given after "--" (imgbuild inspect -- -x.img: the way to name a file that starts with
+ * "-"), which yargs keeps out of the positionals: put before the "--" (as ./-x.img when it starts
+ * with "-", the same file). For run and shell, whose "--" starts the command, only a name starting
+ * with "-" that is an existing file.
  */
 export function protectDashImage(argv: readonly string[], verbs: readonly string[]): string[] {
   const dd = argv.indexOf('--');
   const first = argv[dd + 1];
-  if (dd < 0 || first === undefined || !first.startsWith('-')) return [...argv];
+  if (dd < 0 || first === undefined) return [...argv];
   const verb = argv[0] !== undefined && verbs.includes(argv[0]) ? argv[0] : 'build';
   if (!imageVerbs.includes(verb)) return [...argv];
-  if ((verb === 'run' || verb === 'shell') && !fs.existsSync(first)) return [...argv];
+  if ((verb === 'run' || verb === 'shell') && !(first.startsWith('-') && fs.existsSync(first))) return [...argv];
   const rest = argv.slice(dd + 2);
-  return [...argv.slice(0, dd), `./${first}`, ...(rest.length ? ['--', ...rest] : [])];
+  return [...argv.slice(0, dd), first.startsWith('-') ? `./${first}` : first, ...(rest.length ? ['--', ...rest] : [])];
 }

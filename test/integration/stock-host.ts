@@ -1,6 +1,6 @@
 // A stock Debian 12 amd64 host (issue 17): its nodejs is 18, too old for imgbuild. In a minimal
 // Debian 12 tree made with mmdebstrap from the host's own mirrors (cached), under a throwaway
-// overlay in a private mount namespace, scripts/setup-node.sh (setup-host's Node step) gets a
+// overlay in a private mount namespace (with the host's DNS and CA certificates), scripts/setup-node.sh (setup-host's Node step) gets a
 // Node >= 22.12 from the npm registry under /opt/imgbuild/node; bin/imgbuild and the bundle then
 // print the package's version; Debian's own node 18 gets one clear line and exit 3.
 import crypto from 'node:crypto';
@@ -76,6 +76,8 @@ if (missing) {
       'mount --rbind /dev "$w/root/dev"',
       'mkdir -p "$w/root/src" && mount --bind "$src" "$w/root/src" && mount -o remount,bind,ro "$w/root/src"',
       'cp -L /etc/resolv.conf "$w/root/etc/resolv.conf"',
+      // The host's trust store too (a host behind a TLS-inspecting proxy trusts its CA there).
+      'cp -L /etc/ssl/certs/ca-certificates.crt "$w/root/etc/ssl/certs/ca-certificates.crt"',
       'exec chroot "$w/root" /bin/bash -c "$script"',
     ].join('\n');
     const r = await execa('unshare', ['--mount', '--propagation', 'private', '--pid', '--fork', '--', 'sh', '-c', setup, 'sh', work, tree, process.cwd(), inside], { reject: false, all: true, timeout: 20 * 60_000, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });

@@ -24,7 +24,7 @@ test('the nearest verb within two edits, never for an option, a path, a file or 
   t.is(mistypedVerb('zzzzzzzz', verbs), undefined, 'nothing near: yargs answers as before');
 });
 
-test('an image named -x.img after --: given as ./-x.img; run and shell only when the file exists (their -- starts the command)', (t) => {
+test('the image after --, a name starting with - as ./-x.img; run and shell only when the file exists (their -- starts the command)', (t) => {
   const all = ['build', 'inspect', 'run', 'shell', 'mount', 'grow', 'recover'];
   t.deepEqual(protectDashImage(['inspect', '--json', '--', '-x.img'], all), ['inspect', '--json', './-x.img']);
   t.deepEqual(protectDashImage(['--target', 'local:.', '--', '-x.img'], all), ['--target', 'local:.', './-x.img'], 'the default verb');
@@ -32,6 +32,8 @@ test('an image named -x.img after --: given as ./-x.img; run and shell only when
   t.deepEqual(protectDashImage(['run', '--', '-tsconfig.json'], all), ['run', '--', '-tsconfig.json']);
   t.deepEqual(protectDashImage(['run', 'x.img', '--', 'ls', '-l'], all), ['run', 'x.img', '--', 'ls', '-l']);
   t.deepEqual(protectDashImage(['recover', '--', '-x'], all), ['recover', '--', '-x'], 'no image');
+  t.deepEqual(protectDashImage(['inspect', '--', '/images/x.img'], all), ['inspect', '/images/x.img']);
+  t.deepEqual(protectDashImage(['run', '--', '/images/x.img', 'true'], all), ['run', '--', '/images/x.img', 'true'], 'run: only a dash name');
 });
 
 test('imgbuild inpsect x.img: one line, exit 2; imgbuild completion: the completion script', async (t) => {
