@@ -63,6 +63,21 @@ export function bootCandidates(image: ImageFile): ImagePartition[] {
   return image.partitions.filter((p) => p.fstype === 'vfat');
 }
 
+/**
+ * A GPT that sfdisk could not read leaves only its protective MBR (one partition of type ee):
+ * the image was cut short (the backup header and the end of the disk are gone), or both GPT
+ * headers are damaged. Say which, instead of "no Linux root filesystem".
+ */
+function checkReadableGpt(image: string, table: PartitionTable, stderr: string, imageSize: number): void {
+  if (table.type !== 'mbr' || table.partitions.length !== 1 || table.partitions[0]!.type.toLowerCase() !== 'ee') return;
+  const m = /GPT PMBR size mismatch \((\d+) != (\d+)\)/.exec(stderr);
+  if (m && Number(m[1]) > Number(m[2])) {
+    const bytes = (Number(m[1]) + 1) * table.sectorSize;
+    throw new PreconditionError(`${image} is truncated: its GPT disk is ${bytes} bytes but the file has ${imageSize}, and its partition table cannot be read`, 'the download or copy was cut short; fetch the image again');
+  }
+  throw new PreconditionError(`the GPT partition table of ${image} cannot be read (only its protective MBR can)`, 'both GPT headers are damaged: fetch the image again, or repair it with gdisk if you know what it held');
+}
+
 /** The image's partition table (sfdisk --json), each partition checked to lie inside the file. */
 export async function readPartitionTable(run: Run, image: string, imageSize: number): Promise<PartitionTable> {
   const r = await run('sfdisk', ['--json', image], { allowFailure: true, quiet: true });
@@ -74,6 +89,7 @@ export async function readPartitionTable(run: Run, image: string, imageSize: num
   }
   const table = parseSfdiskJson(r.stdout);
   if (table.partitions.length === 0) throw new PreconditionError(`the partition table of ${image} has no partitions`, 'is this a whole-disk image?');
+  checkReadableGpt(image, table, r.stderr, imageSize);
   for (const p of table.partitions) {
     if (p.start + p.size > imageSize) {
       throw new PreconditionError(

@@ -96,3 +96,19 @@ test('a build whose namespace holder is killed from outside: the error says so, 
   const rec = await imgbuild(['recover']);
   t.is(rec.exitCode, 0, rec.all);
 });
+
+test('a GPT image cut short, and one with both GPT headers damaged: exit 3 saying which, not "no Linux root filesystem"', async (t) => {
+  const cut = await copySparse(sampleSync('aarch64', 'gpt'), path.join(tmpdir(), 'cut.img'));
+  const full = fs.statSync(cut).size;
+  fs.truncateSync(cut, 700 * 2 ** 20);
+  const r = await imgbuild(['inspect', cut]);
+  t.is(r.exitCode, 3, r.all);
+  t.regex(r.stderr, new RegExp(`cut\\.img is truncated: its GPT disk is ${full} bytes but the file has ${700 * 2 ** 20}`));
+  const damaged = await copySparse(sampleSync('aarch64', 'gpt'), path.join(tmpdir(), 'damaged.img'));
+  const fd = fs.openSync(damaged, 'r+');
+  for (const at of [512, full - 512]) fs.writeSync(fd, Buffer.from('XXXXXXXX'), 0, 8, at);
+  fs.closeSync(fd);
+  const d = await imgbuild(['inspect', damaged]);
+  t.is(d.exitCode, 3, d.all);
+  t.regex(d.stderr, /the GPT partition table of \S+damaged\.img cannot be read \(only its protective MBR can\)/);
+});
