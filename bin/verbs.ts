@@ -32,7 +32,8 @@ export function protectDashImage(argv: readonly string[], verbs: readonly string
   const dd = argv.indexOf('--');
   const first = argv[dd + 1];
   if (dd < 0 || first === undefined) return [...argv];
-  const verb = argv[0] !== undefined && verbs.includes(argv[0]) ? argv[0] : 'build';
+  // The verb may follow global options (imgbuild --cache-dir DIR run ...).
+  const verb = argv.slice(0, dd).find((a) => verbs.includes(a)) ?? 'build';
   if (!imageVerbs.includes(verb)) return [...argv];
   if ((verb === 'run' || verb === 'shell') && !(first.startsWith('-') && fs.existsSync(first))) return [...argv];
   const rest = argv.slice(dd + 2);

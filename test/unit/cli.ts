@@ -33,6 +33,7 @@ test('the image after --, a name starting with - as ./-x.img; run and shell only
   t.deepEqual(protectDashImage(['run', 'x.img', '--', 'ls', '-l'], all), ['run', 'x.img', '--', 'ls', '-l']);
   t.deepEqual(protectDashImage(['recover', '--', '-x'], all), ['recover', '--', '-x'], 'no image');
   t.deepEqual(protectDashImage(['inspect', '--', '/images/x.img'], all), ['inspect', '/images/x.img']);
+  t.deepEqual(protectDashImage(['--cache-dir', '/c', 'run', 'x.img', '--', 'sh', '-c', 'true'], all), ['--cache-dir', '/c', 'run', 'x.img', '--', 'sh', '-c', 'true'], 'the verb after global options');
   t.deepEqual(protectDashImage(['run', '--', '/images/x.img', 'true'], all), ['run', '--', '/images/x.img', 'true'], 'run: only a dash name');
 });
 
