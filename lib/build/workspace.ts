@@ -75,9 +75,45 @@ export async function lockWorkspace(p: Planned): Promise<HeldLock> {
 
 /** A good build clears a default workspace; a failed one leaves its tree to look at. */
 export async function releaseWorkspace(ctx: Context, inputs: Inputs, lock: HeldLock, ok: boolean): Promise<void> {
-  await lock.release();
   if (ok && inputs.defaultWorkspace) clearWorkspace(inputs.workspace);
-  else if (!ok) ctx.emit({ kind: 'info', message: `the build tree stays in ${inputs.workspace} until the next build` });
+  else {
+    const n = defangTree(inputs.workspace, ['build', 'overlay', 'staged']);
+    const harmless = n ? ` (${n} setuid/setgid file(s) and device node(s) made harmless)` : '';
+    if (!ok) ctx.emit({ kind: 'info', message: `the build tree stays in ${inputs.workspace} until the next build${harmless}` });
+  }
+  await lock.release();
+}
+
+/**
+ * What build code left in a kept tree must not serve a local user on the host: setuid and setgid
+ * bits are cleared and device nodes, FIFOs and sockets removed, below `ws`/NAME for each name. The
+ * walk follows no link and stays on the tree's filesystem. Returns how many it changed.
+ */
+export function defangTree(ws: string, names: readonly string[]): number {
+  let changed = 0;
+  const walk = (dir: Buffer, dev: number) => {
+    for (const name of fs.readdirSync(dir, { encoding: 'buffer' })) {
+      const p = Buffer.concat([dir, Buffer.from('/'), name]);
+      const st = fs.lstatSync(p);
+      if (st.dev !== dev) continue;
+      if (st.isDirectory()) {
+        if (st.mode & 0o6000) fs.chmodSync(p, st.mode & 0o1777);
+        walk(p, dev);
+      } else if (st.isFile() && st.mode & 0o6000) {
+        fs.chmodSync(p, st.mode & 0o1777);
+        changed++;
+      } else if (st.isBlockDevice() || st.isCharacterDevice() || st.isFIFO() || st.isSocket()) {
+        fs.unlinkSync(p);
+        changed++;
+      }
+    }
+  };
+  for (const n of names) {
+    const top = path.join(ws, n);
+    const st = fs.lstatSync(top, { throwIfNoEntry: false });
+    if (st?.isDirectory()) walk(Buffer.from(top), st.dev);
+  }
+  return changed;
 }
 
 function clearWorkspace(ws: string): void {

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { spaceReserve } from '../../lib/build/space-guard.js';
-import { checkWritable } from '../../lib/build/workspace.js';
+import { checkWritable, defangTree } from '../../lib/build/workspace.js';
 import { makeDirs } from '../../lib/core/dirs.js';
 import { execa } from 'execa';
 import { autoJobs, defaultWorkspace, slug } from '../../lib/build/index.js';
@@ -211,4 +211,36 @@ test('--out under /proc: refused at once, naming the kernel interface (Node\'s r
   t.true(fs.statSync(path.join(base, 'a', 'b')).isDirectory());
   fs.writeFileSync(path.join(base, 'file'), '');
   t.throws(() => makeDirs(path.join(base, 'file', 'x')), { code: 'ENOTDIR' });
+});
+
+test('a kept build tree is made harmless: setuid and setgid bits cleared, device nodes and FIFOs removed, nothing followed through a link', async (t) => {
+  const ws = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-defang-'));
+  const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-defang-outside-'));
+  t.teardown(() => {
+    fs.rmSync(ws, { recursive: true, force: true });
+    fs.rmSync(outside, { recursive: true, force: true });
+  });
+  const build = path.join(ws, 'build', 'src');
+  fs.mkdirSync(build, { recursive: true });
+  fs.writeFileSync(path.join(build, 'suid'), '');
+  fs.chmodSync(path.join(build, 'suid'), 0o4755);
+  fs.writeFileSync(path.join(build, 'sgid'), '');
+  fs.chmodSync(path.join(build, 'sgid'), 0o2750);
+  fs.writeFileSync(path.join(build, 'plain'), '');
+  fs.chmodSync(path.join(build, 'plain'), 0o755);
+  fs.writeFileSync(path.join(outside, 'host-suid'), '');
+  fs.chmodSync(path.join(outside, 'host-suid'), 0o4755);
+  fs.symlinkSync(path.join(outside, 'host-suid'), path.join(build, 'link'));
+  const root = process.getuid?.() === 0;
+  if (root) {
+    await execa('mknod', [path.join(build, 'disk'), 'b', '7', '0']);
+    await execa('mkfifo', [path.join(build, 'fifo')]);
+  }
+  t.is(defangTree(ws, ['build', 'overlay']), root ? 4 : 2);
+  t.is(fs.statSync(path.join(build, 'suid')).mode & 0o7777, 0o755);
+  t.is(fs.statSync(path.join(build, 'sgid')).mode & 0o7777, 0o750);
+  t.is(fs.statSync(path.join(build, 'plain')).mode & 0o7777, 0o755);
+  t.is(fs.statSync(path.join(outside, 'host-suid')).mode & 0o7777, 0o4755, 'the link was not followed');
+  t.false(fs.existsSync(path.join(build, 'disk')));
+  t.false(fs.existsSync(path.join(build, 'fifo')));
 });
