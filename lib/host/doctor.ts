@@ -1,5 +1,6 @@
 // `imgbuild doctor`: what this host can do, each missing item with its fix.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { type Arch, archTable, needsEmulation } from '../core/arch.js';
 import { findUsableEntry, hostBinfmtDir, readEntries } from './binfmt.js';
@@ -141,10 +142,21 @@ async function unshareCheck(ctx: Context, root: boolean): Promise<Check> {
 async function enterCheck(ctx: Context, probe: boolean): Promise<Check> {
   const name = 'the box (chroot entry, lib/host/enter.c)';
   if (!probe) return { name, ok: !!which('cc'), optional: true, detail: which('cc') ? 'not built (--no-probe); the host has cc' : 'not probed (--no-probe); no cc on the host', fix: 'install gcc and libc6-dev (scripts/setup-host.sh does)' };
+  let enter: string;
   try {
-    return { name, ok: true, detail: `${await ensureEnter(ctx)}: pivot_root, own mount/PID/UTS/IPC namespaces, reduced capabilities, no_new_privs` };
+    enter = await ensureEnter(ctx);
   } catch (error) {
     return { name, ok: false, detail: errorMessage(error), fix: 'install gcc and libc6-dev (scripts/setup-host.sh does)' };
+  }
+  // Into an empty directory for real: everything up to the exec works (127: nothing to run there).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-enter-probe-'));
+  fs.mkdirSync(path.join(dir, 'proc'));
+  try {
+    const r = await ctx.run(enter, [dir, '/', '--', '/imgbuild-probe'], { allowFailure: true, quiet: true });
+    if (r.exitCode === 127) return { name, ok: true, detail: `${enter}: pivot_root, own mount/PID/UTS/IPC namespaces, reduced capabilities, no_new_privs` };
+    return { name, ok: false, detail: `${enter} cannot set the box up here: ${r.all.trim().split('\n').at(-1)}`, fix: 'imgbuild needs a host whose / is a real filesystem (not an initramfs) and mount namespaces (not an unprivileged container)' };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

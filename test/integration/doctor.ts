@@ -15,6 +15,7 @@ test('doctor probes and says so: partition scanning answered for MBR and GPT, th
   t.regex(r.stderr, /doctor probes the host: two small loop devices/);
   t.regex(r.stderr, /\+ losetup /, 'the loop probe ran (and --verbose logs it, which the --no-probe test relies on)');
   t.regex(r.stdout, /loop partition scanning \(losetup -P\)\s+MBR: (yes|no), GPT: (yes|no)/);
+  t.regex(r.stdout, /the box \(chroot entry, lib\/host\/enter\.c\)\s+\S+\/enter-[0-9a-f]{12}: pivot_root, own mount\/PID\/UTS\/IPC namespaces/, 'the box was entered for real');
   t.true(fs.existsSync(path.join(state, 'capabilities.json')));
 });
 
