@@ -120,3 +120,14 @@ test('timeout= on one target stops its hung build: exit 1 naming the target and 
   t.regex(r.stderr, /stopped after its timeout=15s: its processes were killed/);
   t.true(Date.now() - t0 < 90_000, 'it did not wait for the build');
 });
+
+test('a build that plants a setuid-root program and fails: the kept tree keeps the file, without its setuid bit, and no FIFO', async (t) => {
+  const ws = tmpdir();
+  const r = await imgbuild([aarch64, '--target', `local:${path.resolve('test/fixtures/py/plant-suid')},name=plant-suid`, '--workspace', ws, '--out', tmpdir()]);
+  t.is(r.exitCode, 1, r.all);
+  t.regex(r.all, /plant-suid: planted/);
+  const found = (await execa('find', [ws, '-name', 'suid-true'])).stdout.trim().split('\n').filter(Boolean);
+  t.is(found.length, 1, `the planted file is kept: ${found.join(' ')}`);
+  t.is(fs.statSync(found[0]!).mode & 0o7777, 0o755, 'no setuid bit');
+  t.is((await execa('find', [ws, '-type', 'p'])).stdout.trim(), '', 'no FIFO');
+});
