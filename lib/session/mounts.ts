@@ -95,6 +95,20 @@ export class MountGroup {
   mount(label: string, args: string[], target: string, pidns = false): Promise<void> {
     return mountIn(this.tx, this.ns, label, args, target, pidns, this);
   }
+
+  /**
+   * Bind mounts (source, target) in one shell run through the holder, in order, stopping at the
+   * first that fails; each that landed joins the group. Throws when one did not land.
+   */
+  async bindAll(pairs: readonly (readonly [string, string])[]): Promise<void> {
+    const script = 'while [ $# -gt 0 ]; do mount --bind -- "$1" "$2" || exit 1; shift 2; done';
+    const r = await this.ns.exec('sh', ['-c', script, 'sh', ...pairs.flat()], { signal: null, allowFailure: true });
+    const now = new Set(this.ns.mountinfo().map((m) => m.target));
+    for (const [, target] of pairs) if (now.has(target)) this.landed.push(target);
+    if (this.tx.ctx.signal.aborted) throw interruptedBy(this.tx.ctx.signal);
+    const missing = pairs.filter(([, target]) => !now.has(target));
+    if (missing.length > 0) throw new Error(`bind of ${missing.map(([, t]) => t).join(', ')} did not land: ${r.all.trim()}`);
+  }
 }
 
 /**
@@ -143,7 +157,7 @@ export async function mountSystem(m: MountCtx, hostPts: boolean): Promise<void> 
   const devHost = ns.hostPath(dev);
   for (const d of ['pts', 'shm']) fs.mkdirSync(path.join(devHost, d));
   for (const n of nodes) fs.writeFileSync(path.join(devHost, n), '', { mode: 0o666, flag: 'wx' });
-  for (const n of nodes) await group.mount(`/dev/${n}`, ['--bind', `/dev/${n}`], `${dev}/${n}`);
+  await group.bindAll(nodes.map((n) => [`/dev/${n}`, `${dev}/${n}`] as const));
   const links: [string, string][] = [['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2']];
   if (!hostPts) links.push(['ptmx', 'pts/ptmx']);
   for (const [name, target] of links) fs.symlinkSync(target, path.join(devHost, name));
