@@ -9,8 +9,8 @@ import { foreignRoot, snapshot, type HostSnapshot } from './host.js';
 
 export const cliPath = path.resolve('dist/imgbuild.mjs');
 
-export function imgbuild(args: string[], options: { input?: string; env?: Record<string, string> } = {}) {
-  return execa('node', [cliPath, ...args], { reject: false, all: true, input: options.input, env: options.env, timeout: 10 * 60_000 });
+export function imgbuild(args: string[], options: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}) {
+  return execa('node', [cliPath, ...args], { reject: false, all: true, input: options.input, env: options.env, timeout: options.timeoutMs ?? 10 * 60_000 });
 }
 
 export function spawnImgbuild(args: string[], env: Record<string, string> = {}): ResultPromise<{ reject: false; all: true }> {

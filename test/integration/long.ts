@@ -23,7 +23,7 @@ if (long) {
   test(title, async (t) => {
     const src = await upstream('onnx/trixie');
     const out = tmpdir();
-    const r = await imgbuild([trixie, '--target', 'onnx@1.17.0', '--source', `onnx=${src.tarball}`, '--offline', '--runtime-apt', 'libprotobuf32t64', '--out', out]);
+    const r = await imgbuild([trixie, '--target', 'onnx@1.17.0', '--source', `onnx=${src.tarball}`, '--offline', '--runtime-apt', 'libprotobuf32t64', '--out', out], { timeoutMs: 85 * 60_000 });
     t.is(r.exitCode, 0, r.all);
     const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { wheels: { file: string; seconds: number }[] };
     const w = m.wheels[0]!;
