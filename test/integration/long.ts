@@ -35,7 +35,7 @@ if (long) {
     t.regex(log, /onnx smoke test: check_model accepted a MatMul\+Relu model, infer_shapes gave Y \[2, 4\], a malformed model was rejected/);
   });
 } else {
-  const why = 'the long tier (about 30 minutes of emulated compiling): run scripts/long-tier.sh';
+  const why = 'the long tier (about 33 minutes of emulated compiling): run scripts/long-tier.sh';
   test.skip(`${title} [skipped: ${why}]`, () => {});
   console.log(`skipped: ${title}: ${why}`);
 }
