@@ -13,6 +13,19 @@ export function imgbuild(args: string[], options: { input?: string; env?: Record
   return execa('node', [cliPath, ...args], { reject: false, all: true, input: options.input, env: options.env, timeout: options.timeoutMs ?? 10 * 60_000 });
 }
 
+/**
+ * imgbuild with a tmpfs of `size` at `dir`, mounted in a mount namespace of its own: the mount is
+ * never on the host, and it goes with the last process of the run, however the run (or the test
+ * process) ends. `left()` lists what was in the tmpfs when imgbuild ended. `detached`: the run is
+ * a process group of its own, for a test that kills it.
+ */
+export function imgbuildOnTmpfs(dir: string, size: string, args: string[], o: { detached?: boolean } = {}): { run: ResultPromise<{ reject: false; all: true }>; left(): string[] } {
+  const list = path.join(tmpdir('imgbuild-tmpfs-list-'), 'left');
+  const script = 'size=$1 dir=$2 list=$3; shift 3; mount -t tmpfs -o "size=$size" imgbuild-test-tmpfs "$dir" || exit 125; "$@"; rc=$?; ls -A "$dir" > "$list"; exit $rc';
+  const run = execa('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', size, dir, list, 'node', cliPath, ...args], { reject: false, all: true, detached: o.detached ?? false, timeout: 10 * 60_000 });
+  return { run, left: () => (fs.existsSync(list) ? fs.readFileSync(list, 'utf8').split('\n').filter(Boolean) : []) };
+}
+
 export function spawnImgbuild(args: string[], env: Record<string, string> = {}): ResultPromise<{ reject: false; all: true }> {
   return execa('node', [cliPath, ...args], { reject: false, all: true, env });
 }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import { readZip } from '../../lib/parse/zip.js';
-import { type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir } from '../helpers/cli.js';
+import { type HostContext, hostUnchanged, imgbuild, imgbuildOnTmpfs, sampleSync, sha256, tmpdir, waitForChrooted } from '../helpers/cli.js';
 
 process.env.IMGBUILD_WHEEL_CACHE = '0';
 
@@ -100,16 +100,26 @@ test('a build that slowly fills the workspace is stopped by the space guard befo
   fs.cpSync(path.resolve('test/fixtures/py/fill-disk'), project, { recursive: true });
   fs.writeFileSync(path.join(project, 'fill-target.txt'), 'fill\n');
   // Big enough for the build's estimate; the fixture then writes 40 MiB a second into it.
-  await execa('mount', ['-t', 'tmpfs', '-o', 'size=1200m', 'imgbuild-test-guard', ws]);
-  try {
-    const r = await imgbuild([aarch64, '--target', `local:${project},env=FILL_PAUSE=0.025`, '--workspace', ws, '--out', tmpdir()]);
-    t.is(r.exitCode, 1, r.all);
-    t.regex(r.stderr, /the workspace's filesystem \(\S+\) is down to [\d.]+ \w+ free, below its 64 MiB reserve: stopping the build/);
-    t.regex(r.stderr, /stopped: the workspace's filesystem \S+ fell to [\d.]+ \w+ free, below the 64 MiB imgbuild keeps/);
-    t.notRegex(r.all, /No space left on device/, 'the guard came first');
-  } finally {
-    await execa('umount', [ws]);
-  }
+  const r = await imgbuildOnTmpfs(ws, '1200m', [aarch64, '--target', `local:${project},env=FILL_PAUSE=0.025`, '--workspace', ws, '--out', tmpdir()]).run;
+  t.is(r.exitCode, 1, r.all);
+  t.regex(r.stderr, /the workspace's filesystem \(\S+\) is down to [\d.]+ \w+ free, below its 64 MiB reserve: stopping the build/);
+  t.regex(r.stderr, /stopped: the workspace's filesystem \S+ fell to [\d.]+ \w+ free, below the 64 MiB imgbuild keeps/);
+  t.notRegex(r.all, /No space left on device/, 'the guard came first');
+});
+
+// The tests' tmpfs workspaces live in a mount namespace of their own: a test run killed halfway
+// (its finally never runs) once left a tmpfs mounted on the host.
+test('a tmpfs workspace of the tests is never on the host, and a run killed halfway leaves no mount', async (t) => {
+  const ws = tmpdir();
+  const h = imgbuildOnTmpfs(ws, '64m', ['run', aarch64, '--workspace', ws, '--', 'sleep', '600'], { detached: true });
+  await waitForChrooted(/sleep 600/);
+  const onHost = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === ws);
+  t.deepEqual(onHost(), [], 'not mounted on the host while the run lives');
+  process.kill(-h.run.pid!, 'SIGKILL');
+  await h.run;
+  const rec = await imgbuild(['recover']);
+  t.is(rec.exitCode, 0, rec.all);
+  t.deepEqual(onHost(), [], 'nothing mounted on the host after the kill');
 });
 
 test('timeout= on one target stops its hung build: exit 1 naming the target and its timeout, undone', async (t) => {

@@ -6,7 +6,7 @@ import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import { readElfHeader } from '../../lib/parse/elf.js';
 import { readEntry, readZip } from '../../lib/parse/zip.js';
-import { copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir, waitForChrooted } from '../helpers/cli.js';
+import { copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, imgbuildOnTmpfs, sampleSync, sha256, tmpdir, waitForChrooted } from '../helpers/cli.js';
 
 // These tests are about building: a wheel cache hit would skip the build they mean to exercise.
 process.env.IMGBUILD_WHEEL_CACHE = '0';
@@ -234,16 +234,12 @@ test('a workspace too small for the build stops before the build session, with t
   const dir = tmpdir();
   const ws = path.join(dir, 'ws');
   fs.mkdirSync(ws);
-  await execa('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'imgbuild-test-small', ws]);
-  try {
-    const r = await imgbuild([aarch64, '-t', `local:${hello}`, '--workspace', ws, '--out', path.join(dir, 'out')]);
-    t.is(r.exitCode, 3, r.all);
-    t.regex(r.stderr, /not enough space in the workspace \(\S+\): 64 MiB free, the build needs about 1\.\d GiB/);
-    t.regex(r.stderr, /--workspace DIR on a larger filesystem/);
-    t.deepEqual(fs.readdirSync(ws), [], 'nothing was written to the workspace');
-  } finally {
-    await execa('umount', [ws]);
-  }
+  const small = imgbuildOnTmpfs(ws, '64m', [aarch64, '-t', `local:${hello}`, '--workspace', ws, '--out', path.join(dir, 'out')]);
+  const r = await small.run;
+  t.is(r.exitCode, 3, r.all);
+  t.regex(r.stderr, /not enough space in the workspace \(\S+\): 64 MiB free, the build needs about 1\.\d GiB/);
+  t.regex(r.stderr, /--workspace DIR on a larger filesystem/);
+  t.deepEqual(small.left(), [], 'nothing was written to the workspace');
   fs.rmSync(dir, { recursive: true });
 });
 

@@ -8,7 +8,7 @@ import anyTest, { type ExecutionContext, type TestFn } from 'ava';
 import { execa } from 'execa';
 import { faultSteps } from '../../lib/core/fault.js';
 import { lockHolder } from '../../lib/host/namespace.js';
-import { cliPath, copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, sampleSync, sha256, tmpdir, waitForChrooted } from '../helpers/cli.js';
+import { cliPath, copySparse, fsckRoot, type HostContext, hostUnchanged, imgbuild, imgbuildOnTmpfs, sampleSync, sha256, tmpdir, waitForChrooted } from '../helpers/cli.js';
 import { type HostSnapshot, snapshot } from '../helpers/host.js';
 
 // These tests are about building: a wheel cache hit would skip the build they mean to exercise.
@@ -174,19 +174,14 @@ test('full workspace during a build: a clear error, full cleanup, image unchange
   const project = path.join(dir, 'fill-ws');
   fs.cpSync(path.join(fixtures, 'fill-disk'), project, { recursive: true });
   fs.writeFileSync(path.join(project, 'fill-target.txt'), 'fill\n');
-  // Big enough for the recipe's estimate (1 GiB plus the build layer), filled by the fixture.
-  await execa('mount', ['-t', 'tmpfs', '-o', 'size=1200m', 'imgbuild-test-ws', ws]);
   const before = await sha256(image);
-  try {
-    const r = await imgbuild([image, '-t', `local:${project}`, '--workspace', ws, '--out', path.join(dir, 'out-fill')]);
-    t.is(r.exitCode, 1, r.all);
-    // The space guard stops it first when it sees the reserve crossed; a fill faster than its
-    // look (a tmpfs at memory speed) meets ENOSPC first: either is named.
-    t.regex(r.stderr, /no space left on device: the workspace|stopped: the workspace's filesystem \S+ fell to/);
-    record(t, 'full workspace during a build', `exit ${r.exitCode}`, leftovers(t.context.before, await snapshot(), image).filter((l) => !l.includes('imgbuild-test-ws')));
-  } finally {
-    await execa('umount', [ws]);
-  }
+  // Big enough for the recipe's estimate (1 GiB plus the build layer), filled by the fixture.
+  const r = await imgbuildOnTmpfs(ws, '1200m', [image, '-t', `local:${project}`, '--workspace', ws, '--out', path.join(dir, 'out-fill')]).run;
+  t.is(r.exitCode, 1, r.all);
+  // The space guard stops it first when it sees the reserve crossed; a fill faster than its
+  // look (a tmpfs at memory speed) meets ENOSPC first: either is named.
+  t.regex(r.stderr, /no space left on device: the workspace|stopped: the workspace's filesystem \S+ fell to/);
+  record(t, 'full workspace during a build', `exit ${r.exitCode}`, leftovers(t.context.before, await snapshot(), image));
   t.is(await sha256(image), before);
 });
 
