@@ -13,8 +13,23 @@ export interface StepCheck {
   hint?: string;
   /** The target id the message starts with. */
   target?: string;
-  /** The build's memory cgroup and --jobs, to tell an out-of-memory kill. */
-  memory?: { cgroup?: MemoryCgroup; jobs: number; pids?: PidsLimit; space?: SpaceGuard; holder?: { exited: boolean }; timeout?: { text: string; timer: { expired: boolean } } };
+  /** What can stop a build step from outside, to say which did: see BuildLimits. */
+  limits?: BuildLimits;
+}
+
+/** The build's limits and watchers, read when a step fails to name what stopped it. */
+export interface BuildLimits {
+  /** The memory cgroup and --jobs: an out-of-memory kill. */
+  cgroup?: MemoryCgroup;
+  jobs: number;
+  /** --pids-limit: forks refused. */
+  pids?: PidsLimit;
+  /** The workspace's space guard. */
+  space?: SpaceGuard;
+  /** The session's namespace holder: killed from outside, it takes every process with it. */
+  holder?: { exited: boolean };
+  /** The target's timeout=. */
+  timeout?: { text: string; timer: { expired: boolean } };
 }
 
 /** Throws the StepError a failed build step deserves: target, exit code, the last 30 lines, the log. */
@@ -24,8 +39,8 @@ export async function checked(r: { exitCode: number; all: string; signal?: strin
   const killed = r.signal === 'SIGKILL' || r.exitCode === 137 || /Killed signal terminated program|fatal error: Killed/.test(r.all);
   let oom = killed ? ' (killed: out of memory? try a smaller --jobs)' : '';
   // Not memory: the session's namespace holder was killed, and every process of the session with it.
-  if (killed && o.memory?.holder?.exited) oom = ' (killed with the whole session: its namespace holder process was killed from outside imgbuild)';
-  const memory = o.memory;
+  if (killed && o.limits?.holder?.exited) oom = ' (killed with the whole session: its namespace holder process was killed from outside imgbuild)';
+  const memory = o.limits;
   if (memory?.cgroup?.oomKilled()) {
     const fewer = Math.max(1, Math.floor(memory.jobs / 2));
     oom = ` (ran out of memory: the build hit its ${human(memory.cgroup.limitBytes)} limit with --jobs ${memory.jobs} and the kernel killed a build process; ${memory.jobs > 1 ? `try --jobs ${fewer}` : 'it needs more memory than this host can spare: free memory or raise --memory-limit'})`;

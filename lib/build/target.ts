@@ -17,7 +17,7 @@ import { targetTimer } from './space-guard.js';
 import { giveTo, openLog, record } from './output.js';
 import { buildReportInner, buildReqsInner, checkPins, parseUnmet, readBuildReport, unmetError, waivePins } from './requirements.js';
 import type { BuildRun } from './run.js';
-import { checked } from './step-error.js';
+import { type BuildLimits, checked } from './step-error.js';
 import { copyIntoTree, takeWheel } from './take.js';
 import { builtWheels, sonamesOf, verify } from './verify.js';
 import { slug, sourceDir } from './workspace.js';
@@ -44,13 +44,13 @@ export async function buildTarget(run: BuildRun, chroot: Chroot, i: number): Pro
 }
 
 async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string): Promise<string[]> {
-  const memory = { cgroup: chroot.s.memory, jobs: run.plan.jobs, pids: chroot.s.pids, space: chroot.space, holder: chroot.s.ns };
+  const limits: BuildLimits = { cgroup: chroot.s.memory, jobs: run.plan.jobs, pids: chroot.s.pids, space: chroot.space, holder: chroot.s.ns };
   const pins = run.inputs.pip.offline ? await waivePins(run, chroot, t, log) : t.pip;
   if (pins.length > 0) {
     const r = await chroot.exec(['python3', '-m', 'pip', 'install', '--find-links', '/workspace/pip', ...pins], { log });
     const unmet = run.inputs.pip.offline && r.exitCode !== 0 ? await checkPins(chroot, pins, log) : [];
     if (unmet.length > 0) throw await unmetError(t.id, unmet, { exec: chroot.exec, buildRoot: chroot.buildRoot, log });
-    await checked(r, { what: `pip install ${pins.join(' ')}`, log, hint: 'the build prerequisites could not be installed; see the log', target: t.id, memory });
+    await checked(r, { what: `pip install ${pins.join(' ')}`, log, hint: 'the build prerequisites could not be installed; see the log', target: t.id, limits });
   }
   const src = sourceDir(run, t);
   // Build requirements the front end installs go to the workspace, never into the image.
@@ -62,7 +62,7 @@ async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string
       const r = await chroot.exec(cmd, { env, cwd: src.inner, log });
       const unmet = isWheelFrontend(cmd) && r.exitCode === 3 ? parseUnmet(r.all) : undefined;
       if (unmet) throw await unmetError(t.id, unmet, { exec: chroot.exec, buildRoot: chroot.buildRoot, log });
-      await checked(r, { what: cmd.join(' '), log, target: t.id, memory: { ...memory, ...(timer ? { timeout: { text: t.timeout!.text, timer } } : {}) } });
+      await checked(r, { what: cmd.join(' '), log, target: t.id, limits: { ...limits, ...(timer ? { timeout: { text: t.timeout!.text, timer } } : {}) } });
     }
   } finally {
     timer?.stop();
@@ -76,17 +76,18 @@ async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string
 async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: string, o: { log: string; provided: string[]; t0: number }): Promise<ManifestWheel> {
   const base = path.basename(file);
   // `file` is the staged copy; the import check in the chroot uses the tree's own (`inner`). It is
-  // verified as built (stored, cheap to unpack under qemu) while the staged copy is deflated natively.
-  const deflating = rewriteOnHost(file, o.log, { deflate: chroot.hostDeflate, epoch: epochOf(run, t) });
+  // verified as built (stored, cheap to unpack under qemu) while the staged copy is rewritten
+  // natively (deflated, its times and modes made reproducible).
+  const rewriting = rewriteOnHost(file, o.log, { deflate: chroot.hostDeflate, epoch: epochOf(run, t) });
   let name: WheelName;
   try {
     const inner = path.posix.join(sourceDir(run, t).inner, t.wheelDir, base);
     name = await stage(run.ctx.emit, `verify ${base}`, () => verify(chroot.s, file, t, { inner, lowerRoot: chroot.lowerRoot, buildRoot: chroot.buildRoot, provided: o.provided, python: run.image.python, log: o.log, accel: chroot.accel, ...(run.req.testCommand ? { test: { command: run.req.testCommand, project: sourceDir(run, t).inner } } : {}) }));
   } catch (error) {
-    await deflating?.abandon();
+    await rewriting.abandon();
     throw error;
   }
-  await deflating?.finish();
+  await rewriting.finish();
   const seconds = Math.round((performance.now() - o.t0) / 100) / 10;
   // Into the tree first: if a build step broke its wheels/ directory, nothing reaches --out.
   copyIntoTree(file, run.dirs.build, `/wheels/${base}`);
