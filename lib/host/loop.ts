@@ -6,6 +6,7 @@ import type { FileId } from '../core/identity.js';
 import type { HostChange } from '../undo/journal.js';
 import type { Run } from '../core/runner.js';
 import type { Transaction } from '../undo/transaction.js';
+import { readMountinfo } from '../parse/mountinfo.js';
 import { waitFor } from '../core/wait.js';
 
 export interface LoopInfo {
@@ -128,7 +129,69 @@ export function partitionNodes(device: string): string[] {
   }
 }
 
-export async function dropPartitions(run: Run, device: string): Promise<void> {
+/** Partition nodes of `device` that the kernel still claims: an exclusive open fails with EBUSY (a mounted filesystem). */
+export function claimedPartitions(device: string): string[] {
+  return partitionNodes(device).filter((n) => {
+    try {
+      fs.closeSync(fs.openSync(`/dev/${n}`, fs.constants.O_RDONLY | fs.constants.O_EXCL));
+      return false;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'EBUSY';
+    }
+  });
+}
+
+/** Where a live process sees one of these partition nodes mounted ("loop0p2 at /x (process 12)"), one look per mount namespace. */
+export function liveMountOf(nodes: string[]): string | undefined {
+  const devs = new Map<string, string>();
+  for (const n of nodes) {
+    try {
+      devs.set(fs.readFileSync(`/sys/class/block/${n}/dev`, 'utf8').trim(), n);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const seen = new Set<string>();
+  for (const pid of fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const ns = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
+      if (seen.has(ns)) continue;
+      seen.add(ns);
+      const hit = readMountinfo(Number(pid)).find((m) => devs.has(m.dev));
+      if (hit) return `${devs.get(hit.dev)} at ${hit.target} (process ${pid}, ${processState(pid)})`;
+    } catch {
+      // the process ended
+    }
+  }
+  return undefined;
+}
+
+function processState(pid: string): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const close = stat.lastIndexOf(')');
+    return `${stat.slice(stat.indexOf('(') + 1, close)}, state ${stat.slice(close + 2, close + 3)}`;
+  } catch {
+    return 'gone';
+  }
+}
+
+/**
+ * Remove the partition nodes partx (or partscan) made on `device`. A partition still mounted by a
+ * live process is refused at once, naming it. One claimed with no process seeing it is a dead
+ * session's mount the kernel is still tearing down (after kill -9 the namespace's filesystems are
+ * unmounted, and written back, after its last process is gone): that is waited for.
+ */
+export async function dropPartitions(run: Run, device: string, releaseMs = 60_000): Promise<void> {
+  const claimed = claimedPartitions(device);
+  if (claimed.length > 0) {
+    const live = liveMountOf(claimed);
+    if (live) throw new Error(`partition nodes of ${device} remain: ${live} is mounted`);
+    if (!(await waitFor(() => claimedPartitions(device).length === 0, releaseMs, { startMs: 10, maxMs: 250 }))) {
+      const still = claimedPartitions(device);
+      throw new Error(`partition nodes of ${device} remain: ${still.join(', ')} still in use after ${releaseMs / 1000} s (${liveMountOf(still) ?? 'no process sees it mounted: a dead session\'s filesystem is still being unmounted; run imgbuild recover again later'})`);
+    }
+  }
   // partx -d reports I/O errors on a released loop but still removes the nodes, and may race
   // with an autoclear release in progress: check the result, not the exit code, and retry.
   let busy = '';
@@ -136,11 +199,10 @@ export async function dropPartitions(run: Run, device: string): Promise<void> {
   const gone = await waitFor(async () => {
     if (partitionNodes(device).length === 0) return true;
     const r = await run('partx', ['--delete', device], { allowFailure: true, signal: null, quiet: true });
-    // A partition still mounted (in any namespace) is refused: after a few tries, waiting longer
+    // Claimed again since we looked (a mount in some namespace): after a few tries, waiting longer
     // would not change that (the caller retries the whole step once the rest is undone).
     if (/error deleting partition|busy/i.test(r.all) && partitionNodes(device).length > 0 && ++refusals >= 4) busy = r.all.trim().split('\n')[0] ?? '';
     return partitionNodes(device).length === 0 || busy !== '';
   }, 3000, { startMs: 5, maxMs: 100 });
   if (!gone || busy) throw new Error(`partition nodes of ${device} remain: ${partitionNodes(device).join(', ')}${busy ? ` (${busy})` : ''}`);
 }
-

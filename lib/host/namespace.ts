@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Context } from '../core/context.js';
 import { CommandError, PreconditionError } from '../core/errors.js';
-import { type FileId, fileId, sameFile } from '../core/identity.js';
+import { type FileId, fileId, type ProcessId, processStart, sameFile } from '../core/identity.js';
 import { listJournals, sessionAlive } from '../undo/journal.js';
 import { waitFor } from '../core/wait.js';
 import { devString } from './loop.js';
@@ -99,6 +99,11 @@ export class Namespace {
       .sort((a, b) => b.length - a.length);
     if (foreign.length === 0) return;
     await this.exec('umount', ['--lazy', '--', ...foreign], { allowFailure: true, signal: null });
+  }
+
+  /** The holder process as the host sees it (unshare, the parent of PID 1 inside), for the journal. */
+  get holderProcess(): ProcessId {
+    return { pid: this.holder.pid, start: processStart(this.holder.pid) ?? '' };
   }
 
   /** The holder has exited (killed from outside, or closed): the session's namespaces are gone. */

@@ -9,7 +9,8 @@ import { hostBinfmtDir } from './binfmt.js';
 import { hostUndoer, makeUndoer, NeedsImageError, removeCreated } from './undoers.js';
 import type { Context } from '../core/context.js';
 import { CleanupError, errorMessage } from '../core/errors.js';
-import { sameFile, fileId } from '../core/identity.js';
+import { type ProcessId, processAlive, sameFile, fileId } from '../core/identity.js';
+import { waitFor } from '../core/wait.js';
 import { type HostChange, Journal, type JournalState, listJournals, type PendingChange, sessionAlive } from '../undo/journal.js';
 import { attachLoop } from './loop.js';
 import { Namespace } from './namespace.js';
@@ -76,6 +77,15 @@ export async function recover(ctx: Context, o: { dryRun?: boolean } = {}): Promi
       const name = path.basename(j.file, '.journal');
       report.sessions.push(name);
       const journal = Journal.open(j.file);
+      if (j.holder && processAlive(j.holder)) {
+        const step = `wait for the session's namespace holder (process ${j.holder.pid}) to end`;
+        if (o.dryRun) report.actions.push({ session: name, step });
+        else if (await holderEnded(j.holder)) report.actions.push({ session: name, step, ok: true });
+        else {
+          report.actions.push({ session: name, step, ok: false, error: 'it is still running' });
+          continue;
+        }
+      }
       const inImage: PendingChange[] = [];
       let failed = false;
       for (const p of j.pending) {
@@ -109,6 +119,29 @@ export async function recover(ctx: Context, o: { dryRun?: boolean } = {}): Promi
   return report;
 }
 
+/**
+ * A dead session's holder ends by itself once its owner's pipe closes, and the kernel then unmounts
+ * the session's filesystems; until then the image's partitions are busy. Wait for it; kill it (the
+ * PID namespace's init, so everything inside goes) if it lingers, checked by pid and start time.
+ */
+async function holderEnded(holder: ProcessId): Promise<boolean> {
+  if (await waitFor(() => !processAlive(holder), 10_000, { startMs: 10, maxMs: 200 })) return true;
+  try {
+    if (processAlive(holder)) process.kill(holder.pid, 'SIGKILL');
+  } catch {
+    // it ended meanwhile
+  }
+  return waitFor(() => !processAlive(holder), 10_000, { startMs: 10, maxMs: 200 });
+}
+
+function unreachable(journal: Journal, items: PendingChange[], report: RecoverReport, name: string, why: string): true {
+  for (const p of items) {
+    journal.undone(p.seq);
+    report.actions.push({ session: name, step: describeChange(p.change), ok: true, nothing: why });
+  }
+  return true;
+}
+
 // Mount the image's root again (private namespace, offset loop) to remove placeholders we made in it.
 async function removePlaceholders(ctx: Context, journal: Journal, items: PendingChange[], report: RecoverReport, name: string): Promise<boolean> {
   const first = items[0]!.change as Extract<HostChange, { kind: 'created' }>;
@@ -117,13 +150,16 @@ async function removePlaceholders(ctx: Context, journal: Journal, items: Pending
     return false;
   };
   if (!first.imagePath || !first.image || first.offset === undefined) return fail('remove placeholders in the image', 'the journal does not say where they are');
+  // The image deleted or replaced: its placeholders went with it, or stay in a file that is not at
+  // this path any more. Nothing here can be undone, and a journal kept for it would block every
+  // later session: say what stays where, and close it.
   let id;
   try {
     id = fileId(first.imagePath);
   } catch {
-    return fail(`remove placeholders in ${first.imagePath}`, 'the image file is gone');
+    return unreachable(journal, items, report, name, `${first.imagePath} is gone, and what imgbuild made in it went with it`);
   }
-  if (!sameFile(id, first.image)) return fail(`remove placeholders in ${first.imagePath}`, 'the file at that path is no longer the same image (inode differs)');
+  if (!sameFile(id, first.image)) return unreachable(journal, items, report, name, `${first.imagePath} is another file now (inode differs): the empty placeholders imgbuild made in the old image stay there`);
   const { tx, close } = openTransaction(ctx, { undoer: hostUndoer(ctx) });
   let ok = true;
   try {

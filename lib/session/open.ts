@@ -168,6 +168,7 @@ async function lockAndEnterNamespace(ctx: Context, tx: Transaction, image: Image
   checkpoint('lock');
   const held = await stage(ctx.emit, 'lock image and enter private namespace', () => Namespace.open(ctx, { lock: image.path }));
   live.ns = held;
+  tx.journal?.holder(held.holderProcess);
   tx.defer('end the session namespace and release the lock', async () => {
     checkpoint('teardown:unlock');
     await held.close();

@@ -30,6 +30,8 @@ export type JournalRecord =
   | { t: 'intent'; seq: number; change: HostChange }
   | { t: 'made'; seq: number; change: HostChange }
   | { t: 'undone'; seq: number }
+  /** The session's namespace holder: it ends by itself once its owner is gone, and recover waits for that. */
+  | { t: 'holder'; process: ProcessId }
   | { t: 'keep'; target: string }
   | { t: 'release' };
 
@@ -81,6 +83,10 @@ export class Journal {
     this.append({ t: 'undone', seq });
   }
 
+  holder(process: ProcessId): void {
+    this.append({ t: 'holder', process });
+  }
+
   keep(target: string): void {
     this.append({ t: 'keep', target });
   }
@@ -115,6 +121,8 @@ export interface JournalState {
   /** Changes not undone yet, newest first (the order to undo them). */
   pending: PendingChange[];
   kept?: string;
+  /** The namespace holder the session started, if it recorded one. */
+  holder?: ProcessId;
 }
 
 export function readJournal(file: string): JournalState {
@@ -136,16 +144,18 @@ export function parseJournal(file: string, text: string): JournalState {
   const changes = new Map<number, PendingChange>();
   let begin: JournalState['begin'];
   let kept: string | undefined;
+  let holder: ProcessId | undefined;
   for (const r of records) {
     if (r.t === 'begin') begin = r;
     else if (r.t === 'intent') changes.set(r.seq, { seq: r.seq, change: r.change, made: false });
     else if (r.t === 'made') changes.set(r.seq, { seq: r.seq, change: r.change, made: true });
     else if (r.t === 'undone') changes.delete(r.seq);
+    else if (r.t === 'holder') holder = r.process;
     else if (r.t === 'keep') kept = r.target;
     else if (r.t === 'release') kept = undefined;
   }
   const pending = [...changes.values()].sort((a, b) => b.seq - a.seq);
-  return { file, records, pending, ...(begin ? { begin } : {}), ...(kept ? { kept } : {}) };
+  return { file, records, pending, ...(begin ? { begin } : {}), ...(kept ? { kept } : {}), ...(holder ? { holder } : {}) };
 }
 
 export function listJournals(stateDir: string): JournalState[] {

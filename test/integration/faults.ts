@@ -134,6 +134,39 @@ test(`kill -9 at ${randomKills} random moments of a busy chroot command, recover
   }
 });
 
+test('kill -9 of imgbuild and its whole process group, recover at once: the dying session is waited for, not reported as a failure', async (t) => {
+  // The session's holder lives in a process group of its own and ends once imgbuild's pipe
+  // closes; until the kernel has unmounted the session's filesystems, the partitions are busy.
+  for (let i = 0; i < 5; i++) {
+    const child = execa('node', [cliPath, 'run', image, '--rw', '--', 'sh', '-c', 'echo x > /root/group-kill; sleep 600'], { reject: false, all: true, detached: true });
+    await waitForChrooted(/sleep 600/, 60_000);
+    process.kill(-child.pid!, 'SIGKILL');
+    const r = await child;
+    t.is(r.signal, 'SIGKILL');
+    await afterKill9(t, `group kill -9 #${i + 1}`, image, 'killed');
+  }
+});
+
+test('kill -9 of a --rw session, then the image deleted or replaced: recover says what stays where, closes the journal, and the next session starts', async (t) => {
+  for (const fate of ['deleted', 'replaced'] as const) {
+    const img = await copySparse(sampleA, path.join(dir, `doomed-${fate}.img`));
+    const child = execa('node', [cliPath, 'run', img, '--rw', '--', 'sleep', '600'], { reject: false, all: true, detached: true });
+    await waitForChrooted(/sleep 600/, 60_000);
+    process.kill(-child.pid!, 'SIGKILL');
+    await child;
+    fs.rmSync(img);
+    if (fate === 'replaced') await copySparse(sampleA, img);
+    const rec = await imgbuild(['recover']);
+    t.is(rec.exitCode, 0, rec.all);
+    t.regex(rec.all, fate === 'deleted' ? /left .*is gone/ : /left .*is another file now \(inode differs\)/, rec.all);
+    const again = await imgbuild(['recover']);
+    t.regex(again.all, /nothing to (do|recover)/i);
+    const next = await imgbuild(['run', image, '--', 'true']);
+    t.is(next.exitCode, 0, `a later session is not refused: ${next.all}`);
+    fs.rmSync(img, { force: true });
+  }
+});
+
 test('a chroot command that leaves a daemon running (double fork, own session): teardown still succeeds', async (t) => {
   const daemon = 'setsid sh -c "sleep 1000 </dev/null >/dev/null 2>&1 &" </dev/null >/dev/null 2>&1; sleep 0.3; pgrep -x sleep >/dev/null && echo daemon-running';
   const r = await imgbuild(['run', image, '--rw', '--', 'sh', '-c', daemon]);
