@@ -67,7 +67,7 @@ export function report(error: unknown): number {
     return error.exitCode;
   }
   if (error instanceof ImgbuildError) {
-    process.stderr.write(`imgbuild: ${error instanceof InterruptedError ? '' : 'error: '}${error.message}\n`);
+    process.stderr.write(`imgbuild: ${error instanceof InterruptedError ? '' : 'error: '}${errorMessage(error)}\n`);
     if (error.hint) process.stderr.write(`  hint: ${error.hint}\n`);
     return error.exitCode;
   }

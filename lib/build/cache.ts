@@ -8,7 +8,7 @@ import { stage } from '../core/events.js';
 import { hashFile } from '../core/hash.js';
 import { normalizeName, type TargetPlan } from '../targets/index.js';
 import { imageIdentity, lookupWheels, type ManifestWheel, sourceFingerprint, storeWheels, wheelCacheKey } from '../wheel/index.js';
-import { giveTo, record } from './output.js';
+import { putWheel, record } from './output.js';
 import { copyIntoTree } from './take.js';
 import type { BuildRun } from './run.js';
 
@@ -56,9 +56,7 @@ export function useHit(run: BuildRun, t: TargetPlan): string[] {
   const files = hit.files.map((f, i) => {
     const name = path.basename(f);
     copyIntoTree(f, run.dirs.build, `/wheels/${name}`);
-    const dest = path.join(run.plan.out, name);
-    fs.copyFileSync(f, dest);
-    giveTo(dest, run.owner);
+    putWheel(run, f);
     record(run, { ...hit.entries[i]!, image: run.manifest.image, cached: run.keys.get(t)! });
     // The cache's own file (root's, out of the chroot's reach) is what later steps read.
     return f;

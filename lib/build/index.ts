@@ -11,7 +11,7 @@ import { identifyImage, lookUpCache, useCacheForAll } from './cache.js';
 import { prepareChroot, sessionOptions } from './chroot.js';
 import { copyWithWheels, fetchSources, prefetchRequirements } from './fetch.js';
 import { readImage } from './image.js';
-import { writeOutput } from './output.js';
+import { closeOut, writeOutput } from './output.js';
 import { makePlan } from './plan.js';
 import { checkRequest } from './request.js';
 import type { Planned } from './run.js';
@@ -45,15 +45,19 @@ export async function build(ctx: Context, req: BuildRequest): Promise<BuildResul
 
 async function runBuild(planned: Planned): Promise<Manifest> {
   const run = freshWorkspace(planned);
-  await fetchSources(run);
-  await identifyImage(run);
-  await lookUpCache(run);
-  if (useCacheForAll(run)) return writeOutput(run);
-  await prefetchRequirements(run);
-  const supplied = copyWithWheels(run);
-  await withSession(run.ctx, sessionOptions(run), async (s) => {
-    const chroot = await prepareChroot(run, s, supplied);
-    for (const i of run.plan.targets.keys()) await buildTarget(run, chroot, i);
-  });
-  return writeOutput(run);
+  try {
+    await fetchSources(run);
+    await identifyImage(run);
+    await lookUpCache(run);
+    if (useCacheForAll(run)) return writeOutput(run);
+    await prefetchRequirements(run);
+    const supplied = copyWithWheels(run);
+    await withSession(run.ctx, sessionOptions(run), async (s) => {
+      const chroot = await prepareChroot(run, s, supplied);
+      for (const i of run.plan.targets.keys()) await buildTarget(run, chroot, i);
+    });
+    return writeOutput(run);
+  } finally {
+    closeOut(run.out);
+  }
 }

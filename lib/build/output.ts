@@ -5,35 +5,49 @@ import path from 'node:path';
 import { stage } from '../core/events.js';
 import { hashFile } from '../core/hash.js';
 import { makeDirs } from '../core/dirs.js';
+import { errorMessage, PreconditionError } from '../core/errors.js';
+import { HeldDir } from '../core/held-dir.js';
 import { type Manifest, type ManifestWheel, writeManifest } from '../wheel/index.js';
-import type { BuildRun, Planned } from './run.js';
+import type { BuildRun, OutDir, Planned } from './run.js';
 
-/** Makes --out and its logs/; says who owns --out. */
-export function openOut(out: string): { logs: string; owner: fs.Stats } {
+/**
+ * --out, held by its descriptor for the whole build (core/held-dir.ts): the user who owns it may
+ * rename it or plant links in it while root writes there. Its logs/ is root's while the build
+ * writes logs (nobody else can swap a log for a link) and given to that user at the end.
+ */
+export function openOut(out: string): OutDir {
   makeDirs(out);
-  const logs = path.join(out, 'logs');
-  makeDirs(logs);
-  const owner = fs.statSync(out);
-  giveTo(logs, owner);
-  return { logs, owner };
-}
-
-/** Starts a log in logs/ with `head`. */
-export function openLog(run: BuildRun, name: string, head: string): string {
-  const log = path.join(run.dirs.logs, name);
-  fs.writeFileSync(log, head);
-  giveTo(log, run.owner);
-  return log;
-}
-
-/** Files in --out belong to whoever owns --out (the user behind sudo, usually). */
-export function giveTo(file: string, owner: fs.Stats): void {
-  if (owner.uid === 0 && owner.gid === 0) return;
+  const dir = HeldDir.open(out, { follow: true });
+  const st = fs.fstatSync(dir.fd);
+  let logs: HeldDir;
   try {
-    fs.chownSync(file, owner.uid, owner.gid);
-  } catch {
-    // not ours to give
+    logs = dir.sub('logs');
+  } catch (error) {
+    dir.close();
+    throw new PreconditionError(`--out: ${errorMessage(error)}`, 'imgbuild writes its logs to --out/logs; nothing was changed');
   }
+  logs.own({ uid: 0, gid: 0 });
+  return { dir, logs, owner: { uid: st.uid, gid: st.gid } };
+}
+
+/** The end of a build, however it ends: logs/ goes to the owner of --out, the descriptors are closed. */
+export function closeOut(o: OutDir): void {
+  try {
+    if (o.owner.uid !== 0 || o.owner.gid !== 0) o.logs.own(o.owner);
+  } finally {
+    o.logs.close();
+    o.dir.close();
+  }
+}
+
+/** Starts a log in logs/ with `head` (a link or file of that name is replaced). */
+export function openLog(run: BuildRun, name: string, head: string): string {
+  return run.out.logs.put(name, { data: head }, run.out.owner);
+}
+
+/** A verified wheel into --out, given to its owner. */
+export function putWheel(run: BuildRun, file: string): void {
+  run.out.dir.put(path.basename(file), { copyOf: file }, run.out.owner);
 }
 
 export function newManifest(p: Planned): Manifest {
@@ -49,12 +63,12 @@ export function newManifest(p: Planned): Manifest {
 export function record(run: BuildRun, entry: ManifestWheel): void {
   run.written.push(entry);
   run.manifest.wheels = [...run.written];
-  writeManifest(run.plan.out, run.manifest, run.owner);
+  writeManifest(run.out.dir, run.manifest, run.out.owner);
 }
 
 /** The manifest as the build ends; with --persist, the changed image is hashed for it first. */
 export async function writeOutput(run: BuildRun): Promise<Manifest> {
   if (run.req.persist) run.manifest.image.sha256 = await stage(run.ctx.emit, 'hash the image', () => hashFile(run.plan.image));
   run.manifest.wheels = [...run.written];
-  return writeManifest(run.plan.out, run.manifest, run.owner);
+  return writeManifest(run.out.dir, run.manifest, run.out.owner);
 }

@@ -1,6 +1,6 @@
 // The one object the build's stages share: the request as checked, the image, the plan, and
 // what the run has made so far (workspace dirs, fetched sources, cache keys and hits, manifest).
-import type fs from 'node:fs';
+import type { HeldDir, Owner } from '../core/held-dir.js';
 import type { AccelDecision } from '../accel/index.js';
 import type { Context } from '../core/context.js';
 import type { ImageFacts } from '../session/index.js';
@@ -56,13 +56,20 @@ export interface Planned {
 
 export type CacheHit = Extract<WheelLookup, { kind: 'hit' }>;
 
+/** --out held by its descriptor (build/output.ts): its logs/ and who owns it (the files written there are given to them). */
+export interface OutDir {
+  dir: HeldDir;
+  logs: HeldDir;
+  owner: Owner;
+}
+
 /** A build under way: made with its fresh workspace, filled in by the stages that follow. */
 export interface BuildRun extends Planned {
   /** The build tree (bound at /workspace), the overlay's upper layer, and --out's logs/. */
   /** build: bound at /workspace; upper: the overlay's; staged: wheels taken out of the chroot's reach. */
   dirs: { build: string; upper: string; logs: string; staged: string };
-  /** Who owns --out: the files written there are given to them. */
-  owner: fs.Stats;
+  /** --out held by its descriptor, its logs/ and its owner. */
+  out: OutDir;
   fetched: Map<TargetPlan, FetchedSource>;
   keys: Map<TargetPlan, string>;
   hits: Map<TargetPlan, CacheHit>;

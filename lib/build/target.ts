@@ -14,7 +14,7 @@ import type { Chroot } from './chroot.js';
 import { rewriteOnHost } from './deflate.js';
 import { zipEpoch } from './source-epoch.js';
 import { targetTimer } from './space-guard.js';
-import { giveTo, openLog, record } from './output.js';
+import { openLog, putWheel, record } from './output.js';
 import { buildReportInner, buildReqsInner, checkPins, parseUnmet, readBuildReport, unmetError, waivePins } from './requirements.js';
 import type { BuildRun } from './run.js';
 import { type BuildLimits, checked } from './step-error.js';
@@ -91,9 +91,7 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
   const seconds = Math.round((performance.now() - o.t0) / 100) / 10;
   // Into the tree first: if a build step broke its wheels/ directory, nothing reaches --out.
   copyIntoTree(file, run.dirs.build, `/wheels/${base}`);
-  const dest = path.join(run.plan.out, base);
-  fs.copyFileSync(file, dest);
-  giveTo(dest, run.owner);
+  putWheel(run, file);
   const entry: ManifestWheel = {
     file: base,
     sha256: await hashFile(file),

@@ -135,8 +135,8 @@ export function freshWorkspace(p: Planned): BuildRun {
   fs.mkdirSync(upper, { mode: 0o700 });
   // Wheels are taken out of the build tree into here (which the chroot cannot see) before any check.
   fs.mkdirSync(staged, { mode: 0o700 });
-  const { logs, owner } = openOut(p.plan.out);
-  return { ...p, dirs: { build, upper, logs, staged }, owner, fetched: new Map(), keys: new Map(), hits: new Map(), manifest: newManifest(p), written: [] };
+  const out = openOut(p.plan.out);
+  return { ...p, dirs: { build, upper, logs: out.logs.path, staged }, out, fetched: new Map(), keys: new Map(), hits: new Map(), manifest: newManifest(p), written: [] };
 }
 
 // lib/build/build-wheel.py at targets/local.ts wheelFrontend, in the workspace bound at /workspace.

@@ -2,6 +2,7 @@
 // and where imgbuild keeps its state and caches.
 import path from 'node:path';
 import { type Emit, silent } from './events.js';
+import { shownPath } from './held-dir.js';
 import { createRunner, type Run } from './runner.js';
 
 /** Where journals and session directories live (a tmpfs: gone at reboot, as the loops are). */
@@ -28,7 +29,8 @@ export interface ContextOptions {
 }
 
 export function createContext(options: ContextOptions = {}): Context {
-  const emit = options.emit ?? silent;
+  const inner = options.emit ?? silent;
+  const emit: Emit = (e) => inner('message' in e ? { ...e, message: shownPath(e.message) } : e);
   const signal = options.signal ?? new AbortController().signal;
   return {
     emit,

@@ -1,6 +1,8 @@
 // One error family for the whole library: each carries the exit code the CLI uses, a hint
 // saying what to do, and the cause. The library never prints and never exits.
 
+import { shownPath } from './held-dir.js';
+
 export const ExitCode = {
   ok: 0,
   failed: 1,
@@ -15,9 +17,10 @@ export class ImgbuildError extends Error {
   readonly hint: string | undefined;
 
   constructor(message: string, hint?: string, options?: { cause?: unknown }) {
-    super(message, options);
+    // A path through a held directory's descriptor is shown as the directory was given.
+    super(shownPath(message), options);
     this.name = new.target.name;
-    this.hint = hint;
+    this.hint = hint === undefined ? undefined : shownPath(hint);
   }
 }
 
@@ -100,8 +103,7 @@ export class CommandError extends ImgbuildError {
 }
 
 export function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+  return shownPath(error instanceof Error ? error.message : String(error));
 }
 
 export function tailLines(text: string, n: number): string {

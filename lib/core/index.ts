@@ -9,6 +9,7 @@ export * from './errors.js';
 export * from './events.js';
 export * from './fault.js';
 export * from './hash.js';
+export * from './held-dir.js';
 export * from './identity.js';
 export * from './quote.js';
 export * from './resources.js';

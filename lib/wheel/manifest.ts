@@ -1,6 +1,7 @@
 // manifest.json in --out: what each wheel is, what it was built from and for, and how.
 import fs from 'node:fs';
 import path from 'node:path';
+import { type HeldDir, type Owner, shownPath } from '../core/held-dir.js';
 
 export interface ManifestImage {
   path: string;
@@ -70,9 +71,10 @@ export interface Manifest {
 
 export const manifestName = 'manifest.json';
 
-export function readManifest(out: string): Manifest | undefined {
+export function readManifest(out: string | HeldDir): Manifest | undefined {
   try {
-    const m = JSON.parse(fs.readFileSync(path.join(out, manifestName), 'utf8')) as Manifest;
+    const text = typeof out === 'string' ? fs.readFileSync(path.join(out, manifestName), 'utf8') : out.read(manifestName);
+    const m = JSON.parse(text ?? '') as Manifest;
     return m.version === 1 && Array.isArray(m.wheels) ? m : undefined;
   } catch {
     return undefined;
@@ -89,19 +91,17 @@ export function mergeManifest(old: Manifest | undefined, next: Manifest, exists:
   return { ...next, wheels: [...kept, ...next.wheels] };
 }
 
-/** Write atomically (rename), merged with the manifest already there, owned like the directory. */
-export function writeManifest(out: string, manifest: Manifest, owner?: { uid: number; gid: number }): Manifest {
-  const merged = mergeManifest(readManifest(out), manifest, (f) => fs.existsSync(path.join(out, f)));
-  const file = path.join(out, manifestName);
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, `${JSON.stringify(merged, null, 2)}\n`);
-  if (owner && (owner.uid !== 0 || owner.gid !== 0)) {
+/** Write atomically (rename, through --out's descriptor), merged with the manifest already there, owned like the directory. */
+export function writeManifest(out: HeldDir, manifest: Manifest, owner?: Owner): Manifest {
+  const exists = (f: string) => {
     try {
-      fs.chownSync(tmp, owner.uid, owner.gid);
+      return fs.existsSync(out.at(f));
     } catch {
-      // keep root's
+      return false; // an old manifest's entry that is no file name
     }
-  }
-  fs.renameSync(tmp, file);
+  };
+  const merged = mergeManifest(readManifest(out), manifest, exists);
+  merged.wheels = merged.wheels.map((w) => (w.log ? { ...w, log: shownPath(w.log) } : w));
+  out.put(manifestName, { data: `${JSON.stringify(merged, null, 2)}\n` }, owner);
   return merged;
 }

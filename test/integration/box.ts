@@ -141,3 +141,42 @@ test('a build that plants a setuid-root program and fails: the kept tree keeps t
   t.is(fs.statSync(found[0]!).mode & 0o7777, 0o755, 'no setuid bit');
   t.is((await execa('find', [ws, '-type', 'p'])).stdout.trim(), '', 'no FIFO');
 });
+
+test('--out owned by a user who plants links in it and swaps it for a link mid-build: root writes only into the directory it opened, follows no link, and gives the files to that user', async (t) => {
+  const nobody = 65534;
+  const base = tmpdir();
+  const project = path.join(base, 'slow-pure');
+  fs.cpSync(path.resolve('test/fixtures/py/pure-hello'), project, { recursive: true });
+  const setup = path.join(project, 'setup.py');
+  fs.writeFileSync(setup, `import time\ntime.sleep(6)\n${fs.readFileSync(setup, 'utf8')}`);
+  const canary = path.join(base, 'root-only');
+  fs.writeFileSync(canary, 'host file\n', { mode: 0o600 });
+  const out = path.join(base, 'out');
+  const elsewhere = path.join(base, 'elsewhere');
+  for (const d of [out, elsewhere]) {
+    fs.mkdirSync(d);
+    fs.chownSync(d, nobody, nobody);
+  }
+  const wheel = 'imgbuild_pure-1.0-py3-none-any.whl';
+  fs.symlinkSync(canary, path.join(out, wheel));
+  fs.symlinkSync(canary, path.join(out, 'manifest.json'));
+  const run = imgbuild([aarch64, '--target', `local:${project}`, '--out', out]);
+  await waitForChrooted(/build-wheel/, 120_000);
+  t.is(fs.statSync(path.join(out, 'logs')).uid, 0, 'logs/ is root\'s while the build writes there');
+  const moved = path.join(base, 'out-moved');
+  fs.renameSync(out, moved);
+  fs.symlinkSync(elsewhere, out);
+  const r = await run;
+  t.is(r.exitCode, 0, r.all);
+  t.is(fs.readFileSync(canary, 'utf8'), 'host file\n', 'no link was written through');
+  t.deepEqual(fs.readdirSync(elsewhere), [], 'nothing went where the link leads');
+  for (const f of [wheel, 'manifest.json', 'logs']) {
+    const st = fs.lstatSync(path.join(moved, f));
+    t.false(st.isSymbolicLink(), f);
+    t.is(st.uid, nobody, `${f} belongs to the owner of --out`);
+  }
+  t.true(readZip(path.join(moved, wheel)).some((e) => e.name === 'imgbuild_pure/__init__.py'));
+  const m = JSON.parse(fs.readFileSync(path.join(moved, 'manifest.json'), 'utf8')) as { wheels: { log: string }[] };
+  t.is(m.wheels[0]!.log, path.join(out, 'logs', 'imgbuild-pure.log'), 'paths are shown as given, never as a descriptor');
+  t.deepEqual(fs.readdirSync(moved).filter((f) => f.startsWith('.')), [], 'no temporary file is left');
+});
