@@ -49,14 +49,14 @@ async function runBuild(planned: Planned): Promise<Manifest> {
     await fetchSources(run);
     await identifyImage(run);
     await lookUpCache(run);
-    if (useCacheForAll(run)) return writeOutput(run);
+    if (useCacheForAll(run)) return await writeOutput(run);
     await prefetchRequirements(run);
     const supplied = copyWithWheels(run);
     await withSession(run.ctx, sessionOptions(run), async (s) => {
       const chroot = await prepareChroot(run, s, supplied);
       for (const i of run.plan.targets.keys()) await buildTarget(run, chroot, i);
     });
-    return writeOutput(run);
+    return await writeOutput(run);
   } finally {
     closeOut(run.out);
   }
