@@ -22,6 +22,7 @@ export { type ElfDynamic, readElfDynamic } from './parse/elf.js';
 export { type ZipEntry, ZipError, readZip, readEntry } from './parse/zip.js';
 export { type WheelName, type WheelElf, type WheelReport, type VerifyOptions, parseWheelName, tagProblems, wheelElves, libraryDirs, findLibrary, verifyWheel } from './wheel/index.js';
 export { type AccelMode, type AccelRequest, type AccelDecision, type AccelHandle, accelModes, decideAccel, enableAccel, startAccel, imageGcc, hostCrossVersions } from './accel/index.js';
+export { type ToolchainChoice, type ToolchainStamp, listToolchains, toolchainChoices, toolchainsDir } from './accel/index.js';
 export { type DistccHost, checkDistccRequest, parseDistccHost } from './accel/index.js';
 export { MiB, GiB, human, formatBytes, parseDuration } from './core/units.js';
 export { type BuildPlan, type BuildRequest, type BuildResult, build, formatPlan } from './build/index.js';

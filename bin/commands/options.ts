@@ -1,5 +1,5 @@
 import type { Argv } from 'yargs';
-import { type AccelMode, type AccelRequest, type AttachStrategy, accelModes, attachStrategies, checkDistccRequest, type SessionOptions } from '../../lib/index.js';
+import { type AccelMode, type AccelRequest, type AttachStrategy, accelModes, attachStrategies, checkDistccRequest, type SessionOptions, type ToolchainChoice, toolchainChoices, UsageError } from '../../lib/index.js';
 
 export function attachOption<T>(y: Argv<T>) {
   return y
@@ -73,8 +73,14 @@ export function accelOptions<T>(y: Argv<T>, fallback: AccelMode) {
     .option('accel', {
       choices: accelModes,
       default: fallback,
-      describe: 'compilers: cross = the host\'s native cross gcc inside the chroot (make, sh, python stay emulated); distcc = cross plus compile jobs sent to --distcc-hosts; none = pure emulation; auto = cross when the host has the image\'s gcc version, else none',
+      describe: 'compilers: cross = a native cross gcc of the image\'s gcc version inside the chroot (make, sh, python stay emulated); distcc = cross plus compile jobs sent to --distcc-hosts; none = pure emulation; auto = cross when one can be had, else none',
     })
+    .option('toolchain', {
+      choices: toolchainChoices,
+      default: 'auto' as ToolchainChoice,
+      describe: 'where the native cross gcc comes from: host = the host\'s packages only; tree = a toolchain tree of the image\'s own release (made once with mmdebstrap, cached in CACHE/toolchains); auto = the host\'s, else a tree',
+    })
+    .option('toolchain-mirror', { type: 'string', describe: 'an apt archive URL for the toolchain tree, where the image\'s own sources do not serve the host\'s architecture (e.g. Ubuntu ports images)' })
     .option('accel-gcc', { type: 'string', describe: 'force the host cross gcc of this major version even if the image\'s gcc differs (the wheel is still verified against the image)' })
     .option('distcc-hosts', { type: 'string', array: true, describe: 'distccd servers for --accel distcc (DISTCC_HOSTS entries, e.g. 10.0.0.5/8)' })
     .option('ccache', { type: 'boolean', default: true, describe: 'use the host\'s ccache with --accel cross/distcc (--no-ccache to skip)' });
@@ -89,6 +95,8 @@ export interface AccelArgs {
   'accel-gcc'?: string;
   'distcc-hosts'?: string[];
   ccache: boolean;
+  toolchain?: ToolchainChoice;
+  'toolchain-mirror'?: string;
 }
 
 /** The accel request; throws a UsageError (call it before opening anything) for a bad host list. */
@@ -99,5 +107,12 @@ export function accelFromArgs(args: AccelArgs): AccelRequest {
     ...(args['accel-gcc'] !== undefined ? { gcc: String(args['accel-gcc']) } : {}),
     ...(args['distcc-hosts'] ? { distccHosts: distccHostsOf(args['distcc-hosts']) } : {}),
     ccache: args.ccache,
+    ...(args.toolchain ? { toolchain: args.toolchain } : {}),
+    ...(args['toolchain-mirror'] ? { toolchainMirror: checkMirror(args['toolchain-mirror']) } : {}),
   };
+}
+
+function checkMirror(url: string): string {
+  if (!/^(https?|file):\/\/\S+$/.test(url)) throw new UsageError(`--toolchain-mirror ${url} is not an archive URL`, 'give the URL apt uses for it, e.g. http://HOST/debian');
+  return url;
 }

@@ -5,21 +5,44 @@ import path from 'node:path';
 import { PreconditionError } from '../core/errors.js';
 import { resolveInRoot } from '../host/safe-path.js';
 import type { Accelerated, HostCross } from './decide.js';
+import { treeLoader } from './toolchain.js';
 import { accelRoot, type AccelTree } from './tree.js';
 
 const hostTools = ['as', 'ld.bfd', 'ld.gold', 'ar', 'ranlib', 'nm', 'strip', 'objcopy', 'objdump', 'readelf'];
 const gccExecutables = ['cc1', 'cc1plus', 'collect2', 'lto-wrapper', 'lto1'];
 
-/** The host's loader and libraries, and its cross gcc's directory. */
+/**
+ * The host's loader and libraries (the launcher, ccache or distcc, is the host's), and the cross
+ * gcc's directory; for a toolchain tree also the tree's loader and libraries under tc/.
+ */
 export function bindHostRuntime(tree: AccelTree, host: HostCross): void {
-  const x86 = hostLibraryDirs();
-  tree.binds.push({ source: x86[0]!, inner: `${accelRoot}/lib` });
-  if (x86[1]) tree.binds.push({ source: x86[1], inner: `${accelRoot}/lib2` });
-  const loader = fs.realpathSync('/lib64/ld-linux-x86-64.so.2');
-  fs.symlinkSync(path.join(x86[0] === path.dirname(loader) ? 'lib' : 'lib2', path.basename(loader)), tree.inAccel('ld.so'));
-  if (path.dirname(loader) !== x86[0] && path.dirname(loader) !== x86[1]) throw new PreconditionError(`the host's loader ${loader} is outside ${x86.join(' and ')}`);
-  if (loaderHasArgv0(loader)) fs.writeFileSync(tree.inAccel('argv0'), '');
+  bindRuntime(tree, '/', '');
+  if (host.root !== '/') {
+    fs.mkdirSync(tree.inAccel('tc'));
+    for (const d of ['lib', 'lib2']) fs.mkdirSync(tree.inAccel(`tc/${d}`));
+    bindRuntime(tree, host.root, 'tc/');
+  }
   tree.binds.push({ source: host.gccDir, inner: `${accelRoot}/gcc-cross` });
+}
+
+// A root's x86-64 loader and library directories at PREFIX{lib,lib2} and PREFIXld.so in the accel directory.
+function bindRuntime(tree: AccelTree, root: string, prefix: string): void {
+  const found = root === '/' ? { file: fs.realpathSync('/lib64/ld-linux-x86-64.so.2'), libs: hostLibraryDirs() } : treeLoader(root);
+  if (!found || found.libs.length === 0) throw new PreconditionError(`${root} has no x86-64 loader and libraries to run its compilers with`);
+  const { file: loader, libs } = found;
+  tree.binds.push({ source: libs[0]!, inner: `${accelRoot}/${prefix}lib` });
+  if (libs[1]) tree.binds.push({ source: libs[1], inner: `${accelRoot}/${prefix}lib2` });
+  const at = libs.indexOf(path.dirname(loader));
+  if (at < 0) throw new PreconditionError(`the loader ${loader} is outside ${libs.join(' and ')}`);
+  fs.symlinkSync(path.join(at === 0 ? 'lib' : 'lib2', path.basename(loader)), tree.inAccel(`${prefix}ld.so`));
+  if (loaderHasArgv0(loader)) fs.writeFileSync(tree.inAccel(`${prefix}argv0`), '');
+}
+
+/** A program of the toolchain (`/usr/bin/NAME` below its root) as a host file to bind, if it is there. */
+function toolchainFile(host: HostCross, name: string): string | undefined {
+  if (host.root === '/') return fs.existsSync(`/usr/bin/${name}`) ? `/usr/bin/${name}` : undefined;
+  const r = resolveInRoot(host.root, `/usr/bin/${name}`);
+  return r.type === 'file' ? r.host : undefined;
 }
 
 /** The shim over the image gcc's executables, drivers and binutils; the host's LTO plugin over the image's. */
@@ -30,8 +53,11 @@ export function wrapCompiler(tree: AccelTree, decision: Accelerated): void {
     if (fs.existsSync(path.join(host.gccDir, exe))) tree.over(`${image.execDir}/${exe}`, `${accelRoot}/gcc-cross/${exe}`);
   }
   // The linker plugin is loaded by the (now native) linker: the host's own .so goes over it.
-  const plugin = resolveInRoot(tree.rootHost, `${imgDir}/liblto_plugin.so`);
-  if (plugin.type === 'file' && fs.existsSync(path.join(host.gccDir, 'liblto_plugin.so'))) tree.binds.push({ source: path.join(host.gccDir, 'liblto_plugin.so'), inner: plugin.inner });
+  // Debian 13 keeps it beside cc1 in /usr/libexec, as the executables.
+  for (const dir of new Set([imgDir, image.execDir])) {
+    const plugin = resolveInRoot(tree.rootHost, `${dir}/liblto_plugin.so`);
+    if (plugin.type === 'file' && fs.existsSync(path.join(host.gccDir, 'liblto_plugin.so'))) tree.binds.push({ source: path.join(host.gccDir, 'liblto_plugin.so'), inner: plugin.inner });
+  }
 
   const t = host.triple;
   const it = image.triple;
@@ -45,9 +71,9 @@ export function wrapCompiler(tree: AccelTree, decision: Accelerated): void {
     [`${t}-gcc-ranlib-${host.major}`, 'gcc-ranlib'],
   ];
   for (const [hostName, role] of drivers) {
-    const hostFile = `/usr/bin/${hostName}`;
-    if (!fs.existsSync(hostFile)) continue;
-    const program = tree.tool(hostFile);
+    const hostFile = toolchainFile(host, hostName);
+    if (!hostFile) continue;
+    const program = tree.tool(hostFile, hostName);
     const flags = role === 'gcc' || role === 'g++' ? 'cc' : role === 'cpp' ? 'cpp' : '-';
     const names = [`/usr/bin/${it}-${role}-${image.major}`, `/usr/bin/${it}-${role}-${v}`, `/usr/bin/${role}-${image.major}`, `/usr/bin/${role}-${v}`, `/usr/bin/${it}-${role}`];
     if (!decision.forced) names.push(`/usr/bin/${role}`);
@@ -56,9 +82,9 @@ export function wrapCompiler(tree: AccelTree, decision: Accelerated): void {
     for (const n of names) tree.over(n, program, flags);
   }
   for (const name of hostTools) {
-    const hostFile = `/usr/bin/${t}-${name}`;
-    if (!fs.existsSync(hostFile)) continue;
-    const program = tree.tool(hostFile);
+    const hostFile = toolchainFile(host, `${t}-${name}`);
+    if (!hostFile) continue;
+    const program = tree.tool(hostFile, `${t}-${name}`);
     for (const n of [`/usr/bin/${it}-${name}`, `/usr/bin/${name}`]) tree.over(n, program);
   }
 }
@@ -82,6 +108,9 @@ export function imageGccPaths(tree: AccelTree, decision: Accelerated): Record<st
     }
   }
   const env: Record<string, string> = { GCC_EXEC_PREFIX: execPrefix };
+  // cc1 and collect2 apart from the crt files (Debian 13's /usr/libexec/gcc): the driver looks
+  // for them below GCC_EXEC_PREFIX only, unless told where.
+  if (image.execDir !== imgDir) env.COMPILER_PATH = image.execDir;
   // The image's libstdc++ headers, in gcc's order: the generic ones, the target's (multiarch
   // /usr/include/TRIPLE/c++/V on Debian; /usr/include/c++/V/TRIPLE elsewhere), then backward.
   const cxx = [`/usr/include/c++/${v}`, `/usr/include/${it}/c++/${v}`, `/usr/include/c++/${v}/${it}`, `/usr/include/c++/${v}/backward`].filter((d) => resolveInRoot(tree.rootHost, d).type === 'dir');

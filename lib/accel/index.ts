@@ -1,22 +1,26 @@
 // Compiler acceleration: inside the emulated chroot, the compiler driver, cc1/cc1plus, the
 // assembler and the linker run as the host's native cross tools for the image's arch, while
-// make, sh and python stay emulated. Read-only binds of a small static shim (lib/accel/shim.c)
+// make, sh and python stay emulated. The cross tools are the host's, or those of a toolchain tree
+// of the image's own release (toolchain.ts) when the host has none of the image's gcc version. Read-only binds of a small static shim (lib/accel/shim.c)
 // go over the image's own compiler files; the shim runs the mapped host tool through the host's
 // loader and libraries, bound under /run/imgbuild-accel (the session's own tmpfs). The image's
 // headers, crt files, libgcc and libstdc++ are the ones used. All binds go in one mount batch
 // and come off in one, before the session's other mounts.
-import { needsEmulation } from '../core/arch.js';
+import { type Arch, needsEmulation } from '../core/arch.js';
 import type { Context } from '../core/context.js';
+import { errorMessage, PreconditionError } from '../core/errors.js';
 import type { Session } from '../session/index.js';
 import { bindHostRuntime, imageGccPaths, wrapCompiler } from './binds.js';
 import { type AccelDecision, type Accelerated, type AccelRequest, decideAccel } from './decide.js';
 import { addLauncher, guardDpkg, writeShimConfig } from './launcher.js';
 import { ensureShim } from './shim.js';
+import { imageRelease, listToolchains, makeToolchain } from './toolchain.js';
 import { AccelTree } from './tree.js';
 
-export { type AccelDecision, type AccelMode, type AccelRequest, type HostCross, accelIdentity, accelModes, decideAccel, hostCross, hostCrossVersions } from './decide.js';
+export { type AccelDecision, type AccelMode, type AccelRequest, type HostCross, type ToolchainChoice, accelIdentity, accelModes, decideAccel, hostCross, hostCrossVersions, toolchainChoices } from './decide.js';
 export { type ImageGcc, gccConfigureLine, imageGcc, targetDefaults, targetFlags } from './gcc.js';
 export { ensureShim } from './shim.js';
+export { imageRelease, listToolchains, makeToolchain, type ToolchainStamp, toolchainsDir } from './toolchain.js';
 export { accelRoot } from './tree.js';
 export * from './distcc.js';
 
@@ -49,11 +53,33 @@ export async function enableAccel(ctx: Context, s: Session, decision: Accelerate
 }
 
 /**
+ * The decision, with a toolchain tree of the image's release made first when the cross gcc of the
+ * image's version is what is missing (--toolchain auto or tree; a cached tree is reused). In auto
+ * mode a tree that cannot be made means emulation, with the reason; explicitly asked for, an error.
+ */
+export async function decideWithToolchain(ctx: Context, req: AccelRequest, arch: Arch, rootHost: string): Promise<AccelDecision> {
+  const release = imageRelease(rootHost);
+  const trees = () => (release ? listToolchains(ctx.cacheDir, { release, arch }).map((t) => t.dir) : []);
+  const decide = () => decideAccel(req, arch, rootHost, '/', trees());
+  const probe = decideAccel({ ...req, mode: req.mode === 'none' ? 'none' : 'auto' }, arch, rootHost, '/', trees());
+  if (probe.kind !== 'none' || !probe.missing || (req.toolchain ?? 'auto') === 'host') return decide();
+  const strict = req.toolchain === 'tree' || req.mode !== 'auto';
+  try {
+    if (!release) throw new PreconditionError("the image's release is unknown (no VERSION_CODENAME in its /etc/os-release), so there is no toolchain tree to make for it", 'install the cross gcc of the image\'s version on the host');
+    await makeToolchain(ctx, { rootHost, arch, release, major: probe.missing.major, ...(req.toolchainMirror ? { mirror: req.toolchainMirror } : {}) });
+  } catch (error) {
+    if (strict) throw error;
+    ctx.emit({ kind: 'warn', message: `no toolchain tree: ${errorMessage(error)}` });
+  }
+  return decide();
+}
+
+/**
  * Decide and, when it applies, enable acceleration in a session; says what it chose and why.
  * Returns the environment for the chroot's commands (empty without acceleration).
  */
 export async function startAccel(ctx: Context, s: Session, req: AccelRequest, o: { guardDpkg?: boolean } = {}): Promise<{ decision: AccelDecision; handle?: AccelHandle; env: Record<string, string> }> {
-  const decision = decideAccel(req, s.arch, s.rootHost);
+  const decision = await decideWithToolchain(ctx, req, s.arch, s.rootHost);
   if (decision.kind === 'none') {
     if (req.mode === 'auto' && needsEmulation(s.arch)) ctx.emit({ kind: 'warn', message: `${decision.reason}; builds run fully emulated (slow)` });
     return { decision, env: {} };

@@ -2,7 +2,8 @@
  * imgbuild accel shim: a static x86-64 program bound read-only over a compiler file in an
  * emulated chroot (cc1, gcc-12, as, ld.bfd, ...). It looks up the path it was started as
  * (/proc/self/exe) in /run/imgbuild-accel/map and runs the host's native cross tool for it
- * through the host's own loader and libraries, which imgbuild binds under /run/imgbuild-accel.
+ * through the host's own loader and libraries, which imgbuild binds under /run/imgbuild-accel (or
+ * a toolchain tree's tool through the tree's loader and libraries, bound under ROOT/tc).
  * Nothing of the host has to exist at the image's /lib64 or /usr/lib/x86_64-linux-gnu, so
  * images that are not multiarch work too, and the environment the tools need is set here, so
  * build tools that scrub the environment still get it.
@@ -156,10 +157,13 @@ int main(int argc, char **argv) {
     execv(program, args);
     die("cannot run", program);
   }
-  args[i++] = ROOT "/ld.so";
+  /* The mapped tool of a toolchain tree runs through the tree's own loader and libraries (ROOT/tc);
+     a launcher (the host's ccache, distcc) through the host's. */
+  int tc = !through_launcher && strcmp(flags, "distcc") != 0 && access(ROOT "/tc/ld.so", F_OK) == 0;
+  args[i++] = tc ? ROOT "/tc/ld.so" : ROOT "/ld.so";
   args[i++] = "--library-path";
-  args[i++] = ROOT "/lib";
-  if (access(ROOT "/argv0", F_OK) == 0) {
+  args[i++] = tc ? ROOT "/tc/lib:" ROOT "/tc/lib2" : ROOT "/lib:" ROOT "/lib2";
+  if (access(tc ? ROOT "/tc/argv0" : ROOT "/argv0", F_OK) == 0) {
     args[i++] = "--argv0";
     args[i++] = through_launcher ? (char *)program : argv[0];
   }

@@ -1,6 +1,6 @@
 // Read the image before anything is changed: the facts the plan needs, and whether the
 // --with-wheel wheels fit it.
-import { decideAccel } from '../accel/index.js';
+import { decideWithToolchain } from '../accel/index.js';
 import type { Arch } from '../core/arch.js';
 import type { Context } from '../core/context.js';
 import { PreconditionError } from '../core/errors.js';
@@ -28,7 +28,8 @@ export async function readImage(ctx: Context, req: BuildRequest, supplied: Suppl
     const pipDirs = py.kind === 'system' || py.systemSitePackages ? [...envDirs, ...systemDirs] : envDirs;
     checkSupplied(supplied, root, { arch: s.arch, machine: s.machine, python: v, ...(facts.glibc ? { glibc: facts.glibc } : {}) });
     // An explicit --accel that cannot work fails here, before anything is changed.
-    const accel = resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? decideAccel(req.accel ?? { mode: 'auto' }, s.arch, root) : undefined;
+    // A toolchain tree the build will use is made here, before anything is built.
+    const accel = resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? await decideWithToolchain(ctx, req.accel ?? { mode: 'auto' }, s.arch, root) : undefined;
     return {
       accel,
       facts,
