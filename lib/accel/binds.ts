@@ -17,7 +17,7 @@ const gccExecutables = ['cc1', 'cc1plus', 'collect2', 'lto-wrapper', 'lto1'];
  */
 export function bindHostRuntime(tree: AccelTree, host: HostCross): void {
   bindRuntime(tree, '/', '');
-  if (host.root !== '/') {
+  if (host.tree) {
     fs.mkdirSync(tree.inAccel('tc'));
     for (const d of ['lib', 'lib2']) fs.mkdirSync(tree.inAccel(`tc/${d}`));
     bindRuntime(tree, host.root, 'tc/');
@@ -40,7 +40,7 @@ function bindRuntime(tree: AccelTree, root: string, prefix: string): void {
 
 /** A program of the toolchain (`/usr/bin/NAME` below its root) as a host file to bind, if it is there. */
 function toolchainFile(host: HostCross, name: string): string | undefined {
-  if (host.root === '/') return fs.existsSync(`/usr/bin/${name}`) ? `/usr/bin/${name}` : undefined;
+  if (!host.tree) return fs.existsSync(`/usr/bin/${name}`) ? `/usr/bin/${name}` : undefined;
   const r = resolveInRoot(host.root, `/usr/bin/${name}`);
   return r.type === 'file' ? r.host : undefined;
 }

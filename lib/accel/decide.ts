@@ -39,6 +39,8 @@ export interface HostCross {
   major: string;
   /** Where the toolchain's files are: '/' for the host's packages, else a toolchain tree. */
   root: string;
+  /** The toolchain tree's name (RELEASE-ARCH-gccN) when it is one. */
+  tree?: string;
   /** cc1's directory, as a host path (below root). */
   gccDir: string;
   hasCxx: boolean;
@@ -111,7 +113,10 @@ export function decideAccel(req: AccelRequest, arch: Arch, rootHost: string, hos
   const major = req.gcc ?? image.major;
   // --accel-gcc names a host gcc; a tree is always of the image's own version.
   const roots = [...(choice !== 'tree' ? [hostRoot] : []), ...(choice !== 'host' && !req.gcc ? trees : [])];
-  const found = roots.map((r) => hostCross(arch, major, r)).filter((h): h is HostCross => !!h);
+  const found = roots.flatMap((r) => {
+    const h = hostCross(arch, major, r);
+    return h ? [r === hostRoot ? h : { ...h, tree: path.basename(r) }] : [];
+  });
   const host = found.find((h) => !image.hasCxx || h.hasCxx) ?? found[0];
   if (!host) {
     const versions = hostCrossVersions(arch, hostRoot);
@@ -124,14 +129,14 @@ export function decideAccel(req: AccelRequest, arch: Arch, rootHost: string, hos
     );
   }
   if (image.hasCxx && !host.hasCxx) {
-    return fail(`${host.root === '/' ? 'the host' : `the toolchain tree ${host.root}`} has gcc-${major}-${triple} but not g++-${major}-${triple}`, `apt-get install g++-${major}-${triple}`);
+    return fail(`${host.tree ? `the toolchain tree ${host.root}` : 'the host'} has gcc-${major}-${triple} but not g++-${major}-${triple}`, `apt-get install g++-${major}-${triple}`);
   }
   const defaults = driverDefaults(rootHost, image, `/usr/bin/${host.triple}-gcc-${host.major}`, host.root);
   if ('problem' in defaults) return fail(defaults.problem, 'use --accel none (the image gcc, emulated)');
   const forced = host.major !== image.major;
   const distccHosts = req.distccHosts ?? [];
   const withFlags = defaults.flags.length ? `, with the image gcc's target defaults ${defaults.flags.join(' ')}` : '';
-  const where = host.root === '/' ? 'host-native' : `native (toolchain tree ${path.basename(host.root)})`;
+  const where = host.tree ? `native (toolchain tree ${host.tree})` : 'host-native';
   const reason = forced
     ? `host cross gcc ${host.major} forced over the image's gcc ${image.major} (--accel-gcc)${withFlags}: objects may need a newer libgcc/libstdc++ than the board has; the wheel is verified against the image`
     : `${where} ${triple}-gcc-${host.major} for the image's gcc ${image.dir}${withFlags}${req.mode === 'distcc' ? `, compile jobs sent to distccd on ${distccHosts.join(' ')}` : ''}`;
@@ -145,7 +150,7 @@ export function decideAccel(req: AccelRequest, arch: Arch, rootHost: string, hos
 export function accelIdentity(req: AccelRequest, decision: AccelDecision | undefined): string {
   if (!decision) return `undecided:${req.mode}:${req.gcc ?? ''}`;
   if (decision.kind === 'none') return 'emulated';
-  const tree = decision.host.root === '/' ? '' : `tree:${path.basename(decision.host.root)}:`;
+  const tree = decision.host.tree ? `tree:${decision.host.tree}:` : '';
   return `cross:${tree}${decision.host.triple}-gcc-${decision.host.major}:${crossFullVersion(decision.host)}:${decision.image.triple}/${decision.image.dir}:${decision.targetFlags.join(' ')}`;
 }
 

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { accelIdentity, decideAccel, gccConfigureLine, hostCrossVersions, imageGcc, targetDefaults, targetFlags } from '../../lib/accel/index.js';
+import { accelIdentity, decideAccel, gccConfigureLine, hostCrossVersions, imageGcc, imageRelease, targetDefaults, targetFlags } from '../../lib/accel/index.js';
+import { forRelease, imageAptSources, parseAptSources } from '../../lib/accel/apt-sources.js';
 import { PreconditionError, UsageError } from '../../lib/core/errors.js';
 import { defaultMemoryLimit } from '../../lib/build/index.js';
 import { memoryLimit, pidsLimit } from '../../bin/commands/build.js';
@@ -151,4 +152,63 @@ test('memory limit: sizes, none, auto; the default leaves a reserve and is at le
   t.throws(() => memoryLimit('1M'), { instanceOf: UsageError });
   t.is(defaultMemoryLimit(20 * GiB, 24 * GiB), Math.floor(20 * GiB - 2.4 * GiB));
   t.is(defaultMemoryLimit(1.2 * GiB, 2 * GiB), GiB);
+});
+
+test("toolchain trees: a tree of the image's release stands in when the host has no cross gcc of its version; --toolchain host and tree choose; --accel-gcc never takes a tree", (t) => {
+  const image = imageWith('14', 'aarch64-linux-gnu', { 'usr/libexec/gcc/aarch64-linux-gnu/14/cc1': '' });
+  const host = hostWith('12');
+  // Debian 13's cross gcc keeps cc1 under /usr/libexec/gcc-cross.
+  const trixie = tree({ 'usr/libexec/gcc-cross/aarch64-linux-gnu/14/cc1': '', 'usr/libexec/gcc-cross/aarch64-linux-gnu/14/cc1plus': '', 'usr/bin/aarch64-linux-gnu-gcc-14': driver(), 'usr/bin/aarch64-linux-gnu-g++-14': '' });
+  t.deepEqual(hostCrossVersions('aarch64', trixie), ['14']);
+  const none = decideAccel({ mode: 'auto' }, 'aarch64', image, host);
+  t.like(none, { kind: 'none', missing: { triple: 'aarch64-linux-gnu', major: '14' } });
+  t.regex(none.reason, /no host cross gcc 14 .*the host has gcc 12/);
+  const viaTree = decideAccel({ mode: 'auto' }, 'aarch64', image, host, [trixie]);
+  t.like(viaTree, { kind: 'cross', forced: false });
+  if (viaTree.kind !== 'cross') return;
+  t.is(viaTree.host.tree, path.basename(trixie));
+  t.is(viaTree.host.gccDir, path.join(trixie, 'usr/libexec/gcc-cross/aarch64-linux-gnu/14'));
+  t.regex(viaTree.reason, /native \(toolchain tree imgbuild-accel-\w+\) aarch64-linux-gnu-gcc-14/);
+  t.regex(accelIdentity({ mode: 'auto' }, viaTree), /^cross:tree:imgbuild-accel-\w+:aarch64-linux-gnu-gcc-14:/);
+  t.like(decideAccel({ mode: 'auto', toolchain: 'host' }, 'aarch64', image, host, [trixie]), { kind: 'none' });
+  t.throws(() => decideAccel({ mode: 'cross', toolchain: 'host' }, 'aarch64', image, host, [trixie]), { instanceOf: PreconditionError, message: /no host cross gcc 14/ });
+  // The host's gcc of the image's version goes first; --toolchain tree skips it.
+  const image12 = imageWith('12');
+  const tree12 = hostWith('12');
+  t.is((decideAccel({ mode: 'auto' }, 'aarch64', image12, host, [tree12]) as { host: { tree?: string } }).host.tree, undefined);
+  t.is((decideAccel({ mode: 'auto', toolchain: 'tree' }, 'aarch64', image12, host, [tree12]) as { host: { tree?: string } }).host.tree, path.basename(tree12));
+  t.like(decideAccel({ mode: 'auto', toolchain: 'tree' }, 'aarch64', image12, host, []), { kind: 'none', missing: { major: '12' } });
+  const forced = decideAccel({ mode: 'auto', gcc: '13' }, 'aarch64', image, host, [trixie]);
+  t.like(forced, { kind: 'none' });
+  t.false('missing' in forced && forced.missing !== undefined, 'a forced version is the host\'s to give');
+});
+
+test("the image's apt sources for its toolchain tree: deb entries of its release (and -updates, -security), deb822 and one-line, keys kept", (t) => {
+  const deb822 = 'Types: deb deb-src\nURIs: http://archive.example/debian\nSuites: trixie trixie-updates\nComponents: main contrib\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb-src\nURIs: http://src.example/debian\nSuites: trixie\nComponents: main\n\nTypes: deb\nURIs: http://off.example/debian\nSuites: trixie\nComponents: main\nEnabled: no\n';
+  t.deepEqual(parseAptSources(deb822, true), [{ uri: 'http://archive.example/debian', suites: ['trixie', 'trixie-updates'], components: ['main', 'contrib'], signedBy: '/usr/share/keyrings/debian-archive-keyring.gpg' }]);
+  const list = '# comment\ndeb [arch=armhf signed-by=/usr/share/keyrings/raspbian.gpg] http://raspbian.example/raspbian/ bookworm main contrib non-free rpi\ndeb-src http://raspbian.example/raspbian/ bookworm main\ndeb http://archive.example/debian bullseye main\n';
+  const entries = parseAptSources(list, false);
+  t.is(entries.length, 2);
+  t.like(entries[0], { uri: 'http://raspbian.example/raspbian/', suites: ['bookworm'], signedBy: '/usr/share/keyrings/raspbian.gpg' });
+  t.deepEqual(forRelease(entries, 'bookworm').map((e) => e.uri), ['http://raspbian.example/raspbian/']);
+  t.deepEqual(forRelease(parseAptSources('deb http://a/debian bookworm main\ndeb http://a/debian-security bookworm-security main\ndeb http://a/debian trixie main\n', false), 'bookworm').map((e) => e.suites[0]), ['bookworm', 'bookworm-security']);
+  // From an image tree: its key copied out, one-line entries of another release left out.
+  const image = tree({
+    'etc/apt/sources.list': 'deb http://old.example/debian bullseye main\n',
+    'etc/apt/sources.list.d/debian.sources': deb822,
+    'usr/share/keyrings/debian-archive-keyring.gpg': 'KEY',
+    'etc/apt/trusted.gpg.d/extra.gpg': 'TRUSTED',
+    'etc/os-release': 'NAME="Debian GNU/Linux"\nVERSION_CODENAME=trixie\n',
+  });
+  t.is(imageRelease(image), 'trixie');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-apt-'));
+  const r = imageAptSources(image, 'trixie', dir);
+  const text = fs.readFileSync(r.sources[0]!, 'utf8');
+  t.regex(text, /^Types: deb\nURIs: http:\/\/archive.example\/debian\nSuites: trixie trixie-updates\nComponents: main contrib\nSigned-By: (\S+)\n$/);
+  t.is(fs.readFileSync(/Signed-By: (\S+)/.exec(text)![1]!, 'utf8'), 'KEY');
+  t.deepEqual(fs.readdirSync(r.keyring!), ['extra.gpg']);
+  t.deepEqual(r.uris, ['http://archive.example/debian']);
+  const viaMirror = imageAptSources(image, 'trixie', fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-apt-')), 'http://ports.example/ubuntu');
+  t.regex(fs.readFileSync(viaMirror.sources[0]!, 'utf8'), /^Types: deb\nURIs: http:\/\/ports.example\/ubuntu\nSuites: trixie\nComponents: main\n$/);
+  t.throws(() => imageAptSources(image, 'bookworm', fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-apt-'))), { instanceOf: PreconditionError, message: /name no archive for its release bookworm/ });
 });
