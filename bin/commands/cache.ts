@@ -27,7 +27,10 @@ export async function handler(args: GlobalArgs & { parts?: string[]; clear: bool
     if (args.json) process.stdout.write(`${JSON.stringify({ cacheDir: ctx.cacheDir, parts }, null, 2)}\n`);
     else {
       process.stdout.write(`cache: ${ctx.cacheDir}\n`);
-      for (const p of parts) process.stdout.write(`  ${p.name.padEnd(8)} ${human(p.bytes).padStart(10)}  ${p.describe}\n`);
+      for (const p of parts) {
+        process.stdout.write(`  ${p.name.padEnd(10)} ${human(p.bytes).padStart(10)}  ${p.describe}\n`);
+        for (const e of p.entries ?? []) process.stdout.write(`  ${''.padEnd(10)} ${''.padStart(10)}    ${e}\n`);
+      }
     }
   });
 }

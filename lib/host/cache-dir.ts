@@ -14,6 +14,7 @@ export const cacheParts: Record<string, string> = {
   // shards; a build storing into one at that moment fails that one store, nothing else.
   wheels: 'built wheels by the hash of everything that went into them, reused by the same build',
   ccache: 'compiler cache per image arch and compiler, used by --accel cross',
+  toolchains: 'cross gcc trees of image releases the host has no cross gcc for (--toolchain), one per release, arch and gcc version',
   work: 'default build workspaces (emptied after a successful build)',
   vm: 'the VM of the VM test tier',
 };
@@ -23,6 +24,8 @@ export interface CachePart {
   path: string;
   describe: string;
   bytes: number;
+  /** What is in it, where that says more than a size (the toolchain trees). */
+  entries?: string[];
 }
 
 /** Bytes used by a tree (allocated blocks, so sparse images count as what they take). */
@@ -41,8 +44,15 @@ export function treeBytes(p: string): number {
 export function listCache(cacheDir: string): CachePart[] {
   return Object.entries(cacheParts).map(([name, describe]) => {
     const p = path.join(cacheDir, name);
-    return { name, path: p, describe, bytes: treeBytes(p) };
+    const entries = name === 'toolchains' && fs.existsSync(p) ? fs.readdirSync(p).filter((e) => !e.startsWith('.') && !e.endsWith('.log')).sort() : undefined;
+    return { name, path: p, describe, bytes: treeBytes(p), ...(entries ? { entries } : {}) };
   });
+}
+
+// A tree still being made (toolchains/.tmp-PID-NAME) by a live process.
+function unfinishedBy(entry: string): { pid: number } | undefined {
+  const pid = Number(/^\.tmp-(\d+)-/.exec(entry)?.[1]);
+  return pid && fs.existsSync(`/proc/${pid}`) ? { pid } : undefined;
 }
 
 /**
@@ -60,7 +70,7 @@ export function clearCache(cacheDir: string, names: string[]): { removed: string
       const p = path.join(dir, entry);
       const lock = entry.endsWith('.lock') ? p : path.join(p, '.imgbuild.lock');
       // A workspace or clone holds a lock file; an image is locked itself by its session.
-      const held = (fs.existsSync(lock) ? lockHolder(lock) : undefined) ?? (fs.statSync(p).isFile() ? lockHolder(p) : undefined);
+      const held = (fs.existsSync(lock) ? lockHolder(lock) : undefined) ?? (fs.statSync(p).isFile() ? lockHolder(p) : undefined) ?? unfinishedBy(entry);
       const sibling = fs.existsSync(`${p}.lock`) ? lockHolder(`${p}.lock`) : undefined;
       if (held || sibling) {
         skipped.push(`${p} (in use by process ${(held ?? sibling)!.pid})`);

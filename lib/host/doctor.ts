@@ -169,5 +169,5 @@ function toolChecks(): Check[] {
 
 /** Each part of the cache directory with its path and size (`imgbuild cache PART --clear` empties one). */
 export function cacheChecks(cacheDir: string): Check[] {
-  return listCache(cacheDir).map((p) => ({ name: `cache ${p.name}`, ok: true, section: 'cache', detail: `${human(p.bytes)} in ${p.path}: ${p.describe}` }));
+  return listCache(cacheDir).map((p) => ({ name: `cache ${p.name}`, ok: true, section: 'cache', detail: `${human(p.bytes)} in ${p.path}: ${p.describe}${p.entries?.length ? ` (${p.entries.join(', ')})` : ''}` }));
 }

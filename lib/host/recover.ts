@@ -47,7 +47,7 @@ export function describeChange(c: HostChange): string {
     case 'mount':
       return `unmount ${c.target}`;
     case 'workdir':
-      return `remove session directory ${c.path}`;
+      return `remove directory ${c.path}`;
     case 'cgroup':
       return `remove memory cgroup ${c.path}`;
   }
