@@ -61,7 +61,9 @@ export async function decideWithToolchain(ctx: Context, req: AccelRequest, arch:
   const release = imageRelease(rootHost);
   const trees = () => (release ? listToolchains(ctx.cacheDir, { release, arch }).map((t) => t.dir) : []);
   const decide = () => decideAccel(req, arch, rootHost, '/', trees());
-  const probe = decideAccel({ ...req, mode: req.mode === 'none' ? 'none' : 'auto' }, arch, rootHost, '/', trees());
+  // What auto would find, without failing: whether a tree is what is missing.
+  const { distccHosts: _servers, ...asked } = req;
+  const probe = decideAccel({ ...asked, mode: req.mode === 'none' ? 'none' : 'auto' }, arch, rootHost, '/', trees());
   if (probe.kind !== 'none' || !probe.missing || (req.toolchain ?? 'auto') === 'host') return decide();
   const strict = req.toolchain === 'tree' || req.mode !== 'auto';
   try {

@@ -3,8 +3,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { accelIdentity, decideAccel, gccConfigureLine, hostCrossVersions, imageGcc, imageRelease, targetDefaults, targetFlags } from '../../lib/accel/index.js';
+import { accelIdentity, decideAccel, decideWithToolchain, gccConfigureLine, hostCrossVersions, imageGcc, imageRelease, targetDefaults, targetFlags } from '../../lib/accel/index.js';
 import { forRelease, imageAptSources, parseAptSources } from '../../lib/accel/apt-sources.js';
+import { createContext } from '../../lib/core/context.js';
 import { PreconditionError, UsageError } from '../../lib/core/errors.js';
 import { defaultMemoryLimit } from '../../lib/build/index.js';
 import { memoryLimit, pidsLimit } from '../../bin/commands/build.js';
@@ -211,4 +212,12 @@ test("the image's apt sources for its toolchain tree: deb entries of its release
   const viaMirror = imageAptSources(image, 'trixie', fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-apt-')), 'http://ports.example/ubuntu');
   t.regex(fs.readFileSync(viaMirror.sources[0]!, 'utf8'), /^Types: deb\nURIs: http:\/\/ports.example\/ubuntu\nSuites: trixie\nComponents: main\n$/);
   t.throws(() => imageAptSources(image, 'bookworm', fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-apt-'))), { instanceOf: PreconditionError, message: /name no archive for its release bookworm/ });
+});
+
+const hasGcc12 = hostCrossVersions('aarch64').includes('12');
+(hasGcc12 ? test : test.skip)(`with distcc servers named, looking for a toolchain tree does not trip over them${hasGcc12 ? '' : ' [skipped: the host has no aarch64 gcc 12; scripts/setup-host.sh installs it]'}`, async (t) => {
+  const image = imageWith('12', 'aarch64-linux-gnu', { 'etc/os-release': 'VERSION_CODENAME=bookworm\n' });
+  const ctx = createContext({ cacheDir: fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-cache-')) });
+  const d = await decideWithToolchain(ctx, { mode: 'distcc', distccHosts: ['10.0.0.5'] }, 'aarch64', image);
+  t.like(d, { kind: 'distcc', distccHosts: ['10.0.0.5'] });
 });

@@ -29,11 +29,16 @@ function fakeCache(): string {
 test('the cache lists its parts with sizes', (t) => {
   const dir = fakeCache();
   const parts = listCache(dir);
-  t.deepEqual(parts.map((p) => p.name), ['samples', 'git', 'pip', 'wheels', 'ccache', 'work', 'vm']);
+  t.deepEqual(parts.map((p) => p.name), ['samples', 'git', 'pip', 'wheels', 'ccache', 'toolchains', 'work', 'vm']);
   t.true(parts.find((p) => p.name === 'wheels')!.bytes >= 15000);
   t.is(parts.find((p) => p.name === 'ccache')!.path, path.join(dir, 'ccache'));
   t.true(parts.find((p) => p.name === 'git')!.bytes >= 10000);
   t.is(parts.find((p) => p.name === 'pip')!.bytes, 0);
+  t.is(parts.find((p) => p.name === 'toolchains')!.entries, undefined);
+  // Trees are listed by name; their logs and unfinished trees are not.
+  for (const d of ['trixie-aarch64-gcc14', '.tmp-1-bullseye-armhf-gcc10']) fs.mkdirSync(path.join(dir, 'toolchains', d), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'toolchains', 'trixie-aarch64-gcc14.log'), '');
+  t.deepEqual(listCache(dir).find((p) => p.name === 'toolchains')!.entries, ['trixie-aarch64-gcc14']);
   fs.rmSync(dir, { recursive: true });
 });
 
@@ -63,6 +68,11 @@ test('clearing skips what a running imgbuild holds (its lock), and names the hol
     await holder;
   }
   t.deepEqual(clearCache(dir, ['work']).skipped, []);
+  // A toolchain tree still being made by a live process is left; a dead one's is cleared.
+  for (const d of [`.tmp-${process.pid}-trixie-aarch64-gcc14`, '.tmp-999999999-bullseye-armhf-gcc10']) fs.mkdirSync(path.join(dir, 'toolchains', d), { recursive: true });
+  const trees = clearCache(dir, ['toolchains']);
+  t.deepEqual(trees.skipped, [`${path.join(dir, 'toolchains', `.tmp-${process.pid}-trixie-aarch64-gcc14`)} (in use by process ${process.pid})`]);
+  t.deepEqual(trees.removed, [path.join(dir, 'toolchains', '.tmp-999999999-bullseye-armhf-gcc10')]);
   fs.rmSync(dir, { recursive: true });
 });
 
