@@ -4,12 +4,15 @@
 //
 // (scripts/long-tier.sh does that). Without IMGBUILD_LONG each test is declared skipped, with why.
 // onnx 1.17.0 (trixie's orig tarball) for a trixie aarch64 image: Python 3.13 and gcc 14, a gcc no
-// cross compiler on this host matches, so it compiles under emulation (about 10x a native build).
+// cross compiler on this host matches: compiled by a toolchain tree of trixie (emulated before
+// trees: 1848 s). And toolchain trees for the other arch of each release CI tests (bullseye
+// aarch64, trixie armhf), whose sample images CI does not build.
 import fs from 'node:fs';
 import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { readZip } from '../../lib/parse/zip.js';
 import { type HostContext, hostUnchanged, imgbuild, sampleSync, tmpdir } from '../helpers/cli.js';
+import { treeBuildMatchesEmulated } from '../helpers/toolchain.js';
 import { upstream } from '../helpers/upstream.js';
 
 const test = anyTest as TestFn<HostContext>;
@@ -34,8 +37,26 @@ if (long) {
     const log = fs.readdirSync(logs).map((f) => fs.readFileSync(path.join(logs, f), 'utf8')).join('\n');
     t.regex(log, /onnx smoke test: check_model accepted a MatMul\+Relu model, infer_shapes gave Y \[2, 4\], a malformed model was rejected/);
   });
-} else {
-  const why = 'the long tier (about 33 minutes of emulated compiling): run scripts/long-tier.sh';
+}
+
+const trees = [
+  { arch: 'aarch64', suite: 'bullseye', name: 'bullseye aarch64', major: '10', tree: 'bullseye-aarch64-gcc10', machine: 183, tag: 'cp39-cp39-linux_aarch64' },
+  { arch: 'armhf', suite: 'trixie', name: 'trixie armhf', major: '14', tree: 'trixie-armhf-gcc14', machine: 40, tag: 'cp313-cp313-linux_armv7l' },
+] as const;
+for (const r of trees) {
+  const treeTitle = `${r.name}: a C++ extension compiled by the gcc ${r.major} of a toolchain tree of ${r.suite}; the same wheel as emulated gcc makes`;
+  if (long) {
+    const image = sampleSync(r.arch, 'mbr', r.suite);
+    test(treeTitle, (t) => treeBuildMatchesEmulated(t, { ...r, image }));
+  } else {
+    const why = 'the long tier (builds the bullseye aarch64 and trixie armhf sample images): run scripts/long-tier.sh';
+    test.skip(`${treeTitle} [skipped: ${why}]`, () => {});
+    console.log(`skipped: ${treeTitle}: ${why}`);
+  }
+}
+
+if (!long) {
+  const why = 'the long tier (onnx for trixie: a long compile): run scripts/long-tier.sh';
   test.skip(`${title} [skipped: ${why}]`, () => {});
   console.log(`skipped: ${title}: ${why}`);
 }

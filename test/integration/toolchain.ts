@@ -7,9 +7,8 @@ import path from 'node:path';
 import anyTest, { type TestFn } from 'ava';
 import { execa } from 'execa';
 import { hostCrossVersions } from '../../lib/accel/index.js';
-import { readElfHeader } from '../../lib/parse/elf.js';
-import { readEntryHead, readZip } from '../../lib/parse/zip.js';
 import { cliPath, type HostContext, hostUnchanged, imgbuild, sampleSync, tmpdir } from '../helpers/cli.js';
+import { treeBuildMatchesEmulated } from '../helpers/toolchain.js';
 
 const test = anyTest as TestFn<HostContext>;
 hostUnchanged(test);
@@ -20,40 +19,11 @@ const releases = [
   { name: 'trixie aarch64', image: sampleSync('aarch64', 'mbr', 'trixie'), arch: 'aarch64', major: '14', tree: 'trixie-aarch64-gcc14', machine: 183, tag: 'cp313-cp313-linux_aarch64' },
 ] as const;
 
-interface Wheel {
-  file: string;
-  accel: string;
-  compiler: string;
-}
-const manifestOf = (out: string) => JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8')) as { wheels: Wheel[] };
-
-/** What must not differ between a wheel compiled natively and one compiled under emulation. */
-function shape(file: string): { names: string[]; machines: (number | undefined)[] } {
-  const entries = readZip(file).filter((e) => !e.name.endsWith('/RECORD'));
-  const machines = entries.filter((e) => e.name.endsWith('.so')).map((e) => readElfHeader(readEntryHead(file, e, 64))?.machine);
-  return { names: entries.map((e) => e.name).sort(), machines };
-}
-
 for (const r of releases) {
   const onHost = hostCrossVersions(r.arch).includes(r.major);
   test(`${r.name}: a C++ extension compiled by the gcc ${r.major} of the image's own release from a toolchain tree; the same wheel as emulated gcc makes`, async (t) => {
     if (onHost) t.log(`the host has its own ${r.arch} gcc ${r.major}: --toolchain tree is what makes this test use a tree`);
-    const check = `python3 -c "import imgbuild_cxx_hello as m; assert m.gcc_major() == ${r.major}, m.gcc_major(); assert m.joined('a', 'b') == 'a+b'"`;
-    const out = tmpdir();
-    const args = [r.image, '--target', `local:${path.join(fixtures, 'cxx-hello')}`, '--no-wheel-cache', '--test-command', check];
-    const native = await imgbuild([...args, '--accel', 'cross', '--toolchain', 'tree', '--out', out]);
-    t.is(native.exitCode, 0, native.all);
-    t.regex(native.all, new RegExp(`accel: native \\(toolchain tree ${r.tree}\\) \\S+-gcc-${r.major} for the image's gcc ${r.major}`));
-    const w = manifestOf(out).wheels[0]!;
-    t.is(w.file, `imgbuild_cxx_hello-1.0.0-${r.tag}.whl`);
-    t.regex(w.accel, new RegExp(`toolchain tree ${r.tree}`));
-    t.regex(w.compiler, new RegExp(`gcc-${r.major} .*${r.major}\\.\\d`));
-    const emulatedOut = tmpdir();
-    const emulated = await imgbuild([...args, '--accel', 'none', '--out', emulatedOut]);
-    t.is(emulated.exitCode, 0, emulated.all);
-    const a = shape(path.join(out, w.file));
-    t.deepEqual(a, shape(path.join(emulatedOut, w.file)), 'same members, tags and ELF machines as the emulated build');
-    t.deepEqual(a.machines, [r.machine]);
+    await treeBuildMatchesEmulated(t, r);
   });
 }
 
