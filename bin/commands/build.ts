@@ -35,7 +35,8 @@ export function builder(y: Argv) {
     .example('$0 pynq.img --target torch@1.1.0 --source torch=/src/pytorch', 'PyTorch 1.1.0 for a PYNQ image from a local checkout')
     .example('$0 rpi.img -t local:./mypkg -o wheels', 'any Python project')
     .example('$0 rpi.img -t local:./markupsafe_2.1.2.orig.tar.gz --offline', 'a tarball of any name, no package index contacted')
-    .example('$0 rpi.img -t local:./cffi-1.15.1.tar.gz,apt=libffi-dev --extra-index-url https://www.piwheels.org/simple', 'a system library for the build, and piwheels for its Python requirements');
+    .example('$0 rpi.img -t local:./cffi-1.15.1.tar.gz,apt=libffi-dev --extra-index-url https://www.piwheels.org/simple', 'a system library for the build, and piwheels for its Python requirements')
+    .example('$0 pynq.img -t local:./mypkg --toolchain-mirror http://archive.ubuntu.com/ubuntu', "native compilers of an Ubuntu image's own release, from an archive that carries the host's architecture");
 }
 
 interface Args extends GlobalArgs, AccelArgs {
