@@ -9,7 +9,7 @@ import path from 'node:path';
 import { withDir } from 'tmp-promise';
 import { type Arch, archTable } from '../core/arch.js';
 import type { Context } from '../core/context.js';
-import { PreconditionError, StepError, tailLines } from '../core/errors.js';
+import { PreconditionError, tailLines } from '../core/errors.js';
 import { stage } from '../core/events.js';
 import { fileId } from '../core/identity.js';
 import { formatBytes } from '../core/units.js';
@@ -154,7 +154,8 @@ async function unpack(ctx: Context, o: Unpack, finish: () => Promise<void>): Pro
       const hint = /Unable to locate package|has no installation candidate/.test(r.all)
         ? `the image's archive has no ${o.packages[0]} for amd64 (Ubuntu's ports archive carries only ARM): give one that does with --toolchain-mirror URL, or use --toolchain host / --accel none`
         : `see ${o.log}; --toolchain host (or --accel none) builds without a tree`;
-      throw new StepError(`mmdebstrap could not make the toolchain tree (${o.packages.join(' ')} from ${o.release}), exit code ${r.exitCode}:\n${tailLines(r.all, 15)}`, hint);
+      // The host cannot get the compilers the build was told to use: checked before anything is built, nothing changed.
+      throw new PreconditionError(`mmdebstrap could not make the toolchain tree (${o.packages.join(' ')} from ${o.release}), exit code ${r.exitCode}:\n${tailLines(r.all, 15)}`, hint);
     }
     await finish();
   } catch (error) {
