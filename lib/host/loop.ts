@@ -100,7 +100,7 @@ export async function attachLoop(tx: Transaction, o: AttachOptions): Promise<{ d
  * autoclear already released, or that someone else now uses, is left alone. With only an intent
  * (we may have died inside losetup) we look for an unused loop over the same image and range.
  */
-export async function detachLoop(run: Run, change: Extract<HostChange, { kind: 'loop' }>): Promise<void> {
+export async function detachLoop(run: Run, change: Extract<HostChange, { kind: 'loop' }>, releaseMs = 0): Promise<void> {
   let device = change.device;
   if (!device) {
     const loops = loopsOfImage(await listLoops(run), change.image).filter(
@@ -112,7 +112,7 @@ export async function detachLoop(run: Run, change: Extract<HostChange, { kind: '
     return;
   }
   // Partition nodes added by partx are not removed with the loop: drop them first.
-  await dropPartitions(run, device);
+  await dropPartitions(run, device, releaseMs);
   await run('losetup', ['--detach', device], { allowFailure: true, signal: null });
   // A loop still open (mounted somewhere) is only flagged autoclear by losetup -d.
   if (!(await waitFor(() => !loopBound(device!) || diskseq(device!) !== change.diskseq, 3000))) {
@@ -180,14 +180,16 @@ function processState(pid: string): string {
  * Remove the partition nodes partx (or partscan) made on `device`. A partition still mounted by a
  * live process is refused at once, naming it. One claimed with no process seeing it is a dead
  * session's mount the kernel is still tearing down (after kill -9 the namespace's filesystems are
- * unmounted, and written back, after its last process is gone): that is waited for.
+ * unmounted, and written back, after its last process is gone): `recover` waits `releaseMs` for
+ * that. A live session's own teardown does not wait (a lazily unmounted filesystem a process of
+ * the session still holds goes with the namespace, after which the step is retried).
  */
-export async function dropPartitions(run: Run, device: string, releaseMs = 60_000): Promise<void> {
+export async function dropPartitions(run: Run, device: string, releaseMs = 0): Promise<void> {
   const claimed = claimedPartitions(device);
   if (claimed.length > 0) {
     const live = liveMountOf(claimed);
     if (live) throw new Error(`partition nodes of ${device} remain: ${live} is mounted`);
-    if (!(await waitFor(() => claimedPartitions(device).length === 0, releaseMs, { startMs: 10, maxMs: 250 }))) {
+    if (releaseMs > 0 && !(await waitFor(() => claimedPartitions(device).length === 0, releaseMs, { startMs: 10, maxMs: 250 }))) {
       const still = claimedPartitions(device);
       throw new Error(`partition nodes of ${device} remain: ${still.join(', ')} still in use after ${releaseMs / 1000} s (${liveMountOf(still) ?? 'no process sees it mounted: a dead session\'s filesystem is still being unmounted; run imgbuild recover again later'})`);
     }

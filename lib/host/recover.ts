@@ -71,7 +71,7 @@ export async function recover(ctx: Context, o: { dryRun?: boolean } = {}): Promi
     ns ??= await Namespace.open(ctx);
     return ns.binfmtDir();
   };
-  const undo = makeUndoer({ run: ctx.run, binfmtDir });
+  const undo = makeUndoer({ run: ctx.run, binfmtDir, releaseMs: 30_000 });
   try {
     for (const j of dead) {
       const name = path.basename(j.file, '.journal');

@@ -21,6 +21,8 @@ export interface UndoEnv {
   imageRoot?: () => string | undefined;
   /** Processes whose mount namespaces must also show nothing mounted before a removal. */
   nsPids?: () => number[];
+  /** How long a partition a dead session's dying namespace still holds is waited for (recover). */
+  releaseMs?: number;
 }
 
 export class NeedsImageError extends Error {}
@@ -35,11 +37,11 @@ export function makeUndoer(env: UndoEnv): Undoer {
     switch (change.kind) {
       case 'loop':
         if (made) checkpoint('teardown:detach');
-        return detachLoop(env.run, change);
+        return detachLoop(env.run, change, env.releaseMs);
       case 'partitions': {
         const seq = diskseq(change.device);
-        if (seq === change.diskseq && loopBound(change.device)) await dropPartitions(env.run, change.device);
-        else if (!loopBound(change.device)) await dropPartitions(env.run, change.device); // stale nodes on a released loop
+        if (seq === change.diskseq && loopBound(change.device)) await dropPartitions(env.run, change.device, env.releaseMs);
+        else if (!loopBound(change.device)) await dropPartitions(env.run, change.device, env.releaseMs); // stale nodes on a released loop
         else return `${change.device} is another device now (diskseq ${seq ?? 'unknown'}, ours was ${change.diskseq}): its partition nodes are not ours`;
         return;
       }
