@@ -88,9 +88,14 @@ export class HeldDir {
     }
   }
 
-  /** Give the directory itself to `owner` (root keeps it while others must not change what is in it). */
-  own(owner: Owner): void {
-    fs.fchownSync(this.fd, owner.uid, owner.gid);
+  /** Give the directory itself to `owner` (root keeps it while others must not change what is in it); false where the filesystem does not let us (vfat, a root-squashing NFS). */
+  own(owner: Owner): boolean {
+    try {
+      fs.fchownSync(this.fd, owner.uid, owner.gid);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** The name stays known for messages made after (an error thrown through the close); the next directory on this descriptor number takes it over. */
