@@ -6,9 +6,11 @@
 // loader and libraries, bound under /run/imgbuild-accel (the session's own tmpfs). The image's
 // headers, crt files, libgcc and libstdc++ are the ones used. All binds go in one mount batch
 // and come off in one, before the session's other mounts.
+import path from 'node:path';
 import { type Arch, needsEmulation } from '../core/arch.js';
 import type { Context } from '../core/context.js';
 import { errorMessage, PreconditionError } from '../core/errors.js';
+import { holdLock } from '../host/lock.js';
 import type { Session } from '../session/index.js';
 import { bindHostRuntime, imageGccPaths, wrapCompiler } from './binds.js';
 import { type AccelDecision, type Accelerated, type AccelRequest, decideAccel } from './decide.js';
@@ -41,6 +43,12 @@ export interface AccelHandle {
  */
 export async function enableAccel(ctx: Context, s: Session, decision: Accelerated, o: { guardDpkg?: boolean } = {}): Promise<AccelHandle> {
   const shim = await ensureShim(ctx);
+  const { host } = decision;
+  if (host.tree) {
+    // Held while the session lives: `imgbuild cache toolchains --clear` leaves a tree in use alone.
+    const lock = await holdLock(ctx, path.join(host.root, '.imgbuild.lock'), `toolchain tree ${host.tree}`, undefined, { shared: true });
+    s.defer(`release the toolchain tree ${host.tree}`, () => lock.release());
+  }
   const tree = new AccelTree(s, shim);
   bindHostRuntime(tree, decision.host);
   wrapCompiler(tree, decision);

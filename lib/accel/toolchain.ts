@@ -13,6 +13,7 @@ import { PreconditionError, tailLines } from '../core/errors.js';
 import { stage } from '../core/events.js';
 import { fileId } from '../core/identity.js';
 import { formatBytes } from '../core/units.js';
+import { treeBytes } from '../host/cache-dir.js';
 import { Namespace } from '../host/namespace.js';
 import { resolveInRoot } from '../host/safe-path.js';
 import { safeRemoveTree } from '../host/safe-remove.js';
@@ -182,17 +183,4 @@ export function treeLoader(root: string): { file: string; libs: string[] } | und
     if (r.type === 'file') return { file: r.host, libs: [...new Set(libs)] };
   }
   return undefined;
-}
-
-function treeBytes(dir: string): number {
-  let total = 0;
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile()) total += fs.lstatSync(p).blocks * 512;
-    }
-  };
-  walk(dir);
-  return total;
 }

@@ -14,14 +14,15 @@ export interface HeldLock {
 }
 
 /**
- * Take an exclusive lock on `file`, or fail at once: with `onConflict`'s error, or one naming the
- * holder. A missing lock file is created; an existing file (an image) is only opened.
+ * Take an exclusive lock on `file` (with `shared`, one many users may hold, which an exclusive one
+ * waits out), or fail at once: with `onConflict`'s error, or one naming the holder. A missing lock
+ * file is created; an existing file (an image) is only opened.
  */
-export async function holdLock(ctx: Context, file: string, what: string, onConflict?: () => Error): Promise<HeldLock> {
+export async function holdLock(ctx: Context, file: string, what: string, onConflict?: () => Error, o: { shared?: boolean } = {}): Promise<HeldLock> {
   if (!fs.existsSync(file)) fs.closeSync(fs.openSync(file, 'a', 0o600));
   // start() puts the holder in its own process group; it also ignores the signals, so nothing but
   // the end of its stdin (our release, or our death) ends it.
-  const holder = start(ctx.emit, 'flock', ['--exclusive', '--nonblock', '--conflict-exit-code', String(conflict), '--no-fork', file, 'sh', '-c', "trap '' INT TERM HUP; echo ready; read -r _; exit 0"]);
+  const holder = start(ctx.emit, 'flock', [o.shared ? '--shared' : '--exclusive', '--nonblock', '--conflict-exit-code', String(conflict), '--no-fork', file, 'sh', '-c', "trap '' INT TERM HUP; echo ready; read -r _; exit 0"]);
   try {
     await holder.waitForLine((l) => l === 'ready');
   } catch (error) {

@@ -5,7 +5,9 @@ import test from 'ava';
 import { execa } from 'execa';
 import { clearCache, listCache } from '../../lib/host/cache-dir.js';
 import { cacheChecks } from '../../lib/host/doctor.js';
+import { createContext } from '../../lib/core/context.js';
 import { UsageError } from '../../lib/core/errors.js';
+import { holdLock } from '../../lib/host/lock.js';
 
 function fakeCache(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgbuild-cache-'));
@@ -73,6 +75,18 @@ test('clearing skips what a running imgbuild holds (its lock), and names the hol
   const trees = clearCache(dir, ['toolchains']);
   t.deepEqual(trees.skipped, [`${path.join(dir, 'toolchains', `.tmp-${process.pid}-trixie-aarch64-gcc14`)} (in use by process ${process.pid})`]);
   t.deepEqual(trees.removed, [path.join(dir, 'toolchains', '.tmp-999999999-bullseye-armhf-gcc10')]);
+  // A tree a session compiles with (two at once: a shared lock each) is left too.
+  const inUse = path.join(dir, 'toolchains', 'bookworm-armhf-gcc12');
+  fs.mkdirSync(inUse, { recursive: true });
+  const ctx = createContext();
+  const locks = [await holdLock(ctx, path.join(inUse, '.imgbuild.lock'), 'tree', undefined, { shared: true }), await holdLock(ctx, path.join(inUse, '.imgbuild.lock'), 'tree', undefined, { shared: true })];
+  try {
+    t.regex(clearCache(dir, ['toolchains']).skipped.join(), /bookworm-armhf-gcc12 \(in use by process \d+\)/);
+    t.true(fs.existsSync(inUse));
+  } finally {
+    for (const l of locks) await l.release();
+  }
+  t.deepEqual(clearCache(dir, ['toolchains']).removed.filter((p) => p === inUse), [inUse]);
   fs.rmSync(dir, { recursive: true });
 });
 
