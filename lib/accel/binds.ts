@@ -5,7 +5,7 @@ import path from 'node:path';
 import { PreconditionError } from '../core/errors.js';
 import { resolveInRoot } from '../host/safe-path.js';
 import type { Accelerated, HostCross } from './decide.js';
-import { treeLoader } from './toolchain.js';
+import { rootLoader } from './toolchain.js';
 import { accelRoot, type AccelTree } from './tree.js';
 
 const hostTools = ['as', 'ld.bfd', 'ld.gold', 'ar', 'ranlib', 'nm', 'strip', 'objcopy', 'objdump', 'readelf'];
@@ -27,7 +27,7 @@ export function bindHostRuntime(tree: AccelTree, host: HostCross): void {
 
 // A root's x86-64 loader and library directories at PREFIX{lib,lib2} and PREFIXld.so in the accel directory.
 function bindRuntime(tree: AccelTree, root: string, prefix: string): void {
-  const found = root === '/' ? { file: fs.realpathSync('/lib64/ld-linux-x86-64.so.2'), libs: hostLibraryDirs() } : treeLoader(root);
+  const found = rootLoader(root);
   if (!found || found.libs.length === 0) throw new PreconditionError(`${root} has no x86-64 loader and libraries to run its compilers with`);
   const { file: loader, libs } = found;
   tree.binds.push({ source: libs[0]!, inner: `${accelRoot}/${prefix}lib` });
@@ -116,12 +116,6 @@ export function imageGccPaths(tree: AccelTree, decision: Accelerated): Record<st
   const cxx = [`/usr/include/c++/${v}`, `/usr/include/${it}/c++/${v}`, `/usr/include/c++/${v}/${it}`, `/usr/include/c++/${v}/backward`].filter((d) => resolveInRoot(tree.rootHost, d).type === 'dir');
   if (cxx.length) env.CPLUS_INCLUDE_PATH = cxx.join(':');
   return env;
-}
-
-// The host's x86-64 library directories (merged /usr: one; otherwise /usr/lib/... and /lib/...).
-function hostLibraryDirs(): string[] {
-  const dirs = ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu'].filter((d) => fs.existsSync(d)).map((d) => fs.realpathSync(d));
-  return [...new Set(dirs)];
 }
 
 function loaderHasArgv0(loader: string): boolean {

@@ -1,9 +1,10 @@
 // Compiler acceleration: inside the emulated chroot, the compiler driver, cc1/cc1plus, the
 // assembler and the linker run as the host's native cross tools for the image's arch, while
 // make, sh and python stay emulated. The cross tools are the host's, or those of a toolchain tree
-// of the image's own release (toolchain.ts) when the host has none of the image's gcc version. Read-only binds of a small static shim (lib/accel/shim.c)
-// go over the image's own compiler files; the shim runs the mapped host tool through the host's
-// loader and libraries, bound under /run/imgbuild-accel (the session's own tmpfs). The image's
+// of the image's own release (toolchain.ts) when the host has none of the image's gcc version.
+// Read-only binds of a small static shim (lib/accel/shim.c) go over the image's own compiler
+// files; the shim runs the mapped tool through its root's loader and libraries, bound under
+// /run/imgbuild-accel (the session's own tmpfs). The image's
 // headers, crt files, libgcc and libstdc++ are the ones used. All binds go in one mount batch
 // and come off in one, before the session's other mounts.
 import path from 'node:path';

@@ -16,7 +16,6 @@ import { formatBytes } from '../core/units.js';
 import { treeBytes } from '../host/cache-dir.js';
 import { Namespace } from '../host/namespace.js';
 import { resolveInRoot } from '../host/safe-path.js';
-import { safeRemoveTree } from '../host/safe-remove.js';
 import { makeUndoer } from '../host/undoers.js';
 import { hostBinfmtDir } from '../host/binfmt.js';
 import { openTransaction } from '../undo/open.js';
@@ -140,9 +139,8 @@ async function unpack(ctx: Context, o: Unpack, finish: () => Promise<void>): Pro
   const t = openTransaction(ctx, { verb: 'toolchain', undoer: makeUndoer({ run: ctx.run, binfmtDir: async () => hostBinfmtDir, nsPids: () => (ns ? [ns.pid] : []) }) });
   let primary: unknown;
   try {
-    const held = await Namespace.open(ctx);
+    const held = await Namespace.open(ctx, { journal: t.journal });
     ns = held;
-    t.journal.holder(held.holderProcess);
     t.tx.defer('end the toolchain namespace', () => held.close());
     await t.tx.change('remove the unfinished toolchain tree', { kind: 'workdir', path: o.tmp }, async () => {
       fs.mkdirSync(o.tmp, { mode: 0o755 });
@@ -161,22 +159,22 @@ async function unpack(ctx: Context, o: Unpack, finish: () => Promise<void>): Pro
     await finish();
   } catch (error) {
     primary = error;
-    safeRemoveTree(o.tmp);
     throw error;
   } finally {
+    // Its journaled undo removes the half-made tree (checked against the namespace's mounts).
     await t.close(primary);
   }
 }
 
 async function treeGccVersion(ctx: Context, root: string, triple: string, major: string): Promise<string> {
-  const loader = treeLoader(root);
+  const loader = rootLoader(root);
   if (!loader) throw new PreconditionError(`the toolchain tree ${root} has no x86-64 loader`, 'remove it (imgbuild cache toolchains --clear) and build again');
   const r = await ctx.run(loader.file, ['--library-path', loader.libs.join(':'), path.join(root, 'usr/bin', `${triple}-gcc-${major}`), '-dumpfullversion'], { quiet: true });
   return r.stdout.trim();
 }
 
-/** A tree's loader and library directories, as host paths (symlinks resolved inside the tree). */
-export function treeLoader(root: string): { file: string; libs: string[] } | undefined {
+/** The x86-64 loader and library directories of a root (a tree, or the host's own '/'), as host paths, symlinks resolved inside it. */
+export function rootLoader(root: string): { file: string; libs: string[] } | undefined {
   const libs = ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu'].map((d) => resolveInRoot(root, d)).filter((r) => r.type === 'dir').map((r) => r.host);
   for (const l of ['/lib64/ld-linux-x86-64.so.2', '/usr/lib64/ld-linux-x86-64.so.2', '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', '/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2']) {
     const r = resolveInRoot(root, l);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Context } from '../core/context.js';
 import { CommandError, PreconditionError } from '../core/errors.js';
 import { type FileId, fileId, type ProcessId, processStart, sameFile } from '../core/identity.js';
-import { listJournals, sessionAlive } from '../undo/journal.js';
+import { type Journal, listJournals, sessionAlive } from '../undo/journal.js';
 import { waitFor } from '../core/wait.js';
 import { devString } from './loop.js';
 import { type MountEntry, readMountinfo } from '../parse/mountinfo.js';
@@ -65,8 +65,11 @@ export class Namespace {
     });
   }
 
-  /** Start a holder. With `lock`, take flock(LOCK_EX|LOCK_NB) on that file for the session's life. */
-  static async open(ctx: Context, options: { lock?: string } = {}): Promise<Namespace> {
+  /**
+   * Start a holder. With `lock`, take flock(LOCK_EX|LOCK_NB) on that file for the session's life.
+   * With `journal`, the holder is recorded there, so `recover` waits for it to end after a kill -9.
+   */
+  static async open(ctx: Context, options: { lock?: string; journal?: Journal } = {}): Promise<Namespace> {
     const nonce = `imgbuild-${crypto.randomBytes(8).toString('hex')}`;
     const ns = ['unshare', '--mount', '--propagation', 'private', '--pid', '--fork', '--kill-child', '--', 'sh', '-c', holderScript, 'sh', nonce];
     const argv = options.lock ? ['flock', '--exclusive', '--nonblock', '--conflict-exit-code', String(lockConflict), '--no-fork', options.lock, ...ns] : ns;
@@ -82,6 +85,7 @@ export class Namespace {
     if (!pid) throw new Error('namespace holder vanished');
     const mntns = fs.readlinkSync(`/proc/${pid}/ns/mnt`);
     const opened = new Namespace(ctx, pid, holder, mntns, nonce);
+    options.journal?.holder(opened.holderProcess);
     await opened.dropForeignDeviceMounts();
     return opened;
   }

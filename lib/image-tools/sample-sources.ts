@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { type Arch, archTable } from '../core/arch.js';
 import { PreconditionError, UsageError } from '../core/errors.js';
+import { parseAptSources } from '../parse/apt-sources.js';
 
 export type SourcesChoice = { use: 'host' } | { use: 'host-mirrors' } | { use: 'mirror'; text: string };
 
@@ -64,20 +65,7 @@ export function sourcesFor(suite: string, files: readonly string[], host: string
   const stanzas: string[] = [];
   const stanza = (uri: string, signed: string | undefined) => `Types: ${type}\nURIs: ${uri}\nSuites: ${suite}\nComponents: main\n${signed ? `Signed-By: ${signed}\n` : ''}`;
   for (const file of files) {
-    const text = fs.readFileSync(file, 'utf8');
-    if (file.endsWith('.sources')) {
-      for (const st of text.split(/\n\s*\n/)) {
-        const field = (k: string) => new RegExp(`^${k}:[ \\t]*(.*)$`, 'mi').exec(st)?.[1]?.trim();
-        if (!/^\s*Enabled:\s*no\s*$/im.test(st) && (field('Types') ?? '').split(/\s+/).includes('deb') && (field('Suites') ?? '').split(/\s+/).includes(host)) {
-          stanzas.push(stanza(field('URIs')!, field('Signed-By')));
-        }
-      }
-    } else {
-      for (const line of text.split('\n')) {
-        const m = /^\s*deb\s+(\[[^\]]*\]\s+)?(\S+)\s+(\S+)\s/.exec(line);
-        if (m && m[3] === host) stanzas.push(stanza(m[2]!, /signed-by=(\S+?)[\s\]]/.exec(m[1] ?? '')?.[1]));
-      }
-    }
+    for (const e of parseAptSources(fs.readFileSync(file, 'utf8'), file.endsWith('.sources'))) if (e.suites.includes(host)) stanzas.push(stanza(e.uri, e.signedBy));
   }
   return stanzas.join('\n');
 }

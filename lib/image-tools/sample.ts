@@ -74,7 +74,7 @@ async function bootstrap(ctx: Context, arch: Arch, suite: string, tree: string, 
   let primary: unknown;
   try {
     // mmdebstrap runs in a private namespace, so the mounts it makes in the tree die with it.
-    const held = await Namespace.open(ctx);
+    const held = await Namespace.open(ctx, { journal });
     ns = held;
     tx.defer('end the bootstrap namespace', () => held.close());
     if (needsEmulation(arch)) await enableEmulation(tx, await held.binfmtDir(), arch, journal.id);

@@ -166,9 +166,8 @@ function makeMountDirs(workdir: string): { root: string; lower: string; upper: s
 
 async function lockAndEnterNamespace(ctx: Context, tx: Transaction, image: ImageFile, live: Live): Promise<Namespace> {
   checkpoint('lock');
-  const held = await stage(ctx.emit, 'lock image and enter private namespace', () => Namespace.open(ctx, { lock: image.path }));
+  const held = await stage(ctx.emit, 'lock image and enter private namespace', () => Namespace.open(ctx, { lock: image.path, ...(tx.journal ? { journal: tx.journal } : {}) }));
   live.ns = held;
-  tx.journal?.holder(held.holderProcess);
   tx.defer('end the session namespace and release the lock', async () => {
     checkpoint('teardown:unlock');
     await held.close();
