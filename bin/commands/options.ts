@@ -73,7 +73,7 @@ export function accelOptions<T>(y: Argv<T>, fallback: AccelMode) {
     .option('accel', {
       choices: accelModes,
       default: fallback,
-      describe: 'compilers: cross = a native cross gcc of the image\'s gcc version inside the chroot (make, sh, python stay emulated); distcc = cross plus compile jobs sent to --distcc-hosts; none = pure emulation; auto = cross when one can be had, else none',
+      describe: 'compilers: cross = a native cross gcc of the image\'s gcc version inside the chroot (make, sh, python stay emulated); full = cross, and the wheel front end and backend under a host Python of the image\'s exact version (verification stays emulated); distcc = cross plus compile jobs sent to --distcc-hosts; none = pure emulation; auto = cross when one can be had, else none',
     })
     .option('toolchain', {
       choices: toolchainChoices,

@@ -26,7 +26,7 @@ export function bindHostRuntime(tree: AccelTree, host: HostCross): void {
 }
 
 // A root's x86-64 loader and library directories at PREFIX{lib,lib2} and PREFIXld.so in the accel directory.
-function bindRuntime(tree: AccelTree, root: string, prefix: string): void {
+export function bindRuntime(tree: AccelTree, root: string, prefix: string): void {
   const found = rootLoader(root);
   if (!found || found.libs.length === 0) throw new PreconditionError(`${root} has no x86-64 loader and libraries to run its compilers with`);
   const { file: loader, libs } = found;

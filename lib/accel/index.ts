@@ -13,9 +13,11 @@ import type { Context } from '../core/context.js';
 import { errorMessage, PreconditionError } from '../core/errors.js';
 import { holdLock } from '../host/lock.js';
 import type { Session } from '../session/index.js';
+import { describeInterpreter, type Interpreter } from '../session/pythons.js';
 import { bindHostRuntime, imageGccPaths, wrapCompiler } from './binds.js';
 import { type AccelDecision, type Accelerated, type AccelRequest, decideAccel } from './decide.js';
 import { addLauncher, guardDpkg, writeShimConfig } from './launcher.js';
+import { bindPython, decidePython, type PythonDecision } from './python.js';
 import { ensureShim } from './shim.js';
 import { imageRelease, listToolchains, makeToolchain } from './toolchain.js';
 import { AccelTree } from './tree.js';
@@ -23,9 +25,17 @@ import { AccelTree } from './tree.js';
 export { type AccelDecision, type AccelMode, type AccelRequest, type HostCross, type ToolchainChoice, accelIdentity, accelModes, decideAccel, hostCross, hostCrossVersions, toolchainChoices } from './decide.js';
 export { type ImageGcc, gccConfigureLine, imageGcc, targetDefaults, targetFlags } from './gcc.js';
 export { ensureShim } from './shim.js';
+export { decidePython, type HostPython, type PythonDecision, pythonPatchVersion } from './python.js';
 export { imageRelease, listToolchains, makeToolchain, type ToolchainStamp, toolchainsDir } from './toolchain.js';
 export { accelRoot } from './tree.js';
 export * from './distcc.js';
+
+export interface AccelOptions {
+  /** Bind a guard over dpkg while the binds are up. */
+  guardDpkg?: boolean;
+  /** The image's Python the build uses (--accel full runs a host Python of its version). */
+  python?: Interpreter;
+}
 
 export interface AccelHandle {
   decision: AccelDecision;
@@ -34,6 +44,8 @@ export interface AccelHandle {
   /** The ccache directory on the host, when ccache is used. */
   ccacheDir?: string;
   mounts: number;
+  /** --accel full: where the front end's host Python is in the chroot (`inner`), or why the image's emulated one runs. */
+  python?: PythonDecision & { inner?: string };
   /** Remove every accel bind now (before apt or dpkg runs); also registered as an undo step. */
   disable(): Promise<void>;
 }
@@ -42,7 +54,7 @@ export interface AccelHandle {
  * Bind the host's cross tools over the image's compiler in the session's chroot. The binds are
  * read-only (the ccache directory excepted), gone when the session closes or `disable()` runs.
  */
-export async function enableAccel(ctx: Context, s: Session, decision: Accelerated, o: { guardDpkg?: boolean } = {}): Promise<AccelHandle> {
+export async function enableAccel(ctx: Context, s: Session, decision: Accelerated, o: AccelOptions = {}): Promise<AccelHandle> {
   const shim = await ensureShim(ctx);
   const { host } = decision;
   if (host.tree) {
@@ -55,10 +67,16 @@ export async function enableAccel(ctx: Context, s: Session, decision: Accelerate
   wrapCompiler(tree, decision);
   const env = imageGccPaths(tree, decision);
   const { launcher, ccacheDir } = await addLauncher(ctx, s.arch, tree, decision, env, shim);
+  let python: AccelHandle['python'];
+  if (decision.hostPython) {
+    const interp = o.python ?? describeInterpreter(s.rootHost, '/usr/bin/python3');
+    python = decidePython(s.rootHost, interp, s.arch);
+    if (python.kind === 'host' && interp) python = { ...python, inner: bindPython(tree, python.python, { xy: interp.version, arch: s.arch, machine: s.machine }) };
+  }
   writeShimConfig(tree, decision, launcher, env);
   if (o.guardDpkg) guardDpkg(tree);
   const disable = await s.bindGroup({ binds: tree.binds, undo: 'remove the host compiler binds', what: 'the host compiler', noun: 'accel bind' });
-  return { decision, env, ...(ccacheDir ? { ccacheDir } : {}), mounts: tree.binds.length, disable };
+  return { decision, env, ...(ccacheDir ? { ccacheDir } : {}), ...(python ? { python } : {}), mounts: tree.binds.length, disable };
 }
 
 /**
@@ -89,7 +107,7 @@ export async function decideWithToolchain(ctx: Context, req: AccelRequest, arch:
  * Decide and, when it applies, enable acceleration in a session; says what it chose and why.
  * Returns the environment for the chroot's commands (empty without acceleration).
  */
-export async function startAccel(ctx: Context, s: Session, req: AccelRequest, o: { guardDpkg?: boolean } = {}): Promise<{ decision: AccelDecision; handle?: AccelHandle; env: Record<string, string> }> {
+export async function startAccel(ctx: Context, s: Session, req: AccelRequest, o: AccelOptions = {}): Promise<{ decision: AccelDecision; handle?: AccelHandle; env: Record<string, string> }> {
   const decision = await decideWithToolchain(ctx, req, s.arch, s.rootHost);
   if (decision.kind === 'none') {
     if (req.mode === 'auto' && needsEmulation(s.arch)) ctx.emit({ kind: 'warn', message: `${decision.reason}; builds run fully emulated (slow)` });
@@ -97,5 +115,6 @@ export async function startAccel(ctx: Context, s: Session, req: AccelRequest, o:
   }
   const handle = await enableAccel(ctx, s, decision, o);
   ctx.emit({ kind: 'notice', message: `accel: ${decision.reason}${handle.ccacheDir ? `; ccache in ${handle.ccacheDir}` : ''}` });
+  if (handle.python) ctx.emit({ kind: handle.python.kind === 'host' ? 'notice' : 'warn', message: `accel full: ${handle.python.reason}${handle.python.inner ? ` (${handle.python.inner})` : ''}` });
   return { decision, handle, env: handle.env };
 }

@@ -14,7 +14,9 @@
  * the bare name of its host driver). Drivers get the lines of /run/imgbuild-accel/cflags (the
  * image gcc's own target defaults where the host's differ, e.g. -march=armv6 -marm) first, once,
  * before the launcher: ccache hashes them and distcc sends them to its servers.
- * Env lines: KEY=VALUE, set before the tool runs. Built by imgbuild with: cc -static -Os.
+ * Env lines: KEY=VALUE, set before the tool runs. FLAGS "py": a host-architecture Python
+ * (--accel full), run through the runtime under ROOT/py/rt with the lines of ROOT/py/env set too,
+ * and started as this path, which its prefix is found from. Built by imgbuild with: cc -static -Os.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -103,6 +105,15 @@ int main(int argc, char **argv) {
     }
   }
 
+  int py = strcmp(flags, "py") == 0;
+  char *pyenv = py ? slurp(ROOT "/py/env") : NULL;
+  for (char *line = pyenv ? strtok(pyenv, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+    char *eq = strchr(line, '=');
+    if (!eq) continue;
+    *eq = 0;
+    setenv(line, eq + 1, 1);
+  }
+
   /* distcc runs the compiler named by argv[1] here and sends that name to the servers. */
   if (strcmp(flags, "distcc") == 0 && argc > 1) {
     char *name = remote_name(argv[1]);
@@ -159,13 +170,19 @@ int main(int argc, char **argv) {
   }
   /* The mapped tool of a toolchain tree runs through the tree's own loader and libraries (ROOT/tc);
      a launcher (the host's ccache, distcc) through the host's. */
-  int tc = !through_launcher && strcmp(flags, "distcc") != 0 && access(ROOT "/tc/ld.so", F_OK) == 0;
-  args[i++] = tc ? ROOT "/tc/ld.so" : ROOT "/ld.so";
+  int tc = !py && !through_launcher && strcmp(flags, "distcc") != 0 && access(ROOT "/tc/ld.so", F_OK) == 0;
+  const char *rt = py ? ROOT "/py/rt" : tc ? ROOT "/tc" : ROOT;
+  static char loader[PATH_MAX], libs[2 * PATH_MAX], argv0[PATH_MAX];
+  snprintf(loader, sizeof loader, "%s/ld.so", rt);
+  snprintf(libs, sizeof libs, "%s/lib:%s/lib2", rt, rt);
+  snprintf(argv0, sizeof argv0, "%s/argv0", rt);
+  args[i++] = loader;
   args[i++] = "--library-path";
-  args[i++] = tc ? ROOT "/tc/lib:" ROOT "/tc/lib2" : ROOT "/lib:" ROOT "/lib2";
-  if (access(tc ? ROOT "/tc/argv0" : ROOT "/argv0", F_OK) == 0) {
+  args[i++] = libs;
+  if (access(argv0, F_OK) == 0) {
     args[i++] = "--argv0";
-    args[i++] = through_launcher ? (char *)program : argv[0];
+    /* Python finds its prefix from the path it was started as: this one, under ROOT/py/bin. */
+    args[i++] = py ? self : through_launcher ? (char *)program : argv[0];
   }
   args[i++] = (char *)program;
   if (through_launcher) args[i++] = self;
@@ -173,6 +190,6 @@ int main(int argc, char **argv) {
   for (int k = 1; k < argc; k++) args[i++] = argv[k];
   args[i] = NULL;
   execv(args[0], args);
-  die("cannot run " ROOT "/ld.so", strerror(errno));
+  die("cannot run", loader);
   return 127;
 }

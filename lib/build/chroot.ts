@@ -33,6 +33,10 @@ export interface Chroot {
   hostDeflate: boolean;
   /** The accel decision as the manifest says it. */
   accelNote: string;
+  /** --accel full: the host Python the front end runs under (its path in the chroot, and the manifest's note). */
+  python?: { inner: string; note: string };
+  /** Where the front end's Python runs, for the manifest (with --accel full). */
+  pythonNote?: string;
   /** `cc --version`'s first line, for the manifest. */
   compiler: string | undefined;
   /** Sonames shipped by wheels each later target may link against, by normalized project name. */
@@ -68,7 +72,9 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   await limitMemory(run, s);
   await limitPids(run, s);
   // After apt: the binds must never be up while dpkg runs.
-  const accel = await stage(ctx.emit, 'set up compiler acceleration', () => startAccel(ctx, s, req.accel ?? { mode: 'auto' }));
+  const accel = await stage(ctx.emit, 'set up compiler acceleration', () => startAccel(ctx, s, req.accel ?? { mode: 'auto' }, run.image.facts.python ? { python: run.image.facts.python } : {}));
+  const py = accel.handle?.python;
+  const python = py?.kind === 'host' && py.inner ? { inner: py.inner, note: `host Python ${py.python.version} (--accel full)` } : undefined;
   // Accelerated builds move deflate out of the emulator too: the front end writes wheels
   // stored, and they are deflated here, natively (seconds per megabyte under qemu).
   const hostDeflate = accel.decision.kind !== 'none';
@@ -84,7 +90,7 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   const shipped = new Map(supplied.map((w) => [normalizeName(w.name.distribution), sonamesOf(w.path)]));
   const runtimeLibs = await runtimeLibraries(s, [...run.plan.targets.flatMap((t) => t.runtimeApt ?? []), ...[...envNeeds.values()].flatMap((n) => n.aptPackage ?? [])], setupLog);
   const aptVersions = await installedVersions(s, apt);
-  return { s, exec, accel: accel.decision, hostDeflate, accelNote, compiler, shipped, runtimeLibs, envNeeds, aptVersions, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost, space };
+  return { s, exec, accel: accel.decision, hostDeflate, accelNote, ...(python ? { python } : {}), ...(py ? { pythonNote: python?.note ?? py.reason } : {}), compiler, shipped, runtimeLibs, envNeeds, aptVersions, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost, space };
 }
 
 // pip's cache lives in the workspace: never in the image (--persist), and reused within a run.

@@ -10,6 +10,7 @@ import { normalizeName, type TargetPlan } from '../targets/index.js';
 import { isWheelFrontend } from '../targets/local.js';
 import type { BuiltWith, ManifestWheel, WheelName } from '../wheel/index.js';
 import { storeInCache, useHit } from './cache.js';
+import { runCommand } from './host-python.js';
 import type { Chroot } from './chroot.js';
 import { rewriteOnHost } from './deflate.js';
 import { zipEpoch } from './source-epoch.js';
@@ -43,6 +44,9 @@ export async function buildTarget(run: BuildRun, chroot: Chroot, i: number): Pro
   await installForLater(run, chroot, i, built, log);
 }
 
+// Where each target's front end ran, when --accel full asked for the host Python.
+const pythonRan = new WeakMap<TargetPlan, string>();
+
 async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string): Promise<string[]> {
   const limits: BuildLimits = { cgroup: chroot.s.memory, jobs: run.plan.jobs, pids: chroot.s.pids, space: chroot.space, holder: chroot.s.ns };
   const pins = run.inputs.pip.offline ? await waivePins(run, chroot, t, log) : t.pip;
@@ -59,7 +63,8 @@ async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string
   try {
     for (const cmd of t.commands) {
       checkpoint('build:compile');
-      const r = await chroot.exec(cmd, { env, cwd: src.inner, log });
+      const { r, python } = await runCommand(run, chroot, t, cmd, { env, log });
+      if (python) pythonRan.set(t, python);
       const unmet = isWheelFrontend(cmd) && r.exitCode === 3 ? parseUnmet(r.all) : undefined;
       if (unmet) throw await unmetError(t.id, unmet, { exec: chroot.exec, buildRoot: chroot.buildRoot, log });
       await checked(r, { what: cmd.join(' '), log, target: t.id, limits: { ...limits, ...(timer ? { timeout: { text: t.timeout!.text, timer } } : {}) } });
@@ -107,6 +112,7 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
     image: run.manifest.image,
     compiler: chroot.compiler,
     accel: chroot.accelNote,
+    ...(pythonRan.get(t) ?? chroot.pythonNote ? { python: pythonRan.get(t) ?? chroot.pythonNote } : {}),
     seconds,
     sourceDateEpoch: epochOf(run, t),
     log: o.log,

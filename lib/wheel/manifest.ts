@@ -38,6 +38,8 @@ export interface ManifestWheel {
   cached?: string;
   /** How the compiler ran: host-native cross (accel) or emulated, and why. */
   accel?: string;
+  /** Where the build's front end and backend ran: a host Python of the image's version (--accel full), or the image's under emulation and why. */
+  python?: string;
   seconds: number;
   /** SOURCE_DATE_EPOCH the build got and the wheel's entry times (the source's commit time or newest file). */
   sourceDateEpoch?: number;
