@@ -19,7 +19,7 @@ import { type AccelDecision, type Accelerated, type AccelRequest, decideAccel } 
 import { addLauncher, guardDpkg, writeShimConfig } from './launcher.js';
 import { bindPython, decidePython, type PythonDecision } from './python.js';
 import { ensureShim } from './shim.js';
-import { imageRelease, listToolchains, makeToolchain } from './toolchain.js';
+import { findPythonTree, imageRelease, listToolchains, makePythonTree, makeToolchain } from './toolchain.js';
 import { AccelTree } from './tree.js';
 
 export { type AccelDecision, type AccelMode, type AccelRequest, type HostCross, type ToolchainChoice, accelIdentity, accelModes, decideAccel, hostCross, hostCrossVersions, toolchainChoices } from './decide.js';
@@ -70,7 +70,7 @@ export async function enableAccel(ctx: Context, s: Session, decision: Accelerate
   let python: AccelHandle['python'];
   if (decision.hostPython) {
     const interp = o.python ?? describeInterpreter(s.rootHost, '/usr/bin/python3');
-    python = decidePython(s.rootHost, interp, s.arch);
+    python = decidePython(s.rootHost, interp, s.arch, interp ? pythonRoots(ctx, s.rootHost, interp.version) : ['/']);
     if (python.kind === 'host' && interp) python = { ...python, inner: bindPython(tree, python.python, { xy: interp.version, arch: s.arch, machine: s.machine }) };
   }
   writeShimConfig(tree, decision, launcher, env);
@@ -84,7 +84,13 @@ export async function enableAccel(ctx: Context, s: Session, decision: Accelerate
  * image's version is what is missing (--toolchain auto or tree; a cached tree is reused). In auto
  * mode a tree that cannot be made means emulation, with the reason; explicitly asked for, an error.
  */
-export async function decideWithToolchain(ctx: Context, req: AccelRequest, arch: Arch, rootHost: string): Promise<AccelDecision> {
+export async function decideWithToolchain(ctx: Context, req: AccelRequest, arch: Arch, rootHost: string, python?: Interpreter): Promise<AccelDecision> {
+  const decision = await decideCompiler(ctx, req, arch, rootHost);
+  if (decision.kind !== 'none' && decision.hostPython && python) await preparePython(ctx, req, arch, rootHost, python);
+  return decision;
+}
+
+async function decideCompiler(ctx: Context, req: AccelRequest, arch: Arch, rootHost: string): Promise<AccelDecision> {
   const release = imageRelease(rootHost);
   const trees = () => (release ? listToolchains(ctx.cacheDir, { release, arch }).map((t) => t.dir) : []);
   const decide = () => decideAccel(req, arch, rootHost, '/', trees());
@@ -103,12 +109,34 @@ export async function decideWithToolchain(ctx: Context, req: AccelRequest, arch:
   return decide();
 }
 
+/** Where a host Python of the image's version may be: the host, and the Python tree of the image's release. */
+function pythonRoots(ctx: Context, rootHost: string, xy: string): string[] {
+  const release = imageRelease(rootHost);
+  const tree = release ? findPythonTree(ctx.cacheDir, release, xy) : undefined;
+  return ['/', ...(tree ? [tree] : [])];
+}
+
+/**
+ * --accel full: a Python tree of the image's release is made (once) when the host has no Python of
+ * the image's version. One that cannot be made only means the emulated Python, with the reason.
+ */
+async function preparePython(ctx: Context, req: AccelRequest, arch: Arch, rootHost: string, python: Interpreter): Promise<void> {
+  const d = decidePython(rootHost, python, arch, pythonRoots(ctx, rootHost, python.version));
+  const release = imageRelease(rootHost);
+  if (d.kind !== 'emulated' || !d.missing || !release || req.toolchain === 'host') return;
+  try {
+    await makePythonTree(ctx, { rootHost, release, xy: python.version, ...(req.toolchainMirror ? { mirror: req.toolchainMirror } : {}) });
+  } catch (error) {
+    ctx.emit({ kind: 'warn', message: `no Python tree for --accel full: ${errorMessage(error)}` });
+  }
+}
+
 /**
  * Decide and, when it applies, enable acceleration in a session; says what it chose and why.
  * Returns the environment for the chroot's commands (empty without acceleration).
  */
 export async function startAccel(ctx: Context, s: Session, req: AccelRequest, o: AccelOptions = {}): Promise<{ decision: AccelDecision; handle?: AccelHandle; env: Record<string, string> }> {
-  const decision = await decideWithToolchain(ctx, req, s.arch, s.rootHost);
+  const decision = await decideWithToolchain(ctx, req, s.arch, s.rootHost, o.python ?? describeInterpreter(s.rootHost, '/usr/bin/python3'));
   if (decision.kind === 'none') {
     if (req.mode === 'auto' && needsEmulation(s.arch)) ctx.emit({ kind: 'warn', message: `${decision.reason}; builds run fully emulated (slow)` });
     return { decision, env: {} };

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { type Arch, archTable } from '../core/arch.js';
 import { packageFile } from '../core/resources.js';
 import { resolveInRoot } from '../host/safe-path.js';
+import { pythonVersionIn } from '../parse/python-version.js';
 import type { Interpreter } from '../session/pythons.js';
 import { bindRuntime } from './binds.js';
 import { accelRoot, type AccelTree } from './tree.js';
@@ -28,18 +29,16 @@ export interface HostPython {
   sysconfigData: string;
 }
 
-export type PythonDecision = { kind: 'host'; python: HostPython; reason: string } | { kind: 'emulated'; reason: string };
+/** `missing`: only a host-architecture Python of the image's version is missing (a Python tree of its release gives one). */
+export type PythonDecision = { kind: 'host'; python: HostPython; reason: string } | { kind: 'emulated'; reason: string; missing?: boolean };
 
-/** The interpreter's X.Y.Z, read from its binary (PY_VERSION, a string of its own); undefined when not found. */
+/** The interpreter's X.Y.Z, read from its binary; undefined when not found. */
 export function pythonPatchVersion(file: string, xy: string): string | undefined {
-  let text: string;
   try {
-    text = fs.readFileSync(file).toString('latin1');
+    return pythonVersionIn(fs.readFileSync(file), xy);
   } catch {
     return undefined;
   }
-  const m = new RegExp(`\\x00(${xy.replace('.', '\\.')}\\.\\d+)\\x00`).exec(text);
-  return m?.[1];
 }
 
 /**
@@ -48,7 +47,7 @@ export function pythonPatchVersion(file: string, xy: string): string | undefined
  * '/', toolchain trees), with the image's sysconfig data for its triple. Otherwise why not.
  */
 export function decidePython(rootHost: string, interp: Interpreter | undefined, arch: Arch, roots: readonly string[] = ['/']): PythonDecision {
-  const emulated = (why: string): PythonDecision => ({ kind: 'emulated', reason: `Python emulated: ${why}` });
+  const emulated = (why: string): Extract<PythonDecision, { kind: 'emulated' }> => ({ kind: 'emulated', reason: `Python emulated: ${why}` });
   if (!interp) return emulated('the image has no python3');
   if (interp.kind !== 'system') return emulated(`${interp.path} is a ${interp.kind}; --accel full runs only the image's system Python natively`);
   const xy = interp.version;
@@ -70,7 +69,7 @@ export function decidePython(rootHost: string, interp: Interpreter | undefined, 
     return { kind: 'host', python: { version, root, binary: binary.host, dynload: dynload.host, sysconfigData: data }, reason: `Python ${version} of ${where} runs the front end and backend natively, configured for the image` };
   }
   const found = seen.length ? `found Python ${seen.join(', ')}` : `found no python${xy} on the host`;
-  return emulated(`the image's Python is ${version}; ${found}, and a host Python must be the same version (apt-get install python${xy} on a host of the image's release)`);
+  return { ...emulated(`the image's Python is ${version}; ${found}, and a host Python must be the same version (apt-get install python${xy} on a host of the image's release)`), missing: true };
 }
 
 /** Where the front end's Python is in the chroot. */

@@ -2,7 +2,8 @@
 # (same version; its pure-Python standard library and site-packages are the image's, its compiled
 # modules the host's). imgbuild puts this file in that Python's library directory, where `site`
 # imports it before any build code runs. It makes the interpreter answer as the board's would:
-#   - sys.executable is the shim that starts this interpreter again (never the host binary);
+#   - sys.executable is the shim that starts this interpreter again (never the host binary), and
+#     sys.prefix the image's /usr;
 #   - os.uname() and platform.machine() name the board's machine, sys.implementation._multiarch its
 #     triple, and a 32-bit board's sys.maxsize is 32-bit (sysconfig's data and platform come from
 #     _PYTHON_SYSCONFIGDATA_NAME and _PYTHON_HOST_PLATFORM, which the shim sets);
@@ -18,6 +19,9 @@ _triple = os.environ.get('IMGBUILD_TARGET_TRIPLE')
 _record = os.environ.get('IMGBUILD_TARGET_CODE')
 
 sys.executable = os.path.join(sys.prefix, 'bin', 'python%d.%d' % sys.version_info[:2])
+# sys.path is set: from here on the prefix is the image's, as its own Python sees it (where
+# distutils finds Python.h, pip its schemes and Debian's pip its wheels), never the stand-in's.
+sys.prefix = sys.exec_prefix = sys.base_prefix = sys.base_exec_prefix = '/usr'
 if _triple:
     try:
         sys.implementation._multiarch = _triple
@@ -84,7 +88,7 @@ class _TargetCodeFinder(object):
                 if os.path.isfile(candidate):
                     machine = _elf_machine(candidate)
                     if machine is not None and machine != _HOST_MACHINE:
-                        _note('import %s: %s is compiled for the board' % (name, candidate))
+                        _note('import %s: %s is compiled for the board' % (name, os.path.realpath(candidate)))
                         raise ImportError('imgbuild --accel full: %s is the board\'s compiled code (%s), which the host\'s Python cannot load; imgbuild builds this target again under the emulated Python' % (name, candidate), name=name)
         return None
 
@@ -102,7 +106,7 @@ try:
         except ImportError:
             machine = _elf_machine(self.path)
             if machine is not None and machine != _HOST_MACHINE:
-                _note('import %s: %s is compiled for the board' % (spec.name, self.path))
+                _note('import %s: %s is compiled for the board' % (spec.name, os.path.realpath(self.path)))
             raise
 
     _Loader.create_module = _create_module

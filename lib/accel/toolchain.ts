@@ -20,6 +20,7 @@ import { makeUndoer } from '../host/undoers.js';
 import { hostBinfmtDir } from '../host/binfmt.js';
 import { openTransaction } from '../undo/open.js';
 import { imageAptSources } from './apt-sources.js';
+import { pythonVersionIn } from '../parse/python-version.js';
 
 const stampName = 'imgbuild-toolchain.json';
 
@@ -87,19 +88,68 @@ export interface MakeToolchain {
 
 /** Make the tree (once: a finished one is reused); returns its directory. */
 export async function makeToolchain(ctx: Context, o: MakeToolchain): Promise<string> {
-  const dir = path.join(toolchainsDir(ctx.cacheDir), toolchainName(o.release, o.arch, o.major));
-  if (fs.existsSync(path.join(dir, stampName))) return dir;
-  if (process.arch !== 'x64') throw new PreconditionError(`toolchain trees are made for x86-64 hosts; this one is ${process.arch}`, 'install the cross gcc of the image\'s version on the host, or use --accel none');
   const triple = archTable[o.arch].triplet;
   const packages = [`gcc-${o.major}-${triple}`, `g++-${o.major}-${triple}`, `binutils-${triple}`];
+  return makeTree<ToolchainStamp>(ctx, o, {
+    name: toolchainName(o.release, o.arch, o.major),
+    packages,
+    what: `the gcc ${o.major} toolchain tree of ${o.release} for ${o.arch}`,
+    stamp: async (tmp) => ({ release: o.release, arch: o.arch, triple, major: o.major, version: await treeGccVersion(ctx, tmp, triple, o.major) }),
+    describe: (st) => `${triple}-gcc-${o.major} ${st.version} of ${o.release}`,
+  });
+}
+
+/** What a Python tree holds: the host-architecture python3.X of a release (--accel full). */
+export interface PythonTreeStamp {
+  release: string;
+  python: string;
+  /** X.Y.Z of its binary. */
+  version: string;
+  made: string;
+  bytes: number;
+  uris: string[];
+}
+
+export function pythonTreeName(release: string, xy: string): string {
+  return `${release}-python${xy}`;
+}
+
+/** The finished Python tree of a release and version, if there is one. */
+export function findPythonTree(cacheDir: string, release: string, xy: string): string | undefined {
+  const dir = path.join(toolchainsDir(cacheDir), pythonTreeName(release, xy));
+  return fs.existsSync(path.join(dir, stampName)) ? dir : undefined;
+}
+
+/** Make (once) a tree of the image's release with its host-architecture python3.X, for --accel full. */
+export async function makePythonTree(ctx: Context, o: { rootHost: string; release: string; xy: string; mirror?: string }): Promise<string> {
+  return makeTree<PythonTreeStamp>(ctx, o, {
+    name: pythonTreeName(o.release, o.xy),
+    packages: [`python${o.xy}`],
+    what: `the Python ${o.xy} tree of ${o.release}`,
+    stamp: async (tmp) => ({ release: o.release, python: o.xy, version: pythonVersionIn(fs.readFileSync(path.join(tmp, 'usr/bin', `python${o.xy}`)), o.xy) ?? 'unknown' }),
+    describe: (st) => `python${o.xy} ${st.version} of ${o.release}`,
+  });
+}
+
+interface TreeSpec<S> {
+  name: string;
+  packages: string[];
+  what: string;
+  stamp: (tmp: string) => Promise<Omit<S, 'made' | 'bytes' | 'uris'>>;
+  describe: (stamp: S) => string;
+}
+
+async function makeTree<S extends { bytes: number }>(ctx: Context, o: { rootHost: string; release: string; mirror?: string }, spec: TreeSpec<S>): Promise<string> {
+  const dir = path.join(toolchainsDir(ctx.cacheDir), spec.name);
+  if (fs.existsSync(path.join(dir, stampName))) return dir;
+  if (process.arch !== 'x64') throw new PreconditionError(`toolchain trees are made for x86-64 hosts; this one is ${process.arch}`, 'install the cross gcc of the image\'s version on the host, or use --accel none');
   fs.mkdirSync(toolchainsDir(ctx.cacheDir), { recursive: true, mode: 0o755 });
-  const tmp = path.join(toolchainsDir(ctx.cacheDir), `.tmp-${process.pid}-${path.basename(dir)}`);
+  const tmp = path.join(toolchainsDir(ctx.cacheDir), `.tmp-${process.pid}-${spec.name}`);
   const log = `${dir}.log`;
-  let stamp: ToolchainStamp | undefined;
+  let stamp: S | undefined;
   // Finished inside the journaled step: renamed into place before its undo (removal) would run.
   const finish = async (uris: string[]) => {
-    const version = await treeGccVersion(ctx, tmp, triple, o.major);
-    stamp = { release: o.release, arch: o.arch, triple, major: o.major, version, made: new Date().toISOString(), bytes: treeBytes(tmp), uris };
+    stamp = { ...(await spec.stamp(tmp)), made: new Date().toISOString(), bytes: treeBytes(tmp), uris } as unknown as S;
     fs.writeFileSync(path.join(tmp, stampName), `${JSON.stringify(stamp, null, 2)}\n`);
     try {
       fs.renameSync(tmp, dir);
@@ -113,14 +163,13 @@ export async function makeToolchain(ctx: Context, o: MakeToolchain): Promise<str
       // apt reads the keys as its own unprivileged user: the public keys' directory is world-readable.
       fs.chmodSync(scratch.path, 0o755);
       const apt = imageAptSources(o.rootHost, o.release, scratch.path, o.mirror);
-      await stage(ctx.emit, `make the gcc ${o.major} toolchain tree of ${o.release} for ${o.arch} (mmdebstrap ${packages.join(' ')}, host architecture, once)`, () =>
-        unpack(ctx, { tmp, log, packages, release: o.release, apt }, () => finish(apt.uris)),
+      await stage(ctx.emit, `make ${spec.what} (mmdebstrap ${spec.packages.join(' ')}, host architecture, once)`, () =>
+        unpack(ctx, { tmp, log, packages: spec.packages, release: o.release, apt }, () => finish(apt.uris)),
       );
     },
     { unsafeCleanup: true, prefix: 'imgbuild-toolchain-' },
   );
-  const { version, bytes } = stamp!;
-  ctx.emit({ kind: 'notice', message: `toolchain tree ${dir}: ${triple}-gcc-${o.major} ${version} of ${o.release}, ${formatBytes(bytes)} (imgbuild cache toolchains lists and removes trees)` });
+  ctx.emit({ kind: 'notice', message: `toolchain tree ${dir}: ${spec.describe(stamp!)}, ${formatBytes(stamp!.bytes)} (imgbuild cache toolchains lists and removes trees)` });
   return dir;
 }
 

@@ -29,7 +29,7 @@ export async function readImage(ctx: Context, req: BuildRequest, supplied: Suppl
     checkSupplied(supplied, root, { arch: s.arch, machine: s.machine, python: v, ...(facts.glibc ? { glibc: facts.glibc } : {}) });
     // An explicit --accel that cannot work fails here, before anything is changed.
     // A toolchain tree the build will use is made here, before anything is built.
-    const accel = resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? await decideWithToolchain(ctx, req.accel ?? { mode: 'auto' }, s.arch, root) : undefined;
+    const accel = resolveInRoot(root, '/usr/lib/gcc').type === 'dir' ? await decideWithToolchain(ctx, req.accel ?? { mode: 'auto' }, s.arch, root, facts.python) : undefined;
     return {
       accel,
       facts,

@@ -7,3 +7,4 @@ export * from './elf.js';
 export * from './mountinfo.js';
 export * from './partitions.js';
 export * from './zip.js';
+export * from './python-version.js';
