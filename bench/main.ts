@@ -142,7 +142,7 @@ async function main(): Promise<number> {
       (await run(imgbuild[0]!, [imgbuild[1]!, 'build', '--help'])).stdout,
     );
     const notes: string[] = [];
-    const accelModes = caps.runAccel.filter((m) => m === 'cross' || m === 'distcc');
+    const accelModes = caps.runAccel.filter((m) => m === 'cross' || m === 'full' || m === 'distcc');
     if (!caps.runHasAccel) notes.push('this imgbuild has no --accel option: accel modes skipped, emulated = plain `imgbuild run`');
     if (caps.runHasAccel && !caps.runAccel.includes('distcc')) notes.push('accel distcc skipped: `imgbuild run --help` lists no distcc mode');
     say(`bench: image ${image} (${facts.arch}, ${facts.os.PRETTY_NAME ?? '?'}); accel modes: ${accelModes.join(', ') || 'none'}; ${o.reps} rep(s); scratch ${work}; logs ${logs}`);
@@ -226,7 +226,8 @@ async function measureBuilds(
     native: { kind: 'ok', seconds: [] },
     cross: 'na' in w.cross ? { kind: 'skipped', reason: w.cross.na } : 'missing' in cross ? { kind: 'skipped', reason: cross.missing } : { kind: 'ok', seconds: [] },
     emulated: { kind: 'ok', seconds: [] },
-    accel: Object.fromEntries(accelModes.map((m) => [m, { kind: 'ok', seconds: [] }])),
+    // --accel full changes only where Python runs: builds without the wheel front end are cross builds.
+    accel: Object.fromEntries(accelModes.map((m) => [m, m === 'full' && !w.build(b.jobs).includes('WHEEL_FRONTEND') ? { kind: 'skipped', reason: 'no Python in this build: the same as accel cross' } : { kind: 'ok', seconds: [] }])),
   }));
   for (let rep = 1; rep <= o.reps; rep++) {
     for (const [i, w] of workloads.entries()) {

@@ -24,7 +24,8 @@ export interface CrossTools {
 
 // What imgbuild's build verb runs for a Python project (lib/build/build-wheel.py, its PEP 517 front end);
 // measure.ts puts the script where $WHEEL_FRONTEND says, on the host and in the chroot.
-const frontendWheel = 'python3 "$WHEEL_FRONTEND" dist .';
+// With --accel full, `imgbuild run` names the host Python of the image's version in $IMGBUILD_PYTHON.
+const frontendWheel = '"${IMGBUILD_PYTHON:-python3}" "$WHEEL_FRONTEND" dist .';
 const noCross = { na: "needs the image's Python headers" };
 
 export const workloads: readonly Workload[] = [

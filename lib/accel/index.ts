@@ -76,7 +76,9 @@ export async function enableAccel(ctx: Context, s: Session, decision: Accelerate
   writeShimConfig(tree, decision, launcher, env);
   if (o.guardDpkg) guardDpkg(tree);
   const disable = await s.bindGroup({ binds: tree.binds, undo: 'remove the host compiler binds', what: 'the host compiler', noun: 'accel bind' });
-  return { decision, env, ...(ccacheDir ? { ccacheDir } : {}), ...(python ? { python } : {}), mounts: tree.binds.length, disable };
+  // $IMGBUILD_PYTHON names the host Python to commands of `imgbuild run` and `shell` (the build's front end uses it by itself).
+  const handleEnv = python?.inner ? { ...env, IMGBUILD_PYTHON: python.inner } : env;
+  return { decision, env: handleEnv, ...(ccacheDir ? { ccacheDir } : {}), ...(python ? { python } : {}), mounts: tree.binds.length, disable };
 }
 
 /**

@@ -221,3 +221,58 @@ const hasGcc12 = hostCrossVersions('aarch64').includes('12');
   const d = await decideWithToolchain(ctx, { mode: 'distcc', distccHosts: ['10.0.0.5'] }, 'aarch64', image);
   t.like(d, { kind: 'distcc', distccHosts: ['10.0.0.5'] });
 });
+
+/** A python binary as far as imgbuild reads it: PY_VERSION among its strings. */
+const pythonBinary = (version: string) => `\x7fELF...\0${version}\0main\0`;
+
+const pythonRoot = (version: string, o: { dynload?: boolean; triple?: string; data?: 'linux' | 'plain' | 'none' } = {}) => {
+  const xy = version.split('.').slice(0, 2).join('.');
+  const triple = o.triple ?? 'aarch64-linux-gnu';
+  const data = o.data ?? 'linux';
+  return tree({
+    [`usr/bin/python${xy}`]: pythonBinary(version),
+    'usr/bin/python3': `->python${xy}`,
+    ...(o.dynload === false ? {} : { [`usr/lib/python${xy}/lib-dynload/_ssl.so`]: '' }),
+    ...(data === 'none' ? {} : { [`usr/lib/python${xy}/_sysconfigdata__${data === 'linux' ? 'linux_' : ''}${triple}.py`]: 'build_time_vars = {}\n' }),
+  });
+};
+
+test('--accel full: a host Python of exactly the image\'s X.Y.Z (the host\'s, else a Python tree), read from the binaries; otherwise the emulated one, saying why', async (t) => {
+  const { decidePython, pythonPatchVersion } = await import('../../lib/accel/index.js');
+  const { describeInterpreter } = await import('../../lib/session/pythons.js');
+  const { pythonVersionIn } = await import('../../lib/parse/python-version.js');
+  t.is(pythonVersionIn(Buffer.from('\0x\x003.2.0\0 3.11.2\0 \x003.11.2\0'), '3.11'), '3.11.2');
+  t.is(pythonVersionIn(Buffer.from('\x003.1.2\0'), '3.11'), undefined);
+  const image = pythonRoot('3.11.2');
+  t.is(pythonPatchVersion(path.join(image, 'usr/bin/python3.11'), '3.11'), '3.11.2');
+  const interp = describeInterpreter(image, '/usr/bin/python3');
+  const same = decidePython(image, interp, 'aarch64', [pythonRoot('3.11.2')]);
+  t.like(same, { kind: 'host', python: { version: '3.11.2', sysconfigData: '_sysconfigdata__linux_aarch64-linux-gnu' } });
+  t.regex(same.reason, /^Python 3\.11\.2 of the toolchain tree imgbuild-accel-\w+ runs the front end and backend natively/);
+  // Another patch release is not the same Python: the next root (a tree) is tried, else emulation.
+  const [older, tree311] = [pythonRoot('3.11.4'), pythonRoot('3.11.2')];
+  t.is((decidePython(image, interp, 'aarch64', [older, tree311]) as { python: { root: string } }).python.root, tree311);
+  const none = decidePython(image, interp, 'aarch64', [older]);
+  t.like(none, { kind: 'emulated', missing: true });
+  t.regex(none.reason, /^Python emulated: the image's Python is 3\.11\.2; found Python 3\.11\.4 in \S+, and a host Python must be the same version/);
+  t.like(decidePython(image, interp, 'aarch64', [pythonRoot('3.11.2', { dynload: false })]), { kind: 'emulated' });
+  // Debian before 12 names its data module without the platform: that one is used.
+  const bullseye = pythonRoot('3.9.2', { triple: 'arm-linux-gnueabihf', data: 'plain' });
+  t.like(decidePython(bullseye, describeInterpreter(bullseye, '/usr/bin/python3'), 'armhf', [pythonRoot('3.9.2')]), { kind: 'host', python: { sysconfigData: '_sysconfigdata__arm-linux-gnueabihf' } });
+  const noData = pythonRoot('3.11.2', { data: 'none' });
+  t.regex(decidePython(noData, describeInterpreter(noData, '/usr/bin/python3'), 'aarch64', [pythonRoot('3.11.2')]).reason, /no \/usr\/lib\/python3\.11\/_sysconfigdata__linux_aarch64-linux-gnu\.py/);
+  t.regex(decidePython(image, undefined, 'aarch64').reason, /the image has no python3/);
+  // A venv (PYNQ's) keeps the emulated Python: its site-packages and pyvenv.cfg are the board's.
+  const venv = decidePython(image, { ...interp!, kind: 'venv', path: '/usr/local/share/pynq-venv/bin/python3' }, 'aarch64', [tree311]);
+  t.like(venv, { kind: 'emulated' });
+  t.false('missing' in venv && venv.missing === true, 'no Python tree helps a venv');
+  t.regex(venv.reason, /pynq-venv\/bin\/python3 is a venv; --accel full runs only the image's system Python natively/);
+});
+
+test('--accel full asks for the cross compilers as --accel cross does, and keys wheels apart from them', (t) => {
+  const full = decideAccel({ mode: 'full' }, 'aarch64', imageWith('12'), hostWith('12'));
+  t.like(full, { kind: 'cross', hostPython: true });
+  t.like(decideAccel({ mode: 'cross' }, 'aarch64', imageWith('12'), hostWith('12')), { kind: 'cross', hostPython: false });
+  t.throws(() => decideAccel({ mode: 'full' }, 'aarch64', imageWith('14'), hostWith('12')), { instanceOf: PreconditionError, message: /^--accel full: no host cross gcc 14/ });
+  t.regex(accelIdentity({ mode: 'full' }, full), /^cross:full:aarch64-linux-gnu-gcc-12:/);
+});

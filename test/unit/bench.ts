@@ -143,8 +143,25 @@ test('the accel target is judged by --accel cross, not by the best of the modes'
     notes: [],
   });
   const text = formatReport(r);
-  t.regex(text, /\| target accel cross <= 1.3x \|/);
+  t.regex(text, /\| target: accel cross <= 1.3x \|/);
   t.regex(text, /\| Tiny \| 2.00 s \| 2.20 s \| 20.0 s \| 2.80 s \| 2.40 s \| 10.0x \| 1.40x \| 1.20x \| \*\*missed\*\* \|/);
+});
+
+test('small wheels are judged by --accel full (<= 1.5x native); a build without Python has no full column of its own', (t) => {
+  const r = results({
+    accelModes: ['cross', 'full'],
+    builds: [
+      { id: 'ms', title: 'MS', compileHeavy: false, native: ok(1), cross: { kind: 'skipped', reason: 'n/a' }, emulated: ok(13), accel: { cross: ok(6), full: ok(1.4) } },
+      { id: 'lua', title: 'Lua', compileHeavy: true, native: ok(4), cross: ok(4.1), emulated: ok(60), accel: { cross: ok(5), full: { kind: 'skipped', reason: 'no Python in this build: the same as accel cross' } } },
+    ],
+    session: { imgbuild: ok(0.2), imgbuildAccel: ok(0.3), raw: ok(0.1), node: ok(0.1) },
+    wheel: { project: 'brotli', mode: 'cross', cold: ok(40), warm: ok(6), cached: ok(1.5), notes: [] },
+    notes: [],
+  });
+  const text = formatReport(r);
+  t.regex(text, /\| target: accel cross <= 1.3x; small wheels accel full <= 1.5x \|/);
+  t.regex(text, /\| MS \| 1.00 s \| skipped \| 13.0 s \| 6.00 s \| 1.40 s \| 13.0x \| 6.00x \| 1.40x \| met \|/);
+  t.regex(text, /\| Lua \| 4.00 s \| 4.10 s \| 60.0 s \| 5.00 s \| skipped \| 15.0x \| 1.25x \| – \| met \|/);
 });
 
 test('sample sources: the host\'s own, its mirrors for another release, or --mirror; an Ubuntu host needs --mirror for arm images', (t) => {
