@@ -21,9 +21,11 @@ const version = '1.17.0';
 const target = `onnx@${version}`;
 // What the onnx recipe installs in the build layer and asks of pip, as Debian packages on the host.
 const nativeDeps = ['cmake', 'protobuf-compiler', 'libprotobuf-dev', 'pybind11-dev', 'python3-dev', 'python3-protobuf', 'python3-numpy', 'python3-setuptools', 'python3-wheel'];
-const usage = 'usage: sudo bash bench/onnx.sh [--reps N] [--jobs N] [--image IMAGE] [--no-setup]';
+const usage = 'usage: sudo bash bench/onnx.sh [--reps N] [--jobs N] [--image IMAGE] [--accel cross|full] [--no-setup]';
 
 interface Options {
+  /** imgbuild's --accel: cross (compilers native) or full (Python and the build tools too). */
+  accel: string;
   reps: number;
   jobs: number;
   image?: string;
@@ -58,7 +60,7 @@ function onSignals(): void {
 function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
-    options: { reps: { type: 'string', default: '1' }, jobs: { type: 'string' }, image: { type: 'string' }, help: { type: 'boolean', default: false } },
+    options: { reps: { type: 'string', default: '1' }, jobs: { type: 'string' }, image: { type: 'string' }, accel: { type: 'string', default: 'cross' }, help: { type: 'boolean', default: false } },
   });
   if (values.help) {
     process.stdout.write(`${usage}\n`);
@@ -68,7 +70,9 @@ function parseOptions(argv: string[]): Options {
     if (!/^[1-9]\d*$/.test(text)) throw new Error(`--${name} ${text} is not a positive number`);
     return Number(text);
   };
+  if (!['cross', 'full'].includes(values.accel ?? 'cross')) throw new Error(`--accel ${values.accel}: cross or full`);
   return {
+    accel: values.accel ?? 'cross',
     reps: count('reps', values.reps ?? '1'),
     jobs: values.jobs === undefined ? os.availableParallelism() : count('jobs', values.jobs),
     ...(values.image ? { image: path.resolve(values.image) } : {}),
@@ -153,11 +157,11 @@ async function nativeBuild(run: Run, tree: string, work: string, logs: string, j
 
 // The whole imgbuild command is timed; its build stage (the compile, comparable to the native
 // build) is read from its stage line. --out is kept under the log directory for its logs/.
-async function imgbuildBuild(run: Run, image: string, tarball: string, logs: string, jobs: number, rep: number): Promise<{ whole: number; stage: number }> {
+async function imgbuildBuild(run: Run, image: string, tarball: string, logs: string, o: { jobs: number; accel: string }, rep: number): Promise<{ whole: number; stage: number }> {
   const out = path.join(logs, `imgbuild-${rep}`);
   safeRemoveTree(out);
   const args = [path.join(repo, 'dist', 'imgbuild.mjs'), image, '--target', target, '--source', `onnx=${tarball}`, '--offline', '--runtime-apt', 'libprotobuf32'];
-  args.push('--accel', 'cross', '--no-ccache', '--no-wheel-cache', '--jobs', String(jobs), '--out', out);
+  args.push('--accel', o.accel, '--no-ccache', '--no-wheel-cache', '--jobs', String(o.jobs), '--out', out);
   const t0 = performance.now();
   const r = await run(process.execPath, args, { allowFailure: true, quiet: true });
   const whole = (performance.now() - t0) / 1000;
@@ -172,14 +176,14 @@ async function imgbuildBuild(run: Run, image: string, tarball: string, logs: str
   return { whole, stage };
 }
 
-function formatOnnxReport(reps: Rep[], facts: { date: string; image: string; jobs: number; source: string }): string {
+function formatOnnxReport(reps: Rep[], facts: { date: string; image: string; jobs: number; source: string; accel: string }): string {
   const native = median(reps.map((r) => r.native));
   const whole = median(reps.map((r) => r.whole));
   const stage = median(reps.map((r) => r.stage));
   const each = (k: keyof Rep) => (reps.length > 1 ? `  (${reps.map((r) => formatSeconds(r[k])).join(', ')})` : '');
   const cpu = os.cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown CPU';
   return [
-    `onnx ${version}: imgbuild --accel cross against a native host build (issue 15)`,
+    `onnx ${version}: imgbuild --accel ${facts.accel} against a native host build (issues 15, 16)`,
     '',
     `${facts.date} · ${cpu}, ${os.availableParallelism()} CPUs, ${Math.round(os.totalmem() / 2 ** 30)} GiB · image ${facts.image}`,
     `source ${facts.source} · --jobs ${facts.jobs} · no ccache, no wheel cache, no package index · medians of ${reps.length}`,
@@ -215,14 +219,14 @@ async function main(): Promise<number> {
     for (let rep = 1; rep <= o.reps; rep++) {
       checkStop();
       // imgbuild first: a host not set up for --accel cross fails in seconds, not after a native build.
-      const img = await imgbuildBuild(run, image, src.tarball, logs, o.jobs, rep);
+      const img = await imgbuildBuild(run, image, src.tarball, logs, o, rep);
       checkStop();
       reps.push({ native: await nativeBuild(run, src.dir, work, logs, o.jobs, rep), ...img });
     }
     const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const report = formatOnnxReport(reps, { date, image: path.basename(image), jobs: o.jobs, source: path.basename(src.tarball) });
+    const report = formatOnnxReport(reps, { date, image: path.basename(image), jobs: o.jobs, source: path.basename(src.tarball), accel: o.accel });
     process.stdout.write(`\n${report}`);
-    const file = path.join(repo, 'bench', 'results', `onnx-${date.slice(0, 10)}.txt`);
+    const file = path.join(repo, 'bench', 'results', `onnx-${o.accel === 'cross' ? '' : `${o.accel}-`}${date.slice(0, 10)}.txt`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, report);
     say(`bench: written ${file}; build logs in ${logs}`);

@@ -66,7 +66,7 @@ export type AccelDecision =
       /** The image gcc's configured target defaults where the host's differ, given to every driver run. */
       targetFlags: string[];
       /** --accel full: the front end and backend run under a host Python when one of the image's version is there. */
-      hostPython: boolean;
+      full: boolean;
     };
 
 /** A decision to accelerate (cross or distcc). */
@@ -143,7 +143,7 @@ export function decideAccel(req: AccelRequest, arch: Arch, rootHost: string, hos
   const reason = forced
     ? `host cross gcc ${host.major} forced over the image's gcc ${image.major} (--accel-gcc)${withFlags}: objects may need a newer libgcc/libstdc++ than the board has; the wheel is verified against the image`
     : `${where} ${triple}-gcc-${host.major} for the image's gcc ${image.dir}${withFlags}${req.mode === 'distcc' ? `, compile jobs sent to distccd on ${distccHosts.join(' ')}` : ''}`;
-  return { kind: req.mode === 'distcc' ? 'distcc' : 'cross', image, host, forced, reason, distccHosts, ccache: req.ccache ?? true, targetFlags: defaults.flags, hostPython: req.mode === 'full' };
+  return { kind: req.mode === 'distcc' ? 'distcc' : 'cross', image, host, forced, reason, distccHosts, ccache: req.ccache ?? true, targetFlags: defaults.flags, full: req.mode === 'full' };
 }
 
 /**
@@ -154,7 +154,7 @@ export function accelIdentity(req: AccelRequest, decision: AccelDecision | undef
   if (!decision) return `undecided:${req.mode}:${req.gcc ?? ''}`;
   if (decision.kind === 'none') return 'emulated';
   const tree = decision.host.tree ? `tree:${decision.host.tree}:` : '';
-  return `cross:${decision.hostPython ? 'full:' : ''}${tree}${decision.host.triple}-gcc-${decision.host.major}:${crossFullVersion(decision.host)}:${decision.image.triple}/${decision.image.dir}:${decision.targetFlags.join(' ')}`;
+  return `cross:${decision.full ? 'full:' : ''}${tree}${decision.host.triple}-gcc-${decision.host.major}:${crossFullVersion(decision.host)}:${decision.image.triple}/${decision.image.dir}:${decision.targetFlags.join(' ')}`;
 }
 
 export function crossFullVersion(host: HostCross): string {

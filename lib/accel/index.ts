@@ -17,9 +17,10 @@ import { describeInterpreter, type Interpreter } from '../session/pythons.js';
 import { bindHostRuntime, imageGccPaths, wrapCompiler } from './binds.js';
 import { type AccelDecision, type Accelerated, type AccelRequest, decideAccel } from './decide.js';
 import { addLauncher, guardDpkg, writeShimConfig } from './launcher.js';
-import { bindPython, decidePython, type PythonDecision } from './python.js';
+import { enableFull, preparePython } from './full.js';
+import type { PythonDecision } from './python.js';
 import { ensureShim } from './shim.js';
-import { findPythonTree, imageRelease, listToolchains, makePythonTree, makeToolchain } from './toolchain.js';
+import { imageRelease, listToolchains, makeToolchain } from './toolchain.js';
 import { AccelTree } from './tree.js';
 
 export { type AccelDecision, type AccelMode, type AccelRequest, type HostCross, type ToolchainChoice, accelIdentity, accelModes, decideAccel, hostCross, hostCrossVersions, toolchainChoices } from './decide.js';
@@ -46,6 +47,8 @@ export interface AccelHandle {
   mounts: number;
   /** --accel full: where the front end's host Python is in the chroot (`inner`), or why the image's emulated one runs. */
   python?: PythonDecision & { inner?: string };
+  /** --accel full: the build tools the host runs for the image ("make 4.3-4.1"). */
+  native: string[];
   /** Remove every accel bind now (before apt or dpkg runs); also registered as an undo step. */
   disable(): Promise<void>;
 }
@@ -67,18 +70,14 @@ export async function enableAccel(ctx: Context, s: Session, decision: Accelerate
   wrapCompiler(tree, decision);
   const env = imageGccPaths(tree, decision);
   const { launcher, ccacheDir } = await addLauncher(ctx, s.arch, tree, decision, env, shim);
-  let python: AccelHandle['python'];
-  if (decision.hostPython) {
-    const interp = o.python ?? describeInterpreter(s.rootHost, '/usr/bin/python3');
-    python = decidePython(s.rootHost, interp, s.arch, interp ? pythonRoots(ctx, s.rootHost, interp.version) : ['/']);
-    if (python.kind === 'host' && interp) python = { ...python, inner: bindPython(tree, python.python, { xy: interp.version, arch: s.arch, machine: s.machine }) };
-  }
+  const full = decision.full ? await enableFull(ctx, s, tree, env, o.python) : undefined;
+  const python = full?.python;
   writeShimConfig(tree, decision, launcher, env);
   if (o.guardDpkg) guardDpkg(tree);
   const disable = await s.bindGroup({ binds: tree.binds, undo: 'remove the host compiler binds', what: 'the host compiler', noun: 'accel bind' });
   // $IMGBUILD_PYTHON names the host Python to commands of `imgbuild run` and `shell` (the build's front end uses it by itself).
   const handleEnv = python?.inner ? { ...env, IMGBUILD_PYTHON: python.inner } : env;
-  return { decision, env: handleEnv, ...(ccacheDir ? { ccacheDir } : {}), ...(python ? { python } : {}), mounts: tree.binds.length, disable };
+  return { decision, env: handleEnv, ...(ccacheDir ? { ccacheDir } : {}), ...(python ? { python } : {}), native: full?.native ?? [], mounts: tree.binds.length, disable };
 }
 
 /**
@@ -88,7 +87,7 @@ export async function enableAccel(ctx: Context, s: Session, decision: Accelerate
  */
 export async function decideWithToolchain(ctx: Context, req: AccelRequest, arch: Arch, rootHost: string, python?: Interpreter): Promise<AccelDecision> {
   const decision = await decideCompiler(ctx, req, arch, rootHost);
-  if (decision.kind !== 'none' && decision.hostPython && python) await preparePython(ctx, req, arch, rootHost, python);
+  if (decision.kind !== 'none' && decision.full && python) await preparePython(ctx, req, arch, rootHost, python);
   return decision;
 }
 
@@ -109,28 +108,6 @@ async function decideCompiler(ctx: Context, req: AccelRequest, arch: Arch, rootH
     ctx.emit({ kind: 'warn', message: `no toolchain tree: ${errorMessage(error)}` });
   }
   return decide();
-}
-
-/** Where a host Python of the image's version may be: the host, and the Python tree of the image's release. */
-function pythonRoots(ctx: Context, rootHost: string, xy: string): string[] {
-  const release = imageRelease(rootHost);
-  const tree = release ? findPythonTree(ctx.cacheDir, release, xy) : undefined;
-  return ['/', ...(tree ? [tree] : [])];
-}
-
-/**
- * --accel full: a Python tree of the image's release is made (once) when the host has no Python of
- * the image's version. One that cannot be made only means the emulated Python, with the reason.
- */
-async function preparePython(ctx: Context, req: AccelRequest, arch: Arch, rootHost: string, python: Interpreter): Promise<void> {
-  const d = decidePython(rootHost, python, arch, pythonRoots(ctx, rootHost, python.version));
-  const release = imageRelease(rootHost);
-  if (d.kind !== 'emulated' || !d.missing || !release || req.toolchain === 'host') return;
-  try {
-    await makePythonTree(ctx, { rootHost, release, xy: python.version, ...(req.toolchainMirror ? { mirror: req.toolchainMirror } : {}) });
-  } catch (error) {
-    ctx.emit({ kind: 'warn', message: `no Python tree for --accel full: ${errorMessage(error)}` });
-  }
 }
 
 /**

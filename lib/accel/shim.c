@@ -14,7 +14,9 @@
  * the bare name of its host driver). Drivers get the lines of /run/imgbuild-accel/cflags (the
  * image gcc's own target defaults where the host's differ, e.g. -march=armv6 -marm) first, once,
  * before the launcher: ccache hashes them and distcc sends them to its servers.
- * Env lines: KEY=VALUE, set before the tool runs. FLAGS "py": a host-architecture Python
+ * Env lines: KEY=VALUE, set before the tool runs. FLAGS "host": a build tool of the host's (--accel
+ * full: sh, make, cmake, ninja), run through the host's runtime even in a toolchain tree's session,
+ * with ROOT/uname.so preloaded (ld.so --preload: not inherited) when it is there. FLAGS "py": a host-architecture Python
  * (--accel full), run through the runtime under ROOT/py/rt with the lines of ROOT/py/env set too,
  * and started as this path, which its prefix is found from. Built by imgbuild with: cc -static -Os.
  */
@@ -156,7 +158,7 @@ int main(int argc, char **argv) {
     }
   }
 
-  char **args = calloc((size_t)argc + 8 + (size_t)ncflags, sizeof *args);
+  char **args = calloc((size_t)argc + 10 + (size_t)ncflags, sizeof *args);
   if (!args) die("out of memory", NULL);
   int i = 0;
   if (through_launcher && strncmp(program, ROOT "/bin/", strlen(ROOT "/bin/")) == 0) {
@@ -170,7 +172,8 @@ int main(int argc, char **argv) {
   }
   /* The mapped tool of a toolchain tree runs through the tree's own loader and libraries (ROOT/tc);
      a launcher (the host's ccache, distcc) through the host's. */
-  int tc = !py && !through_launcher && strcmp(flags, "distcc") != 0 && access(ROOT "/tc/ld.so", F_OK) == 0;
+  int tool = strcmp(flags, "host") == 0;
+  int tc = !py && !tool && !through_launcher && strcmp(flags, "distcc") != 0 && access(ROOT "/tc/ld.so", F_OK) == 0;
   const char *rt = py ? ROOT "/py/rt" : tc ? ROOT "/tc" : ROOT;
   static char loader[PATH_MAX], libs[2 * PATH_MAX], argv0[PATH_MAX];
   snprintf(loader, sizeof loader, "%s/ld.so", rt);
@@ -179,6 +182,10 @@ int main(int argc, char **argv) {
   args[i++] = loader;
   args[i++] = "--library-path";
   args[i++] = libs;
+  if (tool && access(ROOT "/uname.so", F_OK) == 0) {
+    args[i++] = "--preload";
+    args[i++] = ROOT "/uname.so";
+  }
   if (access(argv0, F_OK) == 0) {
     args[i++] = "--argv0";
     /* Python finds its prefix from the path it was started as: this one, under ROOT/py/bin. */

@@ -7,3 +7,8 @@ import { ensureStaticProgram } from '../host/static-program.js';
 export function ensureShim(ctx: Context): Promise<string> {
   return ensureStaticProgram(ctx, { source: 'lib/accel/shim.c', name: 'shim', what: 'the accel shim', otherwise: ', or use --accel none' });
 }
+
+/** The uname preload of the build tools --accel full runs natively (uname.c), built once per source version. */
+export function ensureUnamePreload(ctx: Context): Promise<string> {
+  return ensureStaticProgram(ctx, { source: 'lib/accel/uname.c', name: 'uname.so', what: 'the accel uname preload', otherwise: ', or use --accel cross', shared: true });
+}

@@ -1,6 +1,5 @@
 // The wheel cache in a build: a target whose every input matches an earlier verified build gets
 // that wheel at once. Never with --persist (its point is what the build installs into the image).
-import fs from 'node:fs';
 import path from 'node:path';
 import { accelIdentity } from '../accel/index.js';
 import { errorMessage } from '../core/errors.js';

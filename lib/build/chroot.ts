@@ -37,6 +37,8 @@ export interface Chroot {
   python?: { inner: string; note: string };
   /** Where the front end's Python runs, for the manifest (with --accel full). */
   pythonNote?: string;
+  /** --accel full: the programs the host runs for the image (the manifest's `native`). */
+  native: string[];
   /** `cc --version`'s first line, for the manifest. */
   compiler: string | undefined;
   /** Sonames shipped by wheels each later target may link against, by normalized project name. */
@@ -90,7 +92,7 @@ export async function prepareChroot(run: BuildRun, s: Session, supplied: CopiedW
   const shipped = new Map(supplied.map((w) => [normalizeName(w.name.distribution), sonamesOf(w.path)]));
   const runtimeLibs = await runtimeLibraries(s, [...run.plan.targets.flatMap((t) => t.runtimeApt ?? []), ...[...envNeeds.values()].flatMap((n) => n.aptPackage ?? [])], setupLog);
   const aptVersions = await installedVersions(s, apt);
-  return { s, exec, accel: accel.decision, hostDeflate, accelNote, ...(python ? { python } : {}), ...(py ? { pythonNote: python?.note ?? py.reason } : {}), compiler, shipped, runtimeLibs, envNeeds, aptVersions, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost, space };
+  return { s, exec, accel: accel.decision, hostDeflate, accelNote, ...(python ? { python } : {}), ...(py ? { pythonNote: python?.note ?? py.reason } : {}), native: accel.handle?.native ?? [], compiler, shipped, runtimeLibs, envNeeds, aptVersions, lowerRoot: s.ns.hostPath(s.imageRoot), buildRoot: s.rootHost, space };
 }
 
 // pip's cache lives in the workspace: never in the image (--persist), and reused within a run.

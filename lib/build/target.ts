@@ -112,7 +112,7 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
     image: run.manifest.image,
     compiler: chroot.compiler,
     accel: chroot.accelNote,
-    ...(pythonRan.get(t) ?? chroot.pythonNote ? { python: pythonRan.get(t) ?? chroot.pythonNote } : {}),
+    ...withPython(pythonRan.get(t) ?? chroot.pythonNote, chroot.native),
     seconds,
     sourceDateEpoch: epochOf(run, t),
     log: o.log,
@@ -151,4 +151,10 @@ function runtimeApt(t: TargetPlan, chroot: Chroot): string[] {
 
 function withReport(report: BuiltWith[] | undefined): { buildRequirements?: BuiltWith[] } {
   return report?.length ? { buildRequirements: report } : {};
+}
+
+// Where the target's Python ran, and what ran natively (python only when its build stayed on the host's).
+function withPython(python: string | undefined, native: string[]): { python?: string; native?: string[] } {
+  const ran = python?.startsWith('host ') ? native : native.filter((n) => !n.startsWith('python '));
+  return { ...(python ? { python } : {}), ...(ran.length ? { native: ran } : {}) };
 }

@@ -12,7 +12,7 @@ import { type Arch, archTable, needsEmulation } from '../core/arch.js';
 import { enableEmulation, hostBinfmtDir } from '../host/binfmt.js';
 import { makeUndoer } from '../host/undoers.js';
 import type { Context } from '../core/context.js';
-import { CommandError, PreconditionError, UsageError } from '../core/errors.js';
+import { CommandError, UsageError } from '../core/errors.js';
 import { stage } from '../core/events.js';
 import { Namespace } from '../host/namespace.js';
 import type { TableType } from '../parse/partitions.js';

@@ -8,3 +8,4 @@ export * from './mountinfo.js';
 export * from './partitions.js';
 export * from './zip.js';
 export * from './python-version.js';
+export * from './dpkg-status.js';

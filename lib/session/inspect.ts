@@ -2,7 +2,7 @@
 // gets. Strictly read-only: a read-only loop and ro,noload mounts (no ext4 journal replay).
 import fs from 'node:fs';
 import { type Arch, archTable } from '../core/arch.js';
-import { pythonAbi, wheelTag } from '../wheel/index.js';
+import { wheelTag } from '../wheel/index.js';
 import type { AttachStrategy } from '../host/attach.js';
 import type { Context } from '../core/context.js';
 import { bootMountpoint } from './boot.js';

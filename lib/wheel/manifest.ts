@@ -40,6 +40,8 @@ export interface ManifestWheel {
   accel?: string;
   /** Where the build's front end and backend ran: a host Python of the image's version (--accel full), or the image's under emulation and why. */
   python?: string;
+  /** --accel full: what ran as the host's own programs for the image ("python (3.11.2)", "make (make 4.3-4.1)"); the compilers are in `accel`. */
+  native?: string[];
   seconds: number;
   /** SOURCE_DATE_EPOCH the build got and the wheel's entry times (the source's commit time or newest file). */
   sourceDateEpoch?: number;

@@ -271,8 +271,34 @@ test('--accel full: a host Python of exactly the image\'s X.Y.Z (the host\'s, el
 
 test('--accel full asks for the cross compilers as --accel cross does, and keys wheels apart from them', (t) => {
   const full = decideAccel({ mode: 'full' }, 'aarch64', imageWith('12'), hostWith('12'));
-  t.like(full, { kind: 'cross', hostPython: true });
-  t.like(decideAccel({ mode: 'cross' }, 'aarch64', imageWith('12'), hostWith('12')), { kind: 'cross', hostPython: false });
+  t.like(full, { kind: 'cross', full: true });
+  t.like(decideAccel({ mode: 'cross' }, 'aarch64', imageWith('12'), hostWith('12')), { kind: 'cross', full: false });
   t.throws(() => decideAccel({ mode: 'full' }, 'aarch64', imageWith('14'), hostWith('12')), { instanceOf: PreconditionError, message: /^--accel full: no host cross gcc 14/ });
   t.regex(accelIdentity({ mode: 'full' }, full), /^cross:full:aarch64-linux-gnu-gcc-12:/);
+});
+
+test("--accel full's build tools: those the host has at the image's very package version (sh, make, ninja, cmake, protoc), the others emulated with both versions; dpkg's status read as dpkg writes it", async (t) => {
+  const { decideTools } = await import('../../lib/accel/tools.js');
+  const { installedPackages } = await import('../../lib/parse/dpkg-status.js');
+  const stanza = (pkg: string, version: string, status = 'install ok installed') => `Package: ${pkg}\nStatus: ${status}\nPriority: optional\nArchitecture: arm64\nVersion: ${version}\nDescription: x\n second line\n`;
+  const status = (...stanzas: string[]) => stanzas.join('\n');
+  t.deepEqual([...installedPackages(status(stanza('dash', '0.5.12-2'), stanza('make', '4.3-4.1', 'deinstall ok config-files'))).entries()], [['dash', '0.5.12-2']]);
+  const image = tree({
+    'var/lib/dpkg/status': status(stanza('dash', '0.5.12-2'), stanza('make', '4.3-4.1'), stanza('cmake', '3.25.1-1'), stanza('ninja-build', '1.11.1-2~deb12u1')),
+    'usr/bin/dash': '',
+    'usr/bin/make': '',
+    'usr/bin/cmake': '',
+    // ninja-build installed but its file gone: nothing to put the shim over.
+  });
+  const host = tree({
+    'var/lib/dpkg/status': status(stanza('dash', '0.5.12-2'), stanza('make', '4.4.1-1'), stanza('cmake', '3.25.1-1'), stanza('protobuf-compiler', '3.21.12-3')),
+    'usr/bin/dash': '',
+    'usr/bin/make': '',
+    'usr/bin/cmake': '',
+    'usr/bin/protoc': '',
+  });
+  const d = decideTools(image, host);
+  t.deepEqual(d.native.map((n) => [n.name, n.inner, n.version]), [['sh', '/usr/bin/dash', '0.5.12-2'], ['cmake', '/usr/bin/cmake', '3.25.1-1']]);
+  t.is(d.native[0]!.hostFile, path.join(host, 'usr/bin/dash'));
+  t.deepEqual(d.emulated, ["make (the image's make 4.3-4.1; the host's 4.4.1-1)"]);
 });

@@ -1,0 +1,57 @@
+// --accel full in a session: besides the cross compilers (binds.ts), the build's Python (python.ts)
+// and its build tools (tools.ts) run as host programs where the host (or a Python tree of the
+// image's release) has the very version the image has.
+import fs from 'node:fs';
+import type { Arch } from '../core/arch.js';
+import type { Context } from '../core/context.js';
+import { errorMessage } from '../core/errors.js';
+import type { Session } from '../session/index.js';
+import { describeInterpreter, type Interpreter } from '../session/pythons.js';
+import type { AccelRequest } from './decide.js';
+import { bindPython, decidePython, type PythonDecision } from './python.js';
+import { ensureUnamePreload } from './shim.js';
+import { findPythonTree, imageRelease, makePythonTree } from './toolchain.js';
+import { decideTools, wrapTools } from './tools.js';
+import type { AccelTree } from './tree.js';
+
+/**
+ * The host Python of the image's version and the host's build tools, put in the accel tree (its
+ * binds and map), `env` given what the tools' uname preload reads. Says what runs natively and what not.
+ */
+export async function enableFull(ctx: Context, s: Session, tree: AccelTree, env: Record<string, string>, given?: Interpreter): Promise<{ python: PythonDecision & { inner?: string }; native: string[] }> {
+  const interp = given ?? describeInterpreter(s.rootHost, '/usr/bin/python3');
+  let python: PythonDecision & { inner?: string } = decidePython(s.rootHost, interp, s.arch, interp ? pythonRoots(ctx, s.rootHost, interp.version) : ['/']);
+  if (python.kind === 'host' && interp) python = { ...python, inner: bindPython(tree, python.python, { xy: interp.version, arch: s.arch, machine: s.machine }) };
+  const tools = decideTools(s.rootHost);
+  if (tools.native.length > 0) {
+    fs.copyFileSync(await ensureUnamePreload(ctx), tree.inAccel('uname.so'));
+    env.IMGBUILD_TARGET_MACHINE = s.machine;
+    wrapTools(tree, tools.native);
+  }
+  const native = tools.native.map((t) => `${t.name} (${t.pkg} ${t.version})`);
+  ctx.emit({ kind: 'notice', message: `accel full: build tools run as the host's, the same versions as the image's: ${native.join(', ') || 'none'}${tools.emulated.length ? `; emulated: ${tools.emulated.join(', ')}` : ''}` });
+  return { python, native: [...(python.kind === 'host' ? [`python (${python.python.version})`] : []), ...native] };
+}
+
+/** Where a host Python of the image's version may be: the host, and the Python tree of the image's release. */
+function pythonRoots(ctx: Context, rootHost: string, xy: string): string[] {
+  const release = imageRelease(rootHost);
+  const tree = release ? findPythonTree(ctx.cacheDir, release, xy) : undefined;
+  return ['/', ...(tree ? [tree] : [])];
+}
+
+/**
+ * --accel full: a Python tree of the image's release is made (once) when the host has no Python of
+ * the image's version. One that cannot be made only means the emulated Python, with the reason.
+ */
+export async function preparePython(ctx: Context, req: AccelRequest, arch: Arch, rootHost: string, python: Interpreter): Promise<void> {
+  const d = decidePython(rootHost, python, arch, pythonRoots(ctx, rootHost, python.version));
+  const release = imageRelease(rootHost);
+  if (d.kind !== 'emulated' || !d.missing || !release || req.toolchain === 'host') return;
+  try {
+    await makePythonTree(ctx, { rootHost, release, xy: python.version, ...(req.toolchainMirror ? { mirror: req.toolchainMirror } : {}) });
+  } catch (error) {
+    ctx.emit({ kind: 'warn', message: `no Python tree for --accel full: ${errorMessage(error)}` });
+  }
+}
+
