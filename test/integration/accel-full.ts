@@ -95,3 +95,17 @@ test("a setup.py that imports the board's own C extension (installed with --with
   const init = readZip(file).find((e) => e.name === 'runs_target_code/__init__.py');
   t.is(init && readEntry(file, init).toString(), "ANSWER = 'aarch64 5'\n", "the board's module answered, not an ImportError");
 });
+
+for (const [arch, machine] of [['aarch64', "'aarch64 aarch64 8'"], ['armhf', "'armv7l armv7l 4'"]] as const) {
+  test(`${arch}: cmake, make and sh run as the host's programs (the same Debian versions as the build layer's), and cmake still sees the board's machine: the same wheel as --accel cross`, async (t) => {
+    const { full, cross, fullLog } = await fullAndCross(t, sampleSync(arch), [`local:${path.join(fixtures, 'cmake-probe')},apt=cmake`]);
+    t.regex(fullLog, /accel full: build tools run as the host's, the same versions as the image's: sh \(dash [^)]+\), make \(make [^)]+\), cmake \(cmake 3\.25\.[^)]+\)/);
+    t.deepEqual(wheelsOf(full), wheelsOf(cross), 'byte for byte the wheel of emulated cmake and make');
+    const [w] = manifestOf(full).wheels as (Wheel & { native?: string[] })[];
+    t.deepEqual(w!.native?.map((n) => n.split(' ')[0]), ['python', 'sh', 'make', 'cmake']);
+    const { readEntry, readZip } = await import('../../lib/parse/zip.js');
+    const file = path.join(full, w!.file);
+    const info = readZip(file).find((e) => e.name === 'cmake_probe/_machine.py');
+    t.is(info && readEntry(file, info).toString(), `MACHINE = ${machine}\n`, "cmake's processor and pointer size are the board's");
+  });
+}
