@@ -15,8 +15,8 @@ import { createRunner } from '../lib/core/runner.js';
 import { safeRemoveTree } from '../lib/host/safe-remove.js';
 import { type Capabilities, capabilities } from './cli-help.js';
 import { startDistccd } from './distccd.js';
-import { type Bench, chrootBuild, hostBuild, type Outcome } from './measure.js';
-import { type BenchResults, type BuildRow, formatReport } from './report.js';
+import { type Bench, chrootBuild, hostBuild, type Outcome, timeCommand } from './measure.js';
+import { type BenchResults, type TreesResult, type BuildRow, formatReport } from './report.js';
 import { measureSession, rawScriptPath } from './session.js';
 import { fetchSources, type SourceTree } from './sources.js';
 import { addRep, formatSeconds } from './stats.js';
@@ -25,11 +25,11 @@ import { type CrossTools, selectWorkloads, type Workload } from './workloads.js'
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cacheDir = process.env.IMGBUILD_CACHE_DIR ?? '/var/cache/imgbuild';
-const parts = ['builds', 'session', 'wheel'] as const;
+const parts = ['builds', 'session', 'wheel', 'trees'] as const;
 type Part = (typeof parts)[number];
 
 const usage = `usage: bench/run.sh [--reps N] [--quick] [--session-reps N] [--image IMAGE] [--arch aarch64|armhf]
-                    [--only lua,tinyxml2,markupsafe,brotli] [--parts builds,session,wheel]
+                    [--only lua,tinyxml2,markupsafe,brotli] [--parts builds,session,wheel,trees]
                     [--wheel-project ID] [--results FILE] [--verbose] [--no-setup]`;
 
 interface Options {
@@ -179,6 +179,11 @@ async function main(): Promise<number> {
       }
     }
     checkStop();
+    if (o.parts.includes('trees') && caps.runAccel.includes('full')) {
+      say('bench: toolchain and Python trees in a fresh cache (the first --accel full session)');
+      results.trees = await measureTrees(b, path.join(work, 'fresh-cache'));
+    }
+    checkStop();
     if (o.parts.includes('session')) {
       say('bench: session set-up + tear-down');
       results.session = await measureSession(b, caps, { reps: o.sessionReps, arch: facts.arch, rawScript: rawScriptPath(repo), say, stopping: () => stopping });
@@ -260,6 +265,18 @@ async function measureBuilds(
 }
 
 type Measured = BuildRow['native'];
+
+/** The first `imgbuild run --accel full -- true` in an empty cache: it makes the trees the image needs (none when the host has its gcc and Python). */
+async function measureTrees(b: Bench, cache: string): Promise<TreesResult> {
+  const [node, ...cli] = b.imgbuild;
+  const first = await timeCommand(b, node!, [...cli, '--cache-dir', cache, 'run', b.image, '--accel', 'full', '--', 'true']);
+  const again = await timeCommand(b, node!, [...cli, '--cache-dir', cache, 'run', b.image, '--accel', 'full', '--', 'true']);
+  const dir = path.join(cache, 'toolchains');
+  const trees = fs.existsSync(dir)
+    ? fs.readdirSync(dir).filter((n) => fs.existsSync(path.join(dir, n, 'imgbuild-toolchain.json'))).map((name) => ({ name, bytes: (JSON.parse(fs.readFileSync(path.join(dir, name, 'imgbuild-toolchain.json'), 'utf8')) as { bytes: number }).bytes }))
+    : [];
+  return { first: first.ok ? { kind: 'ok', seconds: [first.seconds] } : { kind: 'failed', reason: first.reason }, again: again.ok ? { kind: 'ok', seconds: [again.seconds] } : { kind: 'failed', reason: again.reason }, trees };
+}
 
 /** The host's cross gcc for the image's triplet, of the same major version as the image's gcc should be. */
 async function findCrossTools(b: Bench, arch: Arch): Promise<CrossTools | { missing: string }> {

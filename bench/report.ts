@@ -30,6 +30,8 @@ export interface SessionResult {
   imgbuild: Measured;
   /** The same with --accel cross (its extra binds), when available. */
   imgbuildAccel: Measured;
+  /** The same with --accel full (the host Python's prefix and the build tools too), when available. */
+  imgbuildFull?: Measured;
   /** The same mounts with plain commands in a shell (bench/raw-session.sh). */
   raw: Measured;
   /** node dist/imgbuild.mjs --version: the part of imgbuild's time that is Node starting. */
@@ -57,7 +59,15 @@ export interface BenchResults {
   builds: BuildRow[];
   session?: SessionResult;
   wheel?: WheelResult;
+  trees?: TreesResult;
   notes: string[];
+}
+
+/** The first --accel full session in an empty cache (it makes the trees the image needs) and the next one. */
+export interface TreesResult {
+  first: Measured;
+  again: Measured;
+  trees: { name: string; bytes: number }[];
 }
 
 const verdict = (ok: boolean | undefined) => (ok === undefined ? 'n/a' : ok ? 'met' : '**missed**');
@@ -128,6 +138,7 @@ export function formatReport(r: BenchResults): string {
     const rows = [
       ['`imgbuild run IMAGE -- true`', cell(s.imgbuild), formatRatio(ratio(img, raw)), `${verdict(img === undefined ? undefined : img <= targets.session)} (<= ${targets.session} s)`],
       ['`imgbuild run IMAGE --accel cross -- true`', cell(s.imgbuildAccel), formatRatio(ratio(medianOf(s.imgbuildAccel), raw)), ''],
+      ...(s.imgbuildFull ? [['`imgbuild run IMAGE --accel full -- true`', cell(s.imgbuildFull), formatRatio(ratio(medianOf(s.imgbuildFull), raw)), '']] : []),
       ['the same mounts by hand (bench/raw-session.sh)', cell(s.raw), '1.00x', ''],
       ['of which Node starting imgbuild (`imgbuild --version`)', cell(s.node), '', ''],
     ];
@@ -153,6 +164,18 @@ export function formatReport(r: BenchResults): string {
     out.push('');
   }
 
+  if (r.trees) {
+    const { first, again, trees } = r.trees;
+    const a = medianOf(first);
+    const b = medianOf(again);
+    out.push('## Toolchain and Python trees', '');
+    out.push(
+      trees.length === 0
+        ? `None needed: the host has the image's gcc and Python. The first \`imgbuild run --accel full -- true\` in an empty cache: ${cell(first)}; the next: ${cell(again)}.`
+        : `Made by the first \`imgbuild run --accel full -- true\` in an empty cache: ${trees.map((t) => `${t.name} (${(t.bytes / 2 ** 20).toFixed(0)} MiB)`).join(', ')}. That session: ${cell(first)}; the next: ${cell(again)}; making them took about ${a !== undefined && b !== undefined ? formatSeconds(a - b) : 'n/a'}.`,
+      '',
+    );
+  }
   if (r.notes.length > 0) out.push('## Notes', '', ...r.notes.map((n) => `- ${n}`), '');
   return out.join('\n');
 }

@@ -38,6 +38,26 @@ export function bindRuntime(tree: AccelTree, root: string, prefix: string): void
   if (loaderHasArgv0(loader)) fs.writeFileSync(tree.inAccel(`${prefix}argv0`), '');
 }
 
+/**
+ * A tree's programs on the host's loader and libraries, the tree's own libraries after them (lib3,
+ * lib4): for a tree whose loader cannot keep argv[0] (--argv0 came with glibc 2.33), which sh's $0
+ * and make's $(MAKE) need. The host's glibc is the newer one, so the tree's programs run on it.
+ */
+export function bindHostFirstRuntime(tree: AccelTree, root: string, prefix: string): void {
+  const found = rootLoader(root);
+  if (!found || found.libs.length === 0) throw new PreconditionError(`${root} has no x86-64 libraries to run its programs with`);
+  for (const [i, lib] of found.libs.slice(0, 2).entries()) tree.binds.push({ source: lib, inner: `${accelRoot}/${prefix}lib${i + 3}` });
+  // Links to the host runtime's entries (ld.so is itself a link, into lib/, whose bind is not up yet).
+  const present = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+  for (const name of ['ld.so', 'lib', 'lib2', 'argv0']) if (present(tree.inAccel(name))) fs.symlinkSync(`../${name}`, tree.inAccel(`${prefix}${name}`));
+}
+
+/** Whether a root's loader keeps argv[0] for the program it runs (ld.so --argv0). */
+export function rootLoaderHasArgv0(root: string): boolean {
+  const found = rootLoader(root);
+  return found !== undefined && loaderHasArgv0(found.file);
+}
+
 /** A program of the toolchain (`/usr/bin/NAME` below its root) as a host file to bind, if it is there. */
 function toolchainFile(host: HostCross, name: string): string | undefined {
   if (!host.tree) return fs.existsSync(`/usr/bin/${name}`) ? `/usr/bin/${name}` : undefined;

@@ -2,6 +2,7 @@
 // and its build tools (tools.ts) run as host programs where the host (or a Python tree of the
 // image's release) has the very version the image has.
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Arch } from '../core/arch.js';
 import type { Context } from '../core/context.js';
 import { errorMessage } from '../core/errors.js';
@@ -10,7 +11,9 @@ import { describeInterpreter, type Interpreter } from '../session/pythons.js';
 import type { AccelRequest } from './decide.js';
 import { bindPython, decidePython, type PythonDecision } from './python.js';
 import { ensureUnamePreload } from './shim.js';
-import { findPythonTree, imageRelease, makePythonTree } from './toolchain.js';
+import { bindHostFirstRuntime, bindRuntime, rootLoaderHasArgv0 } from './binds.js';
+import { findPythonTree, makePythonTree } from './python-tree.js';
+import { imageRelease } from './toolchain.js';
 import { decideTools, wrapTools } from './tools.js';
 import type { AccelTree } from './tree.js';
 
@@ -20,16 +23,25 @@ import type { AccelTree } from './tree.js';
  */
 export async function enableFull(ctx: Context, s: Session, tree: AccelTree, env: Record<string, string>, given?: Interpreter): Promise<{ python: PythonDecision & { inner?: string }; native: string[] }> {
   const interp = given ?? describeInterpreter(s.rootHost, '/usr/bin/python3');
-  let python: PythonDecision & { inner?: string } = decidePython(s.rootHost, interp, s.arch, interp ? pythonRoots(ctx, s.rootHost, interp.version) : ['/']);
+  const release = imageRelease(s.rootHost);
+  const pyTree = release && interp ? findPythonTree(ctx.cacheDir, release, interp.version) : undefined;
+  let python: PythonDecision & { inner?: string } = decidePython(s.rootHost, interp, s.arch, ['/', ...(pyTree ? [pyTree.dir] : [])]);
   if (python.kind === 'host' && interp) python = { ...python, inner: bindPython(tree, python.python, { xy: interp.version, arch: s.arch, machine: s.machine }) };
-  const tools = decideTools(s.rootHost);
+  const tools = decideTools(s.rootHost, '/', pyTree ? { dir: pyTree.dir, packages: pyTree.stamp.packages ?? {} } : undefined);
   if (tools.native.length > 0) {
     fs.copyFileSync(await ensureUnamePreload(ctx), tree.inAccel('uname.so'));
     env.IMGBUILD_TARGET_MACHINE = s.machine;
     wrapTools(tree, tools.native);
   }
-  const native = tools.native.map((t) => `${t.name} (${t.pkg} ${t.version})`);
-  ctx.emit({ kind: 'notice', message: `accel full: build tools run as the host's, the same versions as the image's: ${native.join(', ') || 'none'}${tools.emulated.length ? `; emulated: ${tools.emulated.join(', ')}` : ''}` });
+  if (pyTree && tools.native.some((t) => t.root === pyTree.dir)) {
+    // The tree's own loader, or the host's newer one where the tree's cannot keep argv[0].
+    const own = rootLoaderHasArgv0(pyTree.dir);
+    for (const d of ['tt', ...(own ? ['tt/lib', 'tt/lib2'] : ['tt/lib3', 'tt/lib4'])]) fs.mkdirSync(tree.inAccel(d));
+    if (own) bindRuntime(tree, pyTree.dir, 'tt/');
+    else bindHostFirstRuntime(tree, pyTree.dir, 'tt/');
+  }
+  const native = tools.native.map((t) => `${t.name} (${t.pkg} ${t.version}${t.root === '/' ? '' : `, ${path.basename(t.root)}`})`);
+  ctx.emit({ kind: 'notice', message: `accel full: build tools run natively, the same versions as the image's: ${native.join(', ') || 'none'}${tools.emulated.length ? `; emulated: ${tools.emulated.join(', ')}` : ''}` });
   return { python, native: [...(python.kind === 'host' ? [`python (${python.python.version})`] : []), ...native] };
 }
 
@@ -37,7 +49,7 @@ export async function enableFull(ctx: Context, s: Session, tree: AccelTree, env:
 function pythonRoots(ctx: Context, rootHost: string, xy: string): string[] {
   const release = imageRelease(rootHost);
   const tree = release ? findPythonTree(ctx.cacheDir, release, xy) : undefined;
-  return ['/', ...(tree ? [tree] : [])];
+  return ['/', ...(tree ? [tree.dir] : [])];
 }
 
 /**

@@ -113,6 +113,8 @@ export function bindPython(tree: AccelTree, python: HostPython, o: { xy: string;
     IMGBUILD_TARGET_MACHINE: o.machine,
     IMGBUILD_TARGET_TRIPLE: archTable[o.arch].triplet,
     IMGBUILD_TARGET_BITS: archTable[o.arch].elfClass === 1 ? '32' : '64',
+    // protobuf's own pure-Python implementation, not its compiled one (the board's, which cannot load here).
+    PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION: 'python',
   };
   fs.writeFileSync(tree.inAccel('py/env'), Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''));
   return inner;

@@ -16,7 +16,8 @@
  * before the launcher: ccache hashes them and distcc sends them to its servers.
  * Env lines: KEY=VALUE, set before the tool runs. FLAGS "host": a build tool of the host's (--accel
  * full: sh, make, cmake, ninja), run through the host's runtime even in a toolchain tree's session,
- * with ROOT/uname.so preloaded (ld.so --preload: not inherited) when it is there. FLAGS "py": a host-architecture Python
+ * with ROOT/uname.so preloaded (ld.so --preload: not inherited) when it is there; "tree": the same
+ * for a build tool of a Python tree, through the runtime under ROOT/tt. FLAGS "py": a host-architecture Python
  * (--accel full), run through the runtime under ROOT/py/rt with the lines of ROOT/py/env set too,
  * and started as this path, which its prefix is found from. Built by imgbuild with: cc -static -Os.
  */
@@ -172,12 +173,14 @@ int main(int argc, char **argv) {
   }
   /* The mapped tool of a toolchain tree runs through the tree's own loader and libraries (ROOT/tc);
      a launcher (the host's ccache, distcc) through the host's. */
-  int tool = strcmp(flags, "host") == 0;
+  int tree_tool = strcmp(flags, "tree") == 0;
+  int tool = tree_tool || strcmp(flags, "host") == 0;
   int tc = !py && !tool && !through_launcher && strcmp(flags, "distcc") != 0 && access(ROOT "/tc/ld.so", F_OK) == 0;
-  const char *rt = py ? ROOT "/py/rt" : tc ? ROOT "/tc" : ROOT;
-  static char loader[PATH_MAX], libs[2 * PATH_MAX], argv0[PATH_MAX];
+  const char *rt = py ? ROOT "/py/rt" : tree_tool ? ROOT "/tt" : tc ? ROOT "/tc" : ROOT;
+  static char loader[PATH_MAX], libs[4 * PATH_MAX], argv0[PATH_MAX];
   snprintf(loader, sizeof loader, "%s/ld.so", rt);
-  snprintf(libs, sizeof libs, "%s/lib:%s/lib2", rt, rt);
+  /* lib3 and lib4: a tree's own libraries after the host's, when its programs run on the host's newer loader. */
+  snprintf(libs, sizeof libs, "%s/lib:%s/lib2:%s/lib3:%s/lib4", rt, rt, rt, rt);
   snprintf(argv0, sizeof argv0, "%s/argv0", rt);
   args[i++] = loader;
   args[i++] = "--library-path";

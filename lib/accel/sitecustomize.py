@@ -43,9 +43,15 @@ if _machine and hasattr(os, 'uname'):
     os.uname = _uname
 
 
-def _note(what):
+# Compiled accelerators whose absence the library answers, by design, with an equivalent pure-Python
+# implementation: trying them is not the build running the board's code. (protobuf: the shim also
+# sets PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python for this interpreter, so it asks for no other.)
+_OPTIONAL = ('google.protobuf.internal._api_implementation', 'google.protobuf.pyext._message', 'google._upb._message')
+
+
+def _note(name, what):
     """Record target code this interpreter was asked to run (one line each)."""
-    if not _record:
+    if not _record or name in _OPTIONAL:
         return
     try:
         with open(_record, 'a') as f:
@@ -88,7 +94,7 @@ class _TargetCodeFinder(object):
                 if os.path.isfile(candidate):
                     machine = _elf_machine(candidate)
                     if machine is not None and machine != _HOST_MACHINE:
-                        _note('import %s: %s is compiled for the board' % (name, os.path.realpath(candidate)))
+                        _note(name, 'import %s: %s is compiled for the board' % (name, os.path.realpath(candidate)))
                         raise ImportError('imgbuild --accel full: %s is the board\'s compiled code (%s), which the host\'s Python cannot load; imgbuild builds this target again under the emulated Python' % (name, candidate), name=name)
         return None
 
@@ -106,7 +112,7 @@ try:
         except ImportError:
             machine = _elf_machine(self.path)
             if machine is not None and machine != _HOST_MACHINE:
-                _note('import %s: %s is compiled for the board' % (spec.name, os.path.realpath(self.path)))
+                _note(spec.name, 'import %s: %s is compiled for the board' % (spec.name, os.path.realpath(self.path)))
             raise
 
     _Loader.create_module = _create_module

@@ -20,9 +20,24 @@ import { makeUndoer } from '../host/undoers.js';
 import { hostBinfmtDir } from '../host/binfmt.js';
 import { openTransaction } from '../undo/open.js';
 import { imageAptSources } from './apt-sources.js';
-import { pythonVersionIn } from '../parse/python-version.js';
 
-const stampName = 'imgbuild-toolchain.json';
+export const stampName = 'imgbuild-toolchain.json';
+/** The list of .deb files a tree was unpacked from (NAME_VERSION_ARCH.deb, the epoch's colon as %3a). */
+export const debListName = 'imgbuild-debs.txt';
+
+/** Package versions of a tree, from its list of .debs. */
+export function treePackages(dir: string): Record<string, string> {
+  let text = '';
+  try {
+    text = fs.readFileSync(path.join(dir, debListName), 'utf8');
+  } catch {
+    return {};
+  }
+  return Object.fromEntries(text.split('\n').flatMap((f) => {
+    const m = /^([^_]+)_([^_]+)_[^_]+\.deb$/.exec(f.trim());
+    return m ? [[m[1]!, decodeURIComponent(m[2]!)]] : [];
+  }));
+}
 
 export interface ToolchainStamp {
   release: string;
@@ -99,39 +114,7 @@ export async function makeToolchain(ctx: Context, o: MakeToolchain): Promise<str
   });
 }
 
-/** What a Python tree holds: the host-architecture python3.X of a release (--accel full). */
-export interface PythonTreeStamp {
-  release: string;
-  python: string;
-  /** X.Y.Z of its binary. */
-  version: string;
-  made: string;
-  bytes: number;
-  uris: string[];
-}
-
-export function pythonTreeName(release: string, xy: string): string {
-  return `${release}-python${xy}`;
-}
-
-/** The finished Python tree of a release and version, if there is one. */
-export function findPythonTree(cacheDir: string, release: string, xy: string): string | undefined {
-  const dir = path.join(toolchainsDir(cacheDir), pythonTreeName(release, xy));
-  return fs.existsSync(path.join(dir, stampName)) ? dir : undefined;
-}
-
-/** Make (once) a tree of the image's release with its host-architecture python3.X, for --accel full. */
-export async function makePythonTree(ctx: Context, o: { rootHost: string; release: string; xy: string; mirror?: string }): Promise<string> {
-  return makeTree<PythonTreeStamp>(ctx, o, {
-    name: pythonTreeName(o.release, o.xy),
-    packages: [`python${o.xy}`],
-    what: `the Python ${o.xy} tree of ${o.release}`,
-    stamp: async (tmp) => ({ release: o.release, python: o.xy, version: pythonVersionIn(fs.readFileSync(path.join(tmp, 'usr/bin', `python${o.xy}`)), o.xy) ?? 'unknown' }),
-    describe: (st) => `python${o.xy} ${st.version} of ${o.release}`,
-  });
-}
-
-interface TreeSpec<S> {
+export interface TreeSpec<S> {
   name: string;
   packages: string[];
   what: string;
@@ -139,7 +122,8 @@ interface TreeSpec<S> {
   describe: (stamp: S) => string;
 }
 
-async function makeTree<S extends { bytes: number }>(ctx: Context, o: { rootHost: string; release: string; mirror?: string }, spec: TreeSpec<S>): Promise<string> {
+/** Make a tree (once: a finished one is reused) of the image's release with `spec.packages`, for the host's architecture; its directory. */
+export async function makeTree<S extends { bytes: number }>(ctx: Context, o: { rootHost: string; release: string; mirror?: string }, spec: TreeSpec<S>): Promise<string> {
   const dir = path.join(toolchainsDir(ctx.cacheDir), spec.name);
   if (fs.existsSync(path.join(dir, stampName))) return dir;
   if (process.arch !== 'x64') throw new PreconditionError(`toolchain trees are made for x86-64 hosts; this one is ${process.arch}`, 'install the cross gcc of the image\'s version on the host, or use --accel none');
@@ -195,7 +179,9 @@ async function unpack(ctx: Context, o: Unpack, finish: () => Promise<void>): Pro
       fs.mkdirSync(o.tmp, { mode: 0o755 });
       return { kind: 'workdir', path: o.tmp, id: fileId(o.tmp) };
     });
-    const args = ['--mode=root', '--variant=extract', '--arch=amd64', `--include=${o.packages.join(',')}`, '--aptopt=Acquire::Retries "3"', ...(o.apt.keyring ? [`--keyring=${o.apt.keyring}`] : []), o.release, o.tmp, ...o.apt.sources];
+    // The .debs unpacked, named NAME_VERSION_ARCH, kept as a list: the tree has no dpkg database to say its versions.
+    const hook = `--extract-hook=ls "$1/var/cache/apt/archives" > "$1/${debListName}"`;
+    const args = ['--mode=root', '--variant=extract', '--arch=amd64', `--include=${o.packages.join(',')}`, '--aptopt=Acquire::Retries "3"', hook, ...(o.apt.keyring ? [`--keyring=${o.apt.keyring}`] : []), o.release, o.tmp, ...o.apt.sources];
     fs.writeFileSync(o.log, `# mmdebstrap ${args.join(' ')}\n`);
     const r = await held.exec('mmdebstrap', args, { allowFailure: true, pidns: true, logFile: o.log });
     if (r.exitCode !== 0) {

@@ -14,7 +14,7 @@ export const cacheParts: Record<string, string> = {
   // shards; a build storing into one at that moment fails that one store, nothing else.
   wheels: 'built wheels by the hash of everything that went into them, reused by the same build',
   ccache: 'compiler cache per image arch and compiler, used by --accel cross',
-  toolchains: 'cross gcc trees of image releases the host has no cross gcc for (--toolchain), one per release, arch and gcc version',
+  toolchains: 'cross gcc trees of image releases the host has no cross gcc for (--toolchain), one per release, arch and gcc version; Python trees of releases whose Python the host lacks (--accel full)',
   work: 'default build workspaces (emptied after a successful build)',
   vm: 'the VM of the VM test tier',
 };

@@ -301,4 +301,10 @@ test("--accel full's build tools: those the host has at the image's very package
   t.deepEqual(d.native.map((n) => [n.name, n.inner, n.version]), [['sh', '/usr/bin/dash', '0.5.12-2'], ['cmake', '/usr/bin/cmake', '3.25.1-1']]);
   t.is(d.native[0]!.hostFile, path.join(host, 'usr/bin/dash'));
   t.deepEqual(d.emulated, ["make (the image's make 4.3-4.1; the host's 4.4.1-1)"]);
+  // A Python tree of the image's release carries the others; a binNMU (+bN) is the same program.
+  const pyTree = tree({ 'usr/bin/make': '', 'usr/bin/dash': '' });
+  const withTree = decideTools(image, host, { dir: pyTree, packages: { make: '4.3-4.1+b1', dash: '0.5.11-1' } });
+  t.deepEqual(withTree.native.map((n) => [n.name, n.root]), [['sh', host], ['make', pyTree], ['cmake', host]]);
+  t.is(withTree.native[1]!.hostFile, path.join(pyTree, 'usr/bin/make'));
+  t.deepEqual(withTree.emulated, []);
 });

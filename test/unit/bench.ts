@@ -164,6 +164,14 @@ test('small wheels are judged by --accel full (<= 1.5x native); a build without 
   t.regex(text, /\| Lua \| 4.00 s \| 4.10 s \| 60.0 s \| 5.00 s \| skipped \| 15.0x \| 1.25x \| – \| met \|/);
 });
 
+test('tree creation: what the first --accel full session in an empty cache made, and how long making it took; none needed on the host\'s own release', (t) => {
+  const base = { accelModes: [], builds: [], session: undefined, wheel: undefined, notes: [] } as unknown as Pick<BenchResults, 'accelModes' | 'builds' | 'session' | 'wheel' | 'notes'>;
+  const made = formatReport({ ...results(base), trees: { first: ok(14.5), again: ok(0.5), trees: [{ name: 'trixie-aarch64-gcc14', bytes: 290 * 2 ** 20 }, { name: 'trixie-python3.13', bytes: 80 * 2 ** 20 }] } });
+  t.regex(made, /## Toolchain and Python trees\n\nMade by the first `imgbuild run --accel full -- true` in an empty cache: trixie-aarch64-gcc14 \(290 MiB\), trixie-python3\.13 \(80 MiB\)\. That session: 14\.5 s; the next: 0\.500 s; making them took about 14\.0 s\./);
+  const none = formatReport({ ...results(base), trees: { first: ok(0.9), again: ok(0.5), trees: [] } });
+  t.regex(none, /None needed: the host has the image's gcc and Python/);
+});
+
 test('sample sources: the host\'s own, its mirrors for another release, or --mirror; an Ubuntu host needs --mirror for arm images', (t) => {
   t.deepEqual(chooseSampleSources({ hostId: 'debian', hostSuite: 'bookworm', suite: 'bookworm', arch: 'aarch64' }), { use: 'host' });
   t.deepEqual(chooseSampleSources({ hostId: 'debian', hostSuite: 'bookworm', suite: 'trixie', arch: 'armhf' }), { use: 'host-mirrors' });
