@@ -56,8 +56,9 @@ for (const r of releases) {
     const check = `python3 -c "import importlib.util as u; m = u.find_spec('imgbuild_cxx_hello') and __import__('imgbuild_cxx_hello'); assert not m or m.gcc_major() == ${r.major}, m.gcc_major()"`;
     const { full, cross, fullLog } = await fullAndCross(t, r.image(), [`local:${path.join(fixtures, 'cxx-hello')}`, `local:${markupsafe.tarball}`], [...cache, '--test-command', check]);
     if (r.fresh) t.regex(fullLog, /make the Python 3\.9 and build tools tree of bullseye \(mmdebstrap python3\.9 dash make cmake ninja-build protobuf-compiler, host architecture, once\)/);
-    // The image's dash and make are the tree's versions: they run natively from it.
-    if (r.from !== 'the host') t.regex(fullLog, /accel full: build tools run natively, the same versions as the image's: sh \(dash [^,]+, \S+-buildtools-python3\.\d+\), make \(make [^,]+, \S+-buildtools-python3\.\d+\)/);
+    // The image's dash is the tree's version, not the host's: it runs natively from the tree (make
+    // too: the host's where the versions agree, bullseye's 4.3, else the tree's).
+    if (r.from !== 'the host') t.regex(fullLog, /accel full: build tools run natively, the same versions as the image's: sh \(dash [^,]+, \S+-buildtools-python3\.\d+\), make \(make [^)]+\)/);
     t.regex(fullLog, new RegExp(`accel full: Python ${r.version.source} of ${r.from} runs the front end and backend natively, configured for the image \\(/run/imgbuild-accel/py/bin/python3\\.\\d+\\)`));
     const wheels = wheelsOf(full);
     // (trixie's setuptools spells the distribution markupsafe.)
