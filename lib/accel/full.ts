@@ -23,8 +23,7 @@ import type { AccelTree } from './tree.js';
  */
 export async function enableFull(ctx: Context, s: Session, tree: AccelTree, env: Record<string, string>, given?: Interpreter): Promise<{ python: PythonDecision & { inner?: string }; native: string[] }> {
   const interp = given ?? describeInterpreter(s.rootHost, '/usr/bin/python3');
-  const release = imageRelease(s.rootHost);
-  const pyTree = release && interp ? findPythonTree(ctx.cacheDir, release, interp.version) : undefined;
+  const pyTree = interp ? pythonTree(ctx, s.rootHost, interp.version) : undefined;
   let python: PythonDecision & { inner?: string } = decidePython(s.rootHost, interp, s.arch, ['/', ...(pyTree ? [pyTree.dir] : [])]);
   if (python.kind === 'host' && interp) python = { ...python, inner: bindPython(tree, python.python, { xy: interp.version, arch: s.arch, machine: s.machine }) };
   const tools = decideTools(s.rootHost, '/', pyTree ? { dir: pyTree.dir, packages: pyTree.stamp.packages ?? {} } : undefined);
@@ -45,11 +44,10 @@ export async function enableFull(ctx: Context, s: Session, tree: AccelTree, env:
   return { python, native: [...(python.kind === 'host' ? [`python (${python.python.version})`] : []), ...native] };
 }
 
-/** Where a host Python of the image's version may be: the host, and the Python tree of the image's release. */
-function pythonRoots(ctx: Context, rootHost: string, xy: string): string[] {
+/** The finished Python tree of the image's release for Python X.Y, if there is one. */
+function pythonTree(ctx: Context, rootHost: string, xy: string): ReturnType<typeof findPythonTree> {
   const release = imageRelease(rootHost);
-  const tree = release ? findPythonTree(ctx.cacheDir, release, xy) : undefined;
-  return ['/', ...(tree ? [tree.dir] : [])];
+  return release ? findPythonTree(ctx.cacheDir, release, xy) : undefined;
 }
 
 /**
@@ -57,7 +55,8 @@ function pythonRoots(ctx: Context, rootHost: string, xy: string): string[] {
  * the image's version. One that cannot be made only means the emulated Python, with the reason.
  */
 export async function preparePython(ctx: Context, req: AccelRequest, arch: Arch, rootHost: string, python: Interpreter): Promise<void> {
-  const d = decidePython(rootHost, python, arch, pythonRoots(ctx, rootHost, python.version));
+  const tree = pythonTree(ctx, rootHost, python.version);
+  const d = decidePython(rootHost, python, arch, ['/', ...(tree ? [tree.dir] : [])]);
   const release = imageRelease(rootHost);
   if (d.kind !== 'emulated' || !d.missing || !release || req.toolchain === 'host') return;
   try {

@@ -2,10 +2,10 @@
 // (accel/python.ts) instead of the image's emulated one. When the backend needed the board's own
 // compiled code (sitecustomize.py records each such import in IMGBUILD_TARGET_CODE), the target is
 // built again under the emulated Python, whatever the first run made of the ImportError.
+import crypto from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import type { RunResult } from '../core/runner.js';
-import { readHead } from '../host/safe-path.js';
+import { readHead, resolveInRoot } from '../host/safe-path.js';
 import { isWheelFrontend } from '../targets/local.js';
 import type { TargetPlan } from '../targets/index.js';
 import type { Chroot } from './chroot.js';
@@ -18,10 +18,10 @@ export async function runCommand(run: BuildRun, chroot: Chroot, t: TargetPlan, c
   const src = sourceDir(run, t);
   const host = chroot.python;
   if (!host || !isWheelFrontend(cmd)) return { r: await chroot.exec(cmd, { env: o.env, cwd: src.inner, log: o.log }) };
-  const record = { inner: `/workspace/.imgbuild/target-code-${slug(t)}`, host: path.join(run.dirs.build, '.imgbuild', `target-code-${slug(t)}`) };
-  fs.rmSync(record.host, { force: true });
-  const first = await chroot.exec([host.inner, ...cmd.slice(1)], { env: { ...o.env, IMGBUILD_TARGET_CODE: record.inner }, cwd: src.inner, log: o.log });
-  const needed = targetCode(record.host);
+  // A name of its own each run, so nothing of the workspace (the build's to rearrange) is removed from the host.
+  const record = `/workspace/.imgbuild/target-code-${slug(t)}-${crypto.randomBytes(6).toString('hex')}`;
+  const first = await chroot.exec([host.inner, ...cmd.slice(1)], { env: { ...o.env, IMGBUILD_TARGET_CODE: record }, cwd: src.inner, log: o.log });
+  const needed = targetCode(run.dirs.build, record);
   if (needed.length === 0) return { r: first, python: host.note };
   const why = `the build ran the board's own code under the host Python (${needed[0]}${needed.length > 1 ? `, and ${needed.length - 1} more` : ''})`;
   run.ctx.emit({ kind: 'warn', message: `${t.id}: ${why}: building it again under the image's emulated Python` });
@@ -31,11 +31,14 @@ export async function runCommand(run: BuildRun, chroot: Chroot, t: TargetPlan, c
   return { r: await chroot.exec(cmd, { env: o.env, cwd: src.inner, log: o.log }), python: `emulated: ${why}` };
 }
 
-// The imports the host Python could not do, one a line (the file is the build's; read without following links).
-function targetCode(file: string): string[] {
+// The imports the host Python could not do, one a line. The file is the build's: resolved inside
+// the workspace, read without following links.
+function targetCode(buildDir: string, inner: string): string[] {
+  const r = resolveInRoot(buildDir, inner.slice('/workspace'.length));
+  if (r.type !== 'file') return [];
   let text: string;
   try {
-    text = readHead(file, 64 * 1024).toString('utf8');
+    text = readHead(r.host, 64 * 1024).toString('utf8');
   } catch {
     return [];
   }

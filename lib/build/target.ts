@@ -34,20 +34,18 @@ export async function buildTarget(run: BuildRun, chroot: Chroot, i: number): Pro
     return;
   }
   const t0 = performance.now();
-  const inTree = await stage(run.ctx.emit, `build ${t.id}`, () => compile(run, chroot, t, log));
+  const { files: inTree, python } = await stage(run.ctx.emit, `build ${t.id}`, () => compile(run, chroot, t, log));
   // Taken out of the tree before any check runs code from them: what is verified is what ships.
   const built = inTree.map((f) => takeWheel(f, run.dirs.staged));
   const provided = [...t.needs.flatMap((n) => chroot.shipped.get(normalizeName(n)) ?? []), ...runtimeApt(t, chroot).flatMap((p) => chroot.runtimeLibs.get(p) ?? [])];
   const mine: ManifestWheel[] = [];
-  for (const file of built) mine.push(await shipWheel(run, chroot, t, file, { log, provided, t0 }));
+  for (const file of built) mine.push(await shipWheel(run, chroot, t, file, { log, provided, t0, python }));
   await storeInCache(run, t, built, mine);
   await installForLater(run, chroot, i, built, log);
 }
 
-// Where each target's front end ran, when --accel full asked for the host Python.
-const pythonRan = new WeakMap<TargetPlan, string>();
-
-async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string): Promise<string[]> {
+// The target's wheels in its tree, and where its front end's Python ran when --accel full chose (undefined: as the session's).
+async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string): Promise<{ files: string[]; python?: string }> {
   const limits: BuildLimits = { cgroup: chroot.s.memory, jobs: run.plan.jobs, pids: chroot.s.pids, space: chroot.space, holder: chroot.s.ns };
   const pins = run.inputs.pip.offline ? await waivePins(run, chroot, t, log) : t.pip;
   if (pins.length > 0) {
@@ -59,12 +57,14 @@ async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string
   const src = sourceDir(run, t);
   // Build requirements the front end installs go to the workspace, never into the image.
   const env = { SOURCE_DATE_EPOCH: String(epochOf(run, t)), ...t.env, IMGBUILD_BUILD_REQS: buildReqsInner(t), IMGBUILD_BUILD_REPORT: buildReportInner(t) };
+  let python: string | undefined;
   const timer = t.timeout ? targetTimer(t.timeout.ms, chroot.s.rootHost, () => run.ctx.emit({ kind: 'warn', message: `${t.id}: timeout=${t.timeout!.text} reached: stopping its build` })) : undefined;
   try {
     for (const cmd of t.commands) {
       checkpoint('build:compile');
-      const { r, python } = await runCommand(run, chroot, t, cmd, { env, log });
-      if (python) pythonRan.set(t, python);
+      const ran = await runCommand(run, chroot, t, cmd, { env, log });
+      const r = ran.r;
+      if (ran.python) python = ran.python;
       const unmet = isWheelFrontend(cmd) && r.exitCode === 3 ? parseUnmet(r.all) : undefined;
       if (unmet) throw await unmetError(t.id, unmet, { exec: chroot.exec, buildRoot: chroot.buildRoot, log });
       await checked(r, { what: cmd.join(' '), log, target: t.id, limits: { ...limits, ...(timer ? { timeout: { text: t.timeout!.text, timer } } : {}) } });
@@ -74,11 +74,11 @@ async function compile(run: BuildRun, chroot: Chroot, t: TargetPlan, log: string
   }
   const wheels = builtWheels(src.host, t.wheelDir, t.id);
   if (wheels.length === 0) throw new StepError(`${t.id} built no wheel: nothing in ${t.wheelDir}/`, `see ${log}`);
-  return wheels;
+  return { files: wheels, ...(python ? { python } : {}) };
 }
 
 // Verifies one built wheel, then copies it to --out and the build tree and records it.
-async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: string, o: { log: string; provided: string[]; t0: number }): Promise<ManifestWheel> {
+async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: string, o: { log: string; provided: string[]; t0: number; python?: string | undefined }): Promise<ManifestWheel> {
   const base = path.basename(file);
   // `file` is the staged copy; the import check in the chroot uses the tree's own (`inner`). It is
   // verified as built (stored, cheap to unpack under qemu) while the staged copy is rewritten
@@ -112,7 +112,7 @@ async function shipWheel(run: BuildRun, chroot: Chroot, t: TargetPlan, file: str
     image: run.manifest.image,
     compiler: chroot.compiler,
     accel: chroot.accelNote,
-    ...withPython(pythonRan.get(t) ?? chroot.pythonNote, chroot.native),
+    ...withPython(o.python ?? chroot.pythonNote, chroot.native),
     seconds,
     sourceDateEpoch: epochOf(run, t),
     log: o.log,
